@@ -1,0 +1,52 @@
+"""POST /chat: synchronous, streamed (SSE) or background, one route for all three."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import CurrentUser, DbDep, ServicesDep
+from api.sse import sse_response
+from models.schemas import ChatIn, ChatOut, SetLLM
+from services.errors import InvalidInput
+from services.streaming.frames import encode, sse_plain
+
+router = APIRouter(tags=["chat"])
+
+
+def check_message(text: str, limit: int) -> str:
+    if not text.strip():
+        raise InvalidInput("message: must not be empty", code="empty_message")
+    if len(text) > limit:
+        raise InvalidInput(f"message: at most {limit} characters (got {len(text)})", code="message_too_long")
+    return text
+
+
+@router.post("/chat", response_model=ChatOut, responses={
+    202: {"description": "background: true — queued; follow GET /stream/{generation_id}"},
+    200: {"content": {"text/event-stream": {}}, "description": "stream: true — SSE frames"}})
+async def chat(body: ChatIn, request: Request, user: CurrentUser, services: ServicesDep, db: DbDep):
+    check_message(body.message, services.settings.max_message_chars)
+    new_session = body.session_id is None
+    if new_session:
+        chat_session = await services.sessions.create(db, user.id, SetLLM())
+    else:
+        chat_session = await services.sessions.get(db, user.id, body.session_id)
+    accepted = await services.generations.submit(chat_session, body.message, body.client_msg_id)
+    headers = {"X-Session-ID": accepted.session_id, "X-Generation-ID": accepted.generation_id}
+
+    if body.background:
+        return JSONResponse({"session_id": accepted.session_id, "generation_id": accepted.generation_id,
+                             "status": "queued", "position": accepted.position},
+                            status_code=202, headers=headers)
+    if body.stream or "text/event-stream" in request.headers.get("accept", ""):
+        prelude = []
+        if new_session:
+            prelude.append(sse_plain("session", encode({"type": "session", "session_id": accepted.session_id})))
+        prelude.append(sse_plain("accepted", accepted.frame()))
+        return sse_response(services.generations, accepted.generation_id, 0, prelude, headers)
+
+    await services.generations.wait_done(accepted.generation_id)
+    row = await services.store.get(accepted.generation_id)
+    out = ChatOut(session_id=accepted.session_id, generation_id=row.id, response=row.content,
+                  status=row.status, finish_reason=row.finish_reason, usage=row.usage,
+                  model=row.model, error=row.error)
+    return JSONResponse(out.model_dump(), headers=headers)

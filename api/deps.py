@@ -1,0 +1,17 @@
+"""Shared dependencies of the routers, as Annotated aliases."""
+
+from typing import Annotated
+
+from fastapi import Depends, Path
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.dependencies import get_current_user, get_db, get_services
+from models.db import User
+from models.schemas import ULID_PATTERN
+from services.container import Services
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+DbDep = Annotated[AsyncSession, Depends(get_db)]
+CurrentUser = Annotated[User, Depends(get_current_user)]
+SessionIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
+GenerationIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]

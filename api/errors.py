@@ -1,0 +1,91 @@
+"""The one place where domain errors become HTTP responses and WebSocket close codes."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services import errors
+
+log = logging.getLogger(__name__)
+
+HTTP_STATUS: dict[type[errors.DomainError], int] = {
+    errors.NotFound: 404,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.Conflict: 409,
+    errors.InvalidInput: 422,
+    errors.RateLimited: 429,
+    errors.ProviderError: 502,
+    errors.Unavailable: 503,
+}
+WS_CLOSE: dict[type[errors.DomainError], int] = {
+    errors.NotFound: 4404,
+    errors.Unauthorized: 4401,
+    errors.Forbidden: 4403,
+    errors.RateLimited: 4429,
+}
+STATUS_CODES = {
+    400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
+    413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
+    429: "rate_limited", 500: "internal_error", 502: "bad_gateway", 503: "service_unavailable",
+}
+
+
+def http_status(exc: errors.DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 400
+
+
+def ws_close_code(exc: errors.DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in WS_CLOSE:
+            return WS_CLOSE[cls]
+    return 1011
+
+
+def error_body(code: str, detail: str) -> dict:
+    return {"code": code, "detail": detail}
+
+
+def error_response(status: int, code: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.DomainError)
+    async def domain_error(_: Request, exc: errors.DomainError):
+        headers = None
+        if isinstance(exc, errors.RateLimited):
+            headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        elif isinstance(exc, errors.Unauthorized):
+            headers = {"WWW-Authenticate": "Bearer"}
+        return error_response(http_status(exc), exc.code, exc.detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError):
+        return error_response(422, "validation_error", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException):
+        code = STATUS_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        # Logged with the trace for operators; the client gets no internals.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "Internal server error; it has been logged.")

@@ -1,0 +1,60 @@
+"""Chat sessions: the model config and history behind every chat."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import CurrentUser, DbDep, ServicesDep, SessionIdPath
+from models.db import ChatSession
+from models.schemas import MessageOut, SessionConfig, SessionDetail, SessionOut, SessionPage, SessionPatch, SetLLM
+
+router = APIRouter(tags=["sessions"])
+
+
+def session_out(chat: ChatSession) -> SessionOut:
+    return SessionOut(
+        session_id=chat.id, title=chat.title,
+        config=SessionConfig(model_name=chat.model_name, temperature=chat.temperature,
+                             max_tokens=chat.max_tokens, top_p=chat.top_p,
+                             system_prompt=chat.system_prompt, fallback_models=chat.fallback_models or []),
+        created_at=chat.created_at, updated_at=chat.updated_at,
+    )
+
+
+@router.post("/set-llm", status_code=201, response_model=SessionOut)
+async def set_llm(body: SetLLM, user: CurrentUser, services: ServicesDep, db: DbDep):
+    return session_out(await services.sessions.create(db, user.id, body))
+
+
+@router.get("/sessions", response_model=SessionPage)
+async def list_sessions(user: CurrentUser, services: ServicesDep, db: DbDep,
+                        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                        offset: Annotated[int, Query(ge=0)] = 0):
+    rows, total = await services.sessions.page(db, user.id, limit, offset)
+    return SessionPage(items=[session_out(c) for c in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/sessions/{session_id}", response_model=SessionDetail)
+async def get_session(session_id: SessionIdPath, user: CurrentUser, services: ServicesDep, db: DbDep):
+    chat = await services.sessions.get(db, user.id, session_id.upper())
+    history = await services.sessions.history(db, chat.id)
+    return SessionDetail(**session_out(chat).model_dump(), history=[
+        MessageOut(id=m.id, role=m.role, content=m.content, status=m.status, created_at=m.created_at,
+                   generation_id=m.generation_id, finish_reason=m.finish_reason, error=m.error)
+        for m in history])
+
+
+@router.patch("/sessions/{session_id}", response_model=SessionOut)
+async def patch_session(session_id: SessionIdPath, body: SessionPatch, user: CurrentUser,
+                        services: ServicesDep, db: DbDep):
+    return session_out(await services.sessions.update(db, user.id, session_id.upper(), body))
+
+
+@router.delete("/sessions/{session_id}", status_code=204)
+async def delete_session(session_id: SessionIdPath, user: CurrentUser, services: ServicesDep, db: DbDep):
+    chat = await services.sessions.get(db, user.id, session_id.upper())
+    # Newest first, so no queued answer starts while the ones before it are cancelled.
+    for generation_id in reversed(await services.store.active_in_session(chat.id)):
+        await services.generations.cancel(generation_id, user.id)
+    await services.sessions.delete(db, user.id, chat.id)
+    return Response(status_code=204)

@@ -1,0 +1,212 @@
+"""WebSocket /ws/{session_id} (and /ws, which opens a new session first).
+
+The handler only translates: client frames become service calls, and each generation is
+followed by its own task that forwards the log's pre-encoded frames. Nothing here runs a
+generation, so a dropped socket never stops one."""
+
+import asyncio
+import json
+import re
+import time
+from collections import deque
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from api.errors import ws_close_code
+from auth.dependencies import websocket_token
+from auth.security import decode_token
+from models.schemas import ULID_PATTERN, SetLLM
+from services.container import Services
+from services.errors import DomainError, InvalidInput
+from services.streaming import frames
+from services.users import get_user
+
+router = APIRouter()
+_ULID = re.compile(ULID_PATTERN)
+
+
+class _Close(Exception):
+    def __init__(self, code: int, reason: str = ""):
+        self.code, self.reason = code, reason
+
+
+@router.websocket("/ws")
+async def ws_new_session(ws: WebSocket):
+    await _serve(ws, None)
+
+
+@router.websocket("/ws/{session_id}")
+async def ws_session(ws: WebSocket, session_id: str):
+    await _serve(ws, session_id)
+
+
+async def _serve(ws: WebSocket, session_id: str | None) -> None:
+    services: Services = ws.app.state.services
+    connections = ws.app.state.connections
+    s = services.settings
+    user_id = None
+    try:
+        token, via_subprotocol = websocket_token(ws, s.allow_query_token)
+        await ws.accept(subprotocol="bearer" if via_subprotocol else None)
+        if token is None:
+            token = await _auth_frame(ws, s.ws_auth_timeout)
+        async with services.db.sessionmaker() as db:
+            user = await get_user(db, decode_token(services.tokens, token))
+            if session_id is None:
+                chat = await services.sessions.create(db, user.id, SetLLM())
+            elif not _ULID.match(session_id):
+                raise _Close(4404, "session not found")
+            else:
+                chat = await services.sessions.get(db, user.id, session_id.upper())
+        if not connections.add(ws, user.id, s.ws_max_connections_per_user):
+            raise _Close(4429, "too many connections")
+        user_id = user.id
+        if session_id is None:
+            await ws.send_text(frames.encode({"type": "session", "session_id": chat.id}))
+        await _Conversation(ws, services, user.id, chat).run()
+    except WebSocketDisconnect:
+        pass
+    except _Close as close:
+        await _close(ws, close.code, close.reason)
+    except DomainError as exc:
+        await _close(ws, ws_close_code(exc), exc.detail[:120])
+    finally:
+        if user_id is not None:
+            connections.remove(ws, user_id)
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    if ws.application_state != WebSocketState.DISCONNECTED:
+        try:
+            await ws.close(code, reason)
+        except Exception:  # the peer is already gone
+            pass
+
+
+async def _auth_frame(ws: WebSocket, timeout: float) -> str:
+    try:
+        raw = await asyncio.wait_for(ws.receive_text(), timeout)
+        frame = json.loads(raw)
+    except asyncio.TimeoutError:
+        raise _Close(4401, "no auth frame in time")
+    except (ValueError, KeyError, RuntimeError):
+        raise _Close(4401, "first frame must be an auth frame")
+    if not isinstance(frame, dict) or frame.get("type") != "auth" or not isinstance(frame.get("token"), str):
+        raise _Close(4401, "first frame must be an auth frame")
+    return frame["token"]
+
+
+class _Conversation:
+    def __init__(self, ws: WebSocket, services: Services, user_id: str, chat):
+        self.ws, self.services, self.user_id, self.chat = ws, services, user_id, chat
+        self.s = services.settings
+        self.followers: dict[str, asyncio.Task] = {}
+        self.recent: deque[float] = deque()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                text = message.get("text")
+                if text is None:
+                    raise _Close(1003, "binary frames are not supported")
+                if len(text) > self.s.ws_max_frame_bytes:
+                    raise _Close(1009, "frame too large")
+                self._rate_limit()
+                await self._handle(text)
+        finally:
+            for task in self.followers.values():
+                task.cancel()
+
+    def _rate_limit(self) -> None:
+        now = time.monotonic()
+        while self.recent and now - self.recent[0] > 60:
+            self.recent.popleft()
+        self.recent.append(now)
+        if len(self.recent) > self.s.ws_max_messages_per_minute:
+            raise _Close(4429, "too many messages")
+
+    async def _handle(self, text: str) -> None:
+        if not text.lstrip().startswith("{"):
+            return await self._message(text, None)
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            return await self._error("invalid_json", "frame is not valid JSON")
+        kind = frame.get("type")
+        try:
+            if kind == "message":
+                content, client_msg_id = frame.get("content"), frame.get("client_msg_id")
+                if not isinstance(content, str):
+                    raise InvalidInput("message frame needs a string 'content'", code="missing_field")
+                if client_msg_id is not None and (not isinstance(client_msg_id, str) or not 0 < len(client_msg_id) <= 128):
+                    raise InvalidInput("client_msg_id must be a string of 1-128 characters", code="invalid_field")
+                await self._message(content, client_msg_id)
+            elif kind == "resume":
+                generation_id, after = frame.get("generation_id"), frame.get("after_seq", 0)
+                if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+                    raise InvalidInput("after_seq must be a non-negative integer", code="invalid_field")
+                gen = await self.services.store.get(_generation_id(generation_id), self.user_id)
+                self._follow(gen.id, after)
+            elif kind == "cancel":
+                await self._cancel(frame.get("generation_id"))
+            elif kind == "ping":
+                await self.ws.send_text('{"type":"pong"}')
+            elif kind == "auth":
+                raise InvalidInput("already authenticated", code="already_authenticated")
+            else:
+                raise InvalidInput(f"unknown frame type {kind!r}; expected message, cancel, resume or ping",
+                                   code="unknown_type" if kind is not None else "missing_field")
+        except DomainError as exc:
+            gen_id = frame.get("generation_id")
+            await self._error(exc.code, exc.detail, gen_id if isinstance(gen_id, str) else None)
+
+    async def _message(self, content: str, client_msg_id: str | None) -> None:
+        if not content.strip():
+            return await self._error("empty_message", "message must not be empty")
+        if len(content) > self.s.max_message_chars:
+            return await self._error("message_too_long", f"message: at most {self.s.max_message_chars} characters")
+        accepted = await self.services.generations.submit(self.chat, content, client_msg_id)
+        await self.ws.send_text(accepted.frame())
+        if accepted.generation_id not in self.followers:
+            self._follow(accepted.generation_id, 0)
+
+    async def _cancel(self, generation_id) -> None:
+        if generation_id is None:
+            active = await self.services.store.active_in_session(self.chat.id)
+            if not active:
+                raise InvalidInput("nothing is running in this session", code="nothing_to_cancel")
+            generation_id = active[0]
+        gen_id = _generation_id(generation_id)
+        await self.services.store.get(gen_id, self.user_id)  # 404 before going async
+        task = asyncio.create_task(self.services.generations.cancel(gen_id, self.user_id))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def _follow(self, generation_id: str, after: int) -> None:
+        previous = self.followers.pop(generation_id, None)
+        if previous:
+            previous.cancel()  # the client restates where it is: follow from there
+        task = asyncio.create_task(self._forward(generation_id, after))
+        self.followers[generation_id] = task
+        task.add_done_callback(lambda t: self.followers.get(generation_id) is t and self.followers.pop(generation_id))
+
+    async def _forward(self, generation_id: str, after: int) -> None:
+        send = self.ws.send_text
+        try:
+            async for frame in self.services.generations.follow(generation_id, after):
+                if frame is not None:
+                    await send(frame.data)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # socket gone: the generation goes on and is stored
+
+    async def _error(self, code: str, message: str, generation_id: str | None = None) -> None:
+        await self.ws.send_text(frames.error(code, message, generation_id))
+
+
+def _generation_id(value) -> str:
+    if not isinstance(value, str) or not _ULID.match(value):
+        raise InvalidInput("generation_id must be a ULID", code="invalid_id")
+    return value.upper()

@@ -1,0 +1,48 @@
+"""Authentication dependencies for REST routes, and token extraction for WebSockets."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request, WebSocket
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.security import decode_token
+from models.db import User
+from services.container import Services
+from services.errors import Unauthorized
+from services.users import get_user
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+async def get_db(services: Annotated[Services, Depends(get_services)]):
+    async with services.db.sessionmaker() as session:
+        yield session
+
+
+async def get_current_user(
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    services: Annotated[Services, Depends(get_services)],
+    db: Annotated[AsyncSession, Depends(get_db)],
+) -> User:
+    if not token:
+        raise Unauthorized("Missing bearer token; get one at POST /token.")
+    return await get_user(db, decode_token(services.tokens, token))
+
+
+def websocket_token(ws: WebSocket, allow_query: bool) -> tuple[str | None, bool]:
+    """(token, via_subprotocol) from the Authorization header or `bearer, <jwt>` subprotocol.
+    A query-string token only when allowed: URLs end up in logs."""
+    header = ws.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip(), False
+    protocols = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    if len(protocols) >= 2 and protocols[0].lower() == "bearer":
+        return protocols[1], True
+    if allow_query and ws.query_params.get("token"):
+        return ws.query_params["token"], False
+    return None, bool(protocols and protocols[0].lower() == "bearer")

@@ -1,0 +1,126 @@
+"""Settings, read from the environment and an optional `.env` (see `.env.example`).
+
+Every limit the service enforces has a setting here, with a default that suits the
+embedded single-machine mode.
+"""
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Keys that tutorials and templates ship with; refusing them keeps a copy-pasted example
+# from signing production tokens.
+WEAK_KEYS = {
+    "secret", "secret-key", "secret_key", "your-secret-key", "your_secret_key", "changeme",
+    "change-me", "changethis", "password", "supersecret", "super-secret-key", "dev", "test",
+    "your-secret-key-here", "mysecretkey", "jwt-secret",
+}
+MIN_KEY_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Storage and identity
+    data_dir: Path = Path("data")
+    database_url: str | None = None  # default: SQLite file in data_dir
+    secret_key: str | None = None  # default: generated once and kept in data_dir
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "llm-chat-service"
+    jwt_audience: str = "llm-chat-clients"
+    access_token_expire_minutes: int = Field(60, ge=1, le=60 * 24 * 30)
+
+    # Users
+    allow_registration: bool = True
+    initial_user: str | None = None
+    initial_password: str | None = None
+    login_max_failures: int = Field(10, ge=1)  # per username and client address ...
+    login_failure_window: float = Field(300, gt=0)  # ... within this many seconds, then 429
+
+    # Models
+    default_model: str = "offline/simulated"
+    time_between_chunks: float = Field(0.03, ge=0)  # offline provider's pacing, seconds
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+
+    # Input limits
+    max_request_bytes: int = Field(1_048_576, ge=1024)
+    max_message_chars: int = Field(32_000, ge=1)
+    max_system_prompt_chars: int = Field(16_000, ge=0)
+    max_history_messages: int = Field(200, ge=1)  # most recent messages sent as context
+    ws_max_frame_bytes: int = Field(65_536, ge=1024)
+    ws_auth_timeout: float = Field(10, gt=0)
+    ws_max_connections_per_user: int = Field(64, ge=1)
+    ws_max_messages_per_minute: int = Field(120, ge=1)
+    allow_query_token: bool = False
+    max_queued_per_session: int = Field(32, ge=1)
+
+    # Generation guards (seconds unless noted)
+    first_token_timeout: float = Field(60, gt=0)
+    idle_timeout: float = Field(30, gt=0)
+    max_generation_seconds: float = Field(600, gt=0)
+    provider_max_retries: int = Field(2, ge=0, le=10)  # before the first token only
+    provider_retry_backoff: float = Field(0.5, ge=0)  # doubled on each retry
+    loop_min_repeats: int = Field(4, ge=2)
+    loop_min_chars: int = Field(300, ge=20)
+    loop_max_period: int = Field(500, ge=1)
+
+    # Streaming and persistence
+    flush_interval: float = Field(1.0, gt=0)  # how often running text is written to the DB
+    stream_log_max_frames: int = Field(10_000, ge=16)  # frames kept per generation
+    stream_log_ttl: float = Field(900, gt=0)  # seconds a finished generation's log is kept
+    sse_ping_interval: float = Field(15, gt=0)
+
+    # Scale-out backends (unset: embedded in-process implementations)
+    redis_url: str | None = None
+    rabbitmq_url: str | None = None
+
+    @field_validator("jwt_algorithm")
+    @classmethod
+    def _pinned_algorithm(cls, value: str) -> str:
+        # Only HMAC algorithms: the service both issues and checks its tokens.
+        if value not in {"HS256", "HS384", "HS512"}:
+            raise ValueError("JWT_ALGORITHM must be one of HS256, HS384, HS512")
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'chat.db'}"
+
+    def resolve_secret_key(self) -> str:
+        """The configured key, or one generated once and kept in the data directory."""
+        if self.secret_key is not None:
+            check_secret_key(self.secret_key)
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            path.touch(mode=0o600)
+            path.write_text(key)
+        check_secret_key(key)
+        return key
+
+
+def check_secret_key(key: str) -> None:
+    if key.strip().lower() in WEAK_KEYS or len(key) < MIN_KEY_LENGTH:
+        raise ValueError(
+            f"SECRET_KEY is too weak: use at least {MIN_KEY_LENGTH} random characters "
+            "(for example `python -c 'import secrets; print(secrets.token_urlsafe(48))'`), "
+            "or unset it to let the service generate and keep one in DATA_DIR."
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,46 @@
+"""Wires the application: settings, services, routers, error handlers, middleware."""
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api import chat, errors, generations, meta, sessions, ui, users, ws
+from api.lifecycle import Connections, chain_signal_handlers
+from api.middleware import BodySizeLimit
+from config import Settings, get_settings
+from services.container import build
+from services.users import seed_initial_user
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    services = build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await services.start()
+        await seed_initial_user(services.db, settings)
+        chain_signal_handlers(services, app.state.connections)
+        yield
+        await services.stop()
+
+    app = FastAPI(title="LLM chat service", version="1.0.0", lifespan=lifespan)
+    app.state.services = services
+    app.state.connections = Connections()
+    errors.install(app)
+    for router in (users.router, sessions.router, chat.router, generations.router, meta.router, ws.router):
+        app.include_router(router)
+    for router in (chat.router, meta.router):  # the reference designs' /api/v1 paths
+        app.include_router(router, prefix="/api/v1", include_in_schema=False)
+    app.include_router(ui.router)
+    if ui.STATIC_DIR.exists():
+        app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    return app
+
+
+app = create_app()

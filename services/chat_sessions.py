@@ -1,0 +1,85 @@
+"""Chat sessions: create, list, read, change, delete. Every lookup is scoped to its owner,
+so another user's session is indistinguishable from a missing one."""
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config import Settings
+from models.db import ChatSession, Message, utcnow
+from models.schemas import SessionPatch, SetLLM
+from services.errors import InvalidInput, NotFound
+from services.providers.registry import ProviderRegistry
+
+
+class SessionService:
+    def __init__(self, settings: Settings, providers: ProviderRegistry):
+        self.s = settings
+        self.providers = providers
+
+    async def _check_config(self, model_name: str | None, system_prompt: str | None,
+                            fallbacks: list[str] | None) -> tuple[str | None, list[str] | None]:
+        if system_prompt is not None and len(system_prompt) > self.s.max_system_prompt_chars:
+            raise InvalidInput(f"system_prompt: at most {self.s.max_system_prompt_chars} characters",
+                               code="system_prompt_too_long")
+        model = await self.providers.validate(model_name) if model_name is not None else None
+        checked = [await self.providers.validate(m) for m in fallbacks] if fallbacks is not None else None
+        return model, checked
+
+    async def create(self, db: AsyncSession, user_id: str, body: SetLLM) -> ChatSession:
+        model, fallbacks = await self._check_config(
+            body.model_name or self.s.default_model, body.system_prompt, body.fallback_models)
+        chat = ChatSession(
+            user_id=user_id, title=body.title or "", model_name=model, temperature=body.temperature,
+            max_tokens=body.max_tokens, top_p=body.top_p, system_prompt=body.system_prompt or None,
+            fallback_models=fallbacks or [],
+        )
+        db.add(chat)
+        await db.commit()
+        return chat
+
+    async def get(self, db: AsyncSession, user_id: str, session_id: str) -> ChatSession:
+        chat = await db.scalar(select(ChatSession).where(
+            ChatSession.id == session_id, ChatSession.user_id == user_id))
+        if chat is None:
+            raise NotFound(f"session {session_id} not found", code="session_not_found")
+        return chat
+
+    async def page(self, db: AsyncSession, user_id: str, limit: int, offset: int) -> tuple[list[ChatSession], int]:
+        total = await db.scalar(select(func.count()).select_from(ChatSession).where(ChatSession.user_id == user_id))
+        rows = (await db.scalars(select(ChatSession).where(ChatSession.user_id == user_id)
+                                 .order_by(ChatSession.created_at.desc(), ChatSession.id.desc())
+                                 .limit(limit).offset(offset))).all()
+        return list(rows), total
+
+    async def history(self, db: AsyncSession, session_id: str) -> list[Message]:
+        return list((await db.scalars(select(Message).where(Message.session_id == session_id)
+                                      .order_by(Message.pk))).all())
+
+    async def update(self, db: AsyncSession, user_id: str, session_id: str, body: SessionPatch) -> ChatSession:
+        chat = await self.get(db, user_id, session_id)
+        changes = body.model_dump(exclude_unset=True)
+        if changes.get("model_name", "") is None or any(
+                changes.get(k, 0) is None for k in ("temperature", "max_tokens", "top_p")):
+            raise InvalidInput("model_name, temperature, max_tokens and top_p cannot be null",
+                               code="invalid_config")
+        model, fallbacks = await self._check_config(
+            changes.get("model_name"), changes.get("system_prompt"), changes.get("fallback_models"))
+        if model:
+            changes["model_name"] = model
+        if fallbacks is not None:
+            changes["fallback_models"] = fallbacks
+        if "system_prompt" in changes:
+            changes["system_prompt"] = changes["system_prompt"] or None
+        if "title" in changes:
+            changes["title"] = changes["title"] or ""
+        for key, value in changes.items():
+            setattr(chat, key, value)
+        chat.updated_at = utcnow()
+        await db.commit()
+        return chat
+
+    async def delete(self, db: AsyncSession, user_id: str, session_id: str) -> None:
+        chat = await self.get(db, user_id, session_id)
+        await db.execute(delete(Message).where(Message.session_id == chat.id))
+        await db.delete(chat)
+        await db.commit()

@@ -1,0 +1,95 @@
+"""Builds the service objects from settings, once per process, and tears them down."""
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import update
+
+from auth.security import TokenConfig
+from config import Settings
+from models.db import Message, utcnow
+from services.chat_sessions import SessionService
+from services.db import Database
+from services.generations.dispatch import JobDispatch
+from services.generations.local_dispatch import LocalDispatch
+from services.generations.runner import SHUTDOWN_ERROR, GenerationRunner
+from services.generations.service import GenerationService
+from services.generations.store import ACTIVE, GenerationStore
+from services.providers.registry import ProviderRegistry
+from services.streaming.log import StreamLog
+from services.streaming.memory_log import MemoryStreamLog
+from services.users import LoginLimiter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    tokens: TokenConfig
+    providers: ProviderRegistry
+    log: StreamLog
+    store: GenerationStore
+    dispatch: JobDispatch
+    generations: GenerationService
+    sessions: SessionService
+    login_limiter: LoginLimiter
+
+    async def start(self) -> None:
+        await self.db.migrate()
+        if self.dispatch.runs_locally:
+            await recover_interrupted(self.db)
+        await self.dispatch.start()
+
+    async def stop(self) -> None:
+        await self.dispatch.shutdown()
+        if self.dispatch.runs_locally:
+            await recover_interrupted(self.db)  # queued ones that never started
+        await self.log.aclose()
+        await self.providers.aclose()
+        await self.db.dispose()
+
+
+def build_stream_log(settings: Settings) -> StreamLog:
+    if settings.redis_url:
+        from services.streaming.redis_log import RedisStreamLog
+        return RedisStreamLog(settings.redis_url, settings.stream_log_max_frames)
+    return MemoryStreamLog(settings.stream_log_max_frames)
+
+
+def build(settings: Settings, worker_id: str = "local") -> Services:
+    db = Database(settings)
+    tokens = TokenConfig(
+        settings.resolve_secret_key(), settings.jwt_algorithm, settings.jwt_issuer,
+        settings.jwt_audience, settings.access_token_expire_minutes * 60,
+    )
+    providers = ProviderRegistry.from_settings(settings)
+    stream_log = build_stream_log(settings)
+    store = GenerationStore(db.sessionmaker, settings.max_history_messages, settings.max_queued_per_session)
+    runner = GenerationRunner(settings, store, stream_log, providers, worker_id)
+    if settings.rabbitmq_url:
+        from services.scaleout.rabbit_dispatch import RabbitDispatch
+        dispatch: JobDispatch = RabbitDispatch(settings, store, stream_log)
+    else:
+        dispatch = LocalDispatch(store, runner)
+    return Services(
+        settings=settings, db=db, tokens=tokens, providers=providers, log=stream_log, store=store,
+        dispatch=dispatch, generations=GenerationService(settings, store, stream_log, dispatch),
+        sessions=SessionService(settings, providers),
+        login_limiter=LoginLimiter(settings.login_max_failures, settings.login_failure_window),
+    )
+
+
+async def recover_interrupted(db: Database) -> int:
+    """Ends generations a crash left queued or running, keeping the text they had stored.
+    The done seq is the stored last_seq + 1: readers resume from the stored snapshot."""
+    async with db.sessionmaker() as session:
+        result = await session.execute(
+            update(Message).where(Message.role == "assistant", Message.status.in_(ACTIVE))
+            .values(status="failed", finish_reason="interrupted", error=SHUTDOWN_ERROR,
+                    last_seq=Message.last_seq + 1, finished_at=utcnow()))
+        await session.commit()
+    if result.rowcount:
+        log.warning("ended %d generation(s) interrupted by a restart", result.rowcount)
+    return result.rowcount

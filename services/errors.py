@@ -1,0 +1,56 @@
+"""Domain errors. Services raise these; api/errors.py maps them to HTTP statuses and
+WebSocket close codes in one place. Each has a stable snake_case `code`."""
+
+
+class DomainError(Exception):
+    code = "error"
+
+    def __init__(self, detail: str, *, code: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Unauthorized(DomainError):
+    code = "not_authenticated"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: float = 1.0, code: str | None = None):
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after
+
+
+class ProviderError(DomainError):
+    """An upstream model failed. `retryable` says whether trying again may help."""
+
+    code = "provider_error"
+
+    def __init__(self, detail: str, *, code: str | None = None, retryable: bool = False,
+                 status: int | None = None):
+        super().__init__(detail, code=code)
+        self.retryable = retryable
+        self.status = status
+
+
+class Unavailable(DomainError):
+    code = "service_unavailable"

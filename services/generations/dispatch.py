@@ -1,0 +1,42 @@
+"""The job dispatch interface (submit, cancel, run) and the per-generation control."""
+
+import asyncio
+from abc import ABC, abstractmethod
+
+
+class Control:
+    """Lets anyone stop a running generation and say why; the runner reads `reason`."""
+
+    __slots__ = ("reason", "task")
+
+    def __init__(self):
+        self.reason: str | None = None  # "cancelled", "timeout", "shutdown"
+        self.task: asyncio.Task | None = None
+
+    def stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+            if self.task is not None and not self.task.done():
+                self.task.cancel()
+
+
+class JobDispatch(ABC):
+    """Submit runs a session's queued generations in order, one at a time; cancel reaches
+    whichever runner holds the generation."""
+
+    runs_locally: bool = True  # generations run in this process (embedded mode)
+
+    @abstractmethod
+    async def submit(self, session_id: str, generation_id: str) -> None: ...
+
+    @abstractmethod
+    async def cancel(self, generation_id: str) -> None: ...
+
+    async def start(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None

@@ -1,0 +1,178 @@
+"""Runs one generation: claims it, streams the provider into the stream log, enforces the
+guards, persists text at a bounded interval and finalizes exactly once.
+
+Per token the hot path is: append a pre-encoded chunk frame, feed the loop detector, note
+the time. Persistence and the watchdog run beside it, off the token path."""
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from config import Settings
+from services.errors import ProviderError
+from services.generations.dispatch import Control
+from services.generations.loop_detector import LoopDetector
+from services.generations.store import GenerationStore, Job
+from services.providers.base import ChatRequest, Finish, Usage, estimate_tokens, prompt_tokens
+from services.providers.registry import ProviderRegistry
+from services.streaming import frames
+from services.streaming.log import StreamLog
+
+log = logging.getLogger(__name__)
+
+# (status, finish_reason) for each way a generation can end
+ENDINGS = {
+    "stop": ("completed", "stop"), "length": ("incomplete", "length"),
+    "timeout": ("incomplete", "timeout"), "loop": ("incomplete", "loop"),
+    "cancelled": ("cancelled", "cancelled"), "error": ("failed", "error"),
+    "shutdown": ("failed", "interrupted"),
+}
+SHUTDOWN_ERROR = {"code": "interrupted",
+                  "message": "The server stopped while this answer was generated; the text so "
+                             "far is kept. Send the message again to get a full answer."}
+
+
+@dataclass
+class _State:
+    generation_id: str
+    seq: int = 0
+    parts: list[str] = field(default_factory=list)
+    last_token_at: float = 0.0
+    usage: Usage | None = None
+    model: str = ""
+
+    def content(self) -> str:
+        if len(self.parts) > 1:
+            self.parts[:] = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+
+class _Stop(Exception):
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+class GenerationRunner:
+    def __init__(self, settings: Settings, store: GenerationStore, log_: StreamLog,
+                 providers: ProviderRegistry, worker_id: str = "local"):
+        self.s = settings
+        self.store = store
+        self.log = log_
+        self.providers = providers
+        self.worker_id = worker_id
+
+    async def run(self, generation_id: str, control: Control) -> None:
+        job = await self.store.claim(generation_id, self.worker_id)
+        if job is None:  # cancelled while queued, or another worker has it
+            return
+        state = _State(generation_id, model=job.model)
+        control.task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        watchdog = loop.call_at(started + min(self.s.first_token_timeout, self.s.max_generation_seconds),
+                                self._watchdog, state, control, started)
+        flusher = asyncio.create_task(self._flush_loop(state))
+        ending, error = "stop", None
+        try:
+            if control.reason is not None:  # stopped between claim and start
+                raise asyncio.CancelledError
+            ending = await self._consume(job, state)
+        except asyncio.CancelledError:
+            if control.reason is None:
+                raise
+            if asyncio.current_task().cancelling():
+                asyncio.current_task().uncancel()
+            ending = control.reason
+            if ending == "shutdown":
+                error = SHUTDOWN_ERROR
+        except _Stop as stop:
+            ending = stop.reason
+        except ProviderError as exc:
+            ending, error = "error", {"code": exc.code, "message": exc.detail}
+        except Exception as exc:  # a bug must still end the generation, visibly
+            log.exception("generation %s crashed", generation_id)
+            ending, error = "error", {"code": "internal_error", "message": f"internal error: {type(exc).__name__}"}
+        finally:
+            watchdog.cancel()
+            flusher.cancel()
+        await self._finalize(state, ending, error, job.request)
+
+    def _watchdog(self, state: _State, control: Control, started: float) -> None:
+        loop = asyncio.get_running_loop()
+        hard = started + self.s.max_generation_seconds
+        soft = started + self.s.first_token_timeout if state.seq == 0 else state.last_token_at + self.s.idle_timeout
+        deadline = min(hard, soft)
+        if loop.time() >= deadline:
+            control.stop("timeout")
+        else:
+            loop.call_at(deadline, self._watchdog, state, control, started)
+
+    async def _consume(self, job: Job, state: _State) -> str:
+        """Primary model, then fallbacks; retries only before the first token."""
+        candidates = [job.model, *job.fallback_models]
+        last_error: ProviderError | None = None
+        for model_name in candidates:
+            provider, model = self.providers.split(model_name)
+            request = ChatRequest(model, job.request.messages, job.request.temperature,
+                                  job.request.max_tokens, job.request.top_p)
+            state.model = f"{provider.name}/{model}"
+            for attempt in range(self.s.provider_max_retries + 1):
+                try:
+                    return await self._stream(provider.stream(request), state, request.max_tokens)
+                except ProviderError as exc:
+                    if state.seq:  # text already went out: a retry could duplicate it
+                        raise
+                    last_error = exc
+                    if not exc.retryable or attempt == self.s.provider_max_retries:
+                        break
+                    await asyncio.sleep(self.s.provider_retry_backoff * 2 ** attempt)
+        raise last_error
+
+    async def _stream(self, events, state: _State, max_tokens: int) -> str:
+        loop = asyncio.get_running_loop()
+        detector = LoopDetector(self.s.loop_min_repeats, self.s.loop_min_chars, self.s.loop_max_period)
+        append, gen_id, chunk = self.log.append, state.generation_id, frames.chunk
+        finish = "stop"
+        try:
+            async for event in events:
+                if type(event) is str:
+                    state.seq += 1
+                    state.parts.append(event)
+                    state.last_token_at = loop.time()
+                    await append(gen_id, chunk(gen_id, state.seq, event), event)
+                    if detector.feed(event):
+                        raise _Stop("loop")
+                    if state.seq >= max_tokens:
+                        raise _Stop("length")
+                elif isinstance(event, Usage):
+                    state.usage = event
+                elif isinstance(event, Finish):
+                    finish = event.reason
+        finally:
+            await events.aclose()  # closes the upstream request on every exit path
+        return finish
+
+    async def _flush_loop(self, state: _State) -> None:
+        flushed = -1
+        while True:
+            await asyncio.sleep(self.s.flush_interval)
+            if state.seq != flushed:
+                flushed = state.seq
+                try:
+                    await self.store.flush(state.generation_id, state.content(), flushed)
+                except Exception:
+                    log.warning("flush of generation %s failed; retrying next interval", state.generation_id)
+
+    async def _finalize(self, state: _State, ending: str, error: dict | None, request: ChatRequest) -> None:
+        status, finish_reason = ENDINGS[ending]
+        content = state.content()
+        usage = (state.usage or Usage(prompt_tokens(request.messages), estimate_tokens(content))).as_dict()
+        done_seq = state.seq + 1
+        try:
+            await self.store.finalize(state.generation_id, content=content, last_seq=done_seq, status=status,
+                                      finish_reason=finish_reason, usage=usage, error=error, model=state.model)
+        except Exception:
+            log.exception("could not store the end of generation %s", state.generation_id)
+        await self.log.append(state.generation_id, frames.done(
+            state.generation_id, done_seq, status, finish_reason, usage, error, state.model))
+        await self.log.expire(state.generation_id, self.s.stream_log_ttl)

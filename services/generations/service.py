@@ -1,0 +1,127 @@
+"""The generation facade used by every transport: submit, cancel, look up, follow."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from config import Settings
+from models.db import ChatSession, Message
+from services.generations.dispatch import JobDispatch
+from services.generations.store import GenerationStore
+from services.streaming import frames
+from services.streaming.frames import Frame
+from services.streaming.log import StreamLog
+
+
+@dataclass
+class Accepted:
+    session_id: str
+    generation_id: str
+    position: int
+    client_msg_id: str | None
+    created: bool
+
+    def frame(self) -> str:
+        return frames.accepted(self.session_id, self.generation_id, self.position, self.client_msg_id)
+
+
+class GenerationService:
+    def __init__(self, settings: Settings, store: GenerationStore, log: StreamLog, dispatch: JobDispatch):
+        self.s = settings
+        self.store = store
+        self.log = log
+        self.dispatch = dispatch
+        self.closing = asyncio.Event()  # set when the server is going away
+
+    def close(self) -> None:
+        """Readers stop following (their clients resume elsewhere with their last seq)."""
+        self.closing.set()
+        self.log.wake_all()
+
+    async def submit(self, chat: ChatSession, text: str, client_msg_id: str | None = None) -> Accepted:
+        turn = await self.store.create_turn(chat, text, client_msg_id)
+        gen = turn.generation
+        if turn.created:
+            await self.log.create(gen.id)
+            await self.dispatch.submit(chat.id, gen.id)
+        position = await self.store.position(gen) if gen.status in ("queued", "running") else 0
+        return Accepted(chat.id, gen.id, position, client_msg_id, turn.created)
+
+    async def cancel(self, generation_id: str, user_id: str) -> Message:
+        """Stops a queued or running generation; on a finished one, changes nothing."""
+        gen = await self.store.get(generation_id, user_id)
+        if gen.status == "queued" and await self.store.finalize(
+                gen.id, content=None, last_seq=1, status="cancelled", finish_reason="cancelled",
+                usage={"prompt_tokens": 0, "completion_tokens": 0}, only_if=("queued",)):
+            await self.log.append(gen.id, frames.done(gen.id, 1, "cancelled", "cancelled", None))
+            await self.log.expire(gen.id, self.s.stream_log_ttl)
+        elif gen.status in ("queued", "running"):
+            await self.dispatch.cancel(gen.id)
+            await self.wait_done(gen.id, timeout=5.0)
+        return await self.store.get(generation_id, user_id)
+
+    async def wait_done(self, generation_id: str, timeout: float | None = None) -> None:
+        async def drain():
+            async for frame in self.follow(generation_id, 0, ping_interval=1.0):
+                if frame is not None and frame.type == "done":
+                    return
+        try:
+            await asyncio.wait_for(drain(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    async def follow(self, generation_id: str, after: int,
+                     ping_interval: float | None = None) -> AsyncIterator[Frame | None]:
+        """Frames with seq > after, then live ones until `done`. A snapshot replaces frames
+        that are no longer kept. Yields None every `ping_interval` seconds of silence."""
+        ping_interval = ping_interval or self.s.sse_ping_interval
+        log, closing = self.log, self.closing
+        while not closing.is_set():
+            result = await log.read(generation_id, after)
+            if result is None:  # not in the log (expired or lost): the database has it
+                row = await self.store.get(generation_id)
+                if row.status in frames.TERMINAL:
+                    for frame in stored_frames(row, after):
+                        yield frame
+                    return
+                if not await log.wait(generation_id, after, ping_interval):
+                    await asyncio.sleep(min(ping_interval, 1.0))  # log missing: poll the DB
+                continue
+            if result.gap:
+                snap = await log.snapshot(generation_id)
+                if snap is not None and snap[1] > after:
+                    content, seq = snap
+                    row = await self.store.get(generation_id)
+                    yield frames.snapshot(generation_id, seq, content, row.status)
+                    after = seq
+                    continue
+            for frame in result.frames:
+                yield frame
+                after = frame.seq
+                if frame.type == "done":
+                    return
+            if not result.frames and not await log.wait(generation_id, after, ping_interval) \
+                    and not closing.is_set():
+                yield None
+
+
+def stored_frames(row: Message, after: int) -> list[Frame]:
+    """A finished generation's remaining frames, rebuilt from its stored row."""
+    done_seq = row.last_seq
+    out: list[Frame] = []
+    if after >= done_seq:
+        return out
+    if after < done_seq - 1:
+        out.append(frames.snapshot(row.id, done_seq - 1, row.content, row.status))
+    out.append(frames.done(row.id, done_seq, row.status, row.finish_reason or "error", row.usage,
+                           row.error, row.model))
+    return out
+
+
+def generation_view(row: Message) -> dict:
+    return {
+        "id": row.id, "session_id": row.session_id, "status": row.status,
+        "finish_reason": row.finish_reason, "content": row.content, "last_seq": row.last_seq,
+        "usage": row.usage, "model": row.model, "error": row.error,
+        "created_at": row.created_at, "finished_at": row.finished_at,
+    }

@@ -1,0 +1,73 @@
+"""The provider interface: one streaming call, a model list, and a way to close.
+
+`stream()` is an async generator yielding `str` text deltas, then optionally a `Usage`
+and a `Finish`. Plain `str` for the per-token case keeps the hot path free of object
+construction; closing the generator (aclose) must close the upstream request."""
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str  # the provider's own model id, without the "<provider>/" prefix
+    messages: list[dict]  # [{"role": "system"|"user"|"assistant", "content": str}]
+    temperature: float = 1.0
+    max_tokens: int = 1024
+    top_p: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    def as_dict(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str  # "stop" or "length"
+
+
+StreamEvent = str | Usage | Finish
+
+
+@dataclass
+class ModelInfo:
+    id: str  # "<provider>/<model>"
+    provider: str
+    name: str
+    extra: dict = field(default_factory=dict)
+
+
+class Provider(ABC):
+    name: str
+    kind: str = "custom"
+
+    @abstractmethod
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Async generator of events for one answer."""
+
+    @abstractmethod
+    async def list_models(self) -> list[str]:
+        """Model ids this provider offers (without the provider prefix)."""
+
+    async def aclose(self) -> None:
+        return None
+
+
+_WORDISH = re.compile(r"\w+|[^\w\s]")
+
+
+def estimate_tokens(text: str) -> int:
+    """Offline token estimate for providers that report no usage: words and punctuation,
+    long words counted per four characters, which tracks BPE tokenizers closely on prose."""
+    return sum(max(1, len(w) // 4) if w[0].isalnum() else 1 for w in _WORDISH.findall(text))
+
+
+def prompt_tokens(messages: list[dict]) -> int:
+    return sum(estimate_tokens(m.get("content") or "") + 4 for m in messages)

@@ -1,0 +1,75 @@
+"""The built-in offline provider: no network, no key. It streams a deterministic Markdown
+reply built from the request, so the whole service can be tried and tested anywhere. Its
+model is named `offline/simulated` so nobody mistakes it for a real model."""
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+from services.providers.base import ChatRequest, Finish, Provider, StreamEvent, Usage, estimate_tokens, prompt_tokens
+
+_TOKEN = re.compile(r"\S+\s*|\s+")
+MODEL = "simulated"
+
+
+def compose_reply(request: ChatRequest) -> str:
+    user_turns = [m for m in request.messages if m["role"] == "user"]
+    last = user_turns[-1]["content"] if user_turns else ""
+    quoted = "\n".join("> " + line for line in last.splitlines()) or "> (empty message)"
+    words = len(last.split())
+    system = next((m["content"] for m in request.messages if m["role"] == "system"), None)
+    lines = [
+        "**Simulated reply** from the built-in offline model: no real LLM is configured, "
+        "so this text is composed locally from your message.",
+        "",
+        "You wrote:",
+        "",
+        quoted,
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| words | {words} |",
+        f"| characters | {len(last)} |",
+        f"| your message number in this chat | {len(user_turns)} |",
+        f"| temperature / top_p | {request.temperature} / {request.top_p} |",
+    ]
+    if system:
+        lines += ["", f"A system prompt of {len(system)} characters is set for this session."]
+    lines += [
+        "",
+        "To chat with a real model, set `OPENAI_API_KEY` (or `OLLAMA_BASE_URL`, "
+        "`ANTHROPIC_API_KEY`, ...) and pick it with:",
+        "",
+        "```bash",
+        'curl -X POST http://127.0.0.1:8000/set-llm -H "Authorization: Bearer $TOKEN" \\',
+        "  -H 'Content-Type: application/json' -d '{\"model_name\": \"openai/gpt-4o-mini\"}'",
+        "```",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class OfflineProvider(Provider):
+    name = "offline"
+    kind = "offline"
+
+    def __init__(self, time_between_chunks: float):
+        self.delay = time_between_chunks
+
+    async def list_models(self) -> list[str]:
+        return [MODEL]
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        tokens = _TOKEN.findall(compose_reply(request))
+        sent = 0
+        for token in tokens:
+            if sent >= request.max_tokens:
+                break
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            elif sent % 32 == 0:
+                await asyncio.sleep(0)  # unpaced: still let other tasks run
+            yield token
+            sent += 1
+        text = "".join(tokens[:sent])
+        yield Usage(prompt_tokens(request.messages), estimate_tokens(text))
+        yield Finish("length" if sent < len(tokens) else "stop")

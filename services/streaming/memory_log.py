@@ -1,0 +1,123 @@
+"""In-process stream log for the embedded mode: a capped deque of frames per generation,
+plus the content so far for snapshots. Appends never block on readers."""
+
+import asyncio
+from collections import deque
+
+from services.streaming.frames import Frame
+from services.streaming.log import ReadResult, StreamLog
+
+
+class _GenLog:
+    __slots__ = ("frames", "parts", "last_seq", "last_chunk_seq", "waiters", "drop_handle")
+
+    def __init__(self, max_frames: int):
+        self.frames: deque[Frame] = deque(maxlen=max_frames)
+        self.parts: list[str] = []
+        self.last_seq = 0
+        self.last_chunk_seq = 0
+        self.waiters: list[asyncio.Future] = []
+        self.drop_handle: asyncio.TimerHandle | None = None
+
+
+class MemoryStreamLog(StreamLog):
+    def __init__(self, max_frames: int):
+        self.max_frames = max_frames
+        self._logs: dict[str, _GenLog] = {}
+
+    def _get(self, generation_id: str) -> _GenLog:
+        log = self._logs.get(generation_id)
+        if log is None:
+            log = self._logs[generation_id] = _GenLog(self.max_frames)
+        return log
+
+    async def create(self, generation_id: str) -> None:
+        self._get(generation_id)
+
+    async def append(self, generation_id: str, frame: Frame, text: str | None = None) -> None:
+        log = self._get(generation_id)
+        log.frames.append(frame)
+        log.last_seq = frame.seq
+        if text is not None:
+            log.parts.append(text)
+            log.last_chunk_seq = frame.seq
+        if log.waiters:
+            waiters, log.waiters = log.waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def read(self, generation_id: str, after: int, limit: int = 512) -> ReadResult | None:
+        log = self._logs.get(generation_id)
+        if log is None:
+            return None
+        frames = log.frames
+        if not frames or after >= log.last_seq:
+            return ReadResult([])
+        first = frames[0].seq
+        if after + 1 < first:
+            return ReadResult([], gap=True)
+        start = after + 1 - first  # seqs are contiguous, so the index is arithmetic
+        end = min(len(frames), start + limit)
+        if start == 0 and end == len(frames):
+            return ReadResult(list(frames))
+        return ReadResult([frames[i] for i in range(start, end)])
+
+    async def snapshot(self, generation_id: str) -> tuple[str, int] | None:
+        log = self._logs.get(generation_id)
+        if log is None:
+            return None
+        if len(log.parts) > 1:  # join once, so repeated snapshots stay cheap
+            log.parts[:] = ["".join(log.parts)]
+        return (log.parts[0] if log.parts else ""), log.last_chunk_seq
+
+    async def wait(self, generation_id: str, after: int, timeout: float) -> bool:
+        log = self._logs.get(generation_id)
+        if log is None:
+            return False
+        if log.last_seq > after:
+            return True
+        fut = asyncio.get_running_loop().create_future()
+        log.waiters.append(fut)
+        try:
+            async with asyncio.timeout(timeout):
+                await fut
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            if not fut.done():
+                fut.cancel()
+                try:
+                    log.waiters.remove(fut)
+                except ValueError:
+                    pass
+
+    async def expire(self, generation_id: str, ttl: float) -> None:
+        log = self._logs.get(generation_id)
+        if log is None:
+            return
+        if log.drop_handle:
+            log.drop_handle.cancel()
+        log.drop_handle = asyncio.get_running_loop().call_later(ttl, self._drop, generation_id)
+
+    def _drop(self, generation_id: str) -> None:
+        log = self._logs.pop(generation_id, None)
+        if log:
+            for fut in log.waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    def wake_all(self) -> None:
+        for log in self._logs.values():
+            waiters, log.waiters = log.waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def aclose(self) -> None:
+        for generation_id in list(self._logs):
+            log = self._logs[generation_id]
+            if log.drop_handle:
+                log.drop_handle.cancel()
+            self._drop(generation_id)

@@ -1,0 +1,109 @@
+"""Users: registration, credential checks and a login failure limiter."""
+
+import asyncio
+import re
+import time
+from collections import deque
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.security import hash_password, verify_password
+from models.db import User
+from services.errors import Conflict, InvalidInput, RateLimited, Unauthorized
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 256
+
+
+def validate_credentials(username: str, password: str) -> None:
+    if not USERNAME_RE.match(username):
+        raise InvalidInput(
+            "username must be 3-64 characters of letters, digits and _ . @ -",
+            code="invalid_username",
+        )
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput(
+            f"password must be {MIN_PASSWORD}-{MAX_PASSWORD} characters", code="invalid_password"
+        )
+
+
+async def create_user(db: AsyncSession, username: str, password: str) -> User:
+    validate_credentials(username, password)
+    # argon2 is deliberately slow: keep it off the event loop.
+    password_hash = await asyncio.to_thread(hash_password, password)
+    user = User(username=username, password_hash=password_hash)
+    db.add(user)
+    try:
+        await db.commit()
+    except IntegrityError:
+        await db.rollback()
+        raise Conflict(f"username {username!r} is taken", code="username_taken")
+    return user
+
+
+async def authenticate(db: AsyncSession, username: str, password: str) -> User:
+    user = (await db.scalars(select(User).where(User.username == username))).first()
+    ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else None)
+    if not ok or user is None:
+        raise Unauthorized("Incorrect username or password.", code="invalid_credentials")
+    return user
+
+
+async def get_user(db: AsyncSession, user_id: str) -> User:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise Unauthorized("The token's user no longer exists.", code="invalid_token")
+    return user
+
+
+class LoginLimiter:
+    """Counts failed logins per (username, client) in a sliding window, in memory.
+
+    Per process: behind several replicas each keeps its own count, which still bounds
+    guessing to replicas x limit per window."""
+
+    def __init__(self, max_failures: int, window: float):
+        self.max_failures = max_failures
+        self.window = window
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+
+    def _recent(self, key: tuple[str, str]) -> deque[float]:
+        now = time.monotonic()
+        q = self._failures.setdefault(key, deque())
+        while q and now - q[0] > self.window:
+            q.popleft()
+        if not q:
+            self._failures.pop(key, None)
+        return q
+
+    def check(self, username: str, client: str) -> None:
+        q = self._recent((username.lower(), client))
+        if len(q) >= self.max_failures:
+            retry = self.window - (time.monotonic() - q[0])
+            raise RateLimited(
+                "Too many failed sign-in attempts; wait before trying again.", retry_after=retry
+            )
+
+    def failed(self, username: str, client: str) -> None:
+        key = (username.lower(), client)
+        self._recent(key)
+        self._failures.setdefault(key, deque()).append(time.monotonic())
+
+    def succeeded(self, username: str, client: str) -> None:
+        self._failures.pop((username.lower(), client), None)
+
+
+async def seed_initial_user(db, settings) -> None:
+    """Creates INITIAL_USER once, if set and missing (for deployments without sign-up)."""
+    if not settings.initial_user or not settings.initial_password:
+        return
+    async with db.sessionmaker() as session:
+        exists = await session.scalar(select(User).where(User.username == settings.initial_user))
+        if exists is None:
+            try:
+                await create_user(session, settings.initial_user, settings.initial_password)
+            except Conflict:  # another replica seeded it first
+                pass

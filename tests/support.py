@@ -1,0 +1,142 @@
+"""Test helpers: a real uvicorn server in the test's event loop, users, and a small
+WebSocket client speaking PROTOCOL.md frames."""
+
+import asyncio
+import json
+import socket
+from contextlib import asynccontextmanager
+
+import httpx
+import uvicorn
+import websockets
+
+from config import Settings
+from main import create_app
+
+PASSWORD = "correct-horse-battery"
+
+
+def make_settings(tmp_path, **overrides) -> Settings:
+    values = dict(data_dir=tmp_path / "data", time_between_chunks=0.0, secret_key=None,
+                  sse_ping_interval=15.0, flush_interval=0.2)
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """The app under a real uvicorn on 127.0.0.1, served from the test's own loop."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.app = create_app(settings)
+        self.services = self.app.state.services
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.ws_base = f"ws://127.0.0.1:{self.port}"
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                ws_per_message_deflate=False)
+        self.server = uvicorn.Server(config)
+        self.server.install_signal_handlers = lambda: None  # older uvicorn; newer capture only on main
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> "Server":
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.01)
+        return self
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await asyncio.wait_for(self.task, 10)
+
+    def client(self, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.base, headers=headers, timeout=30)
+
+
+async def register(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:
+    r = await client.post("/users", json={"username": username, "password": password})
+    assert r.status_code == 201, r.text
+    r = await client.post("/token", data={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+async def new_session(client: httpx.AsyncClient, token: str, **config) -> str:
+    r = await client.post("/set-llm", json=config, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 201, r.text
+    return r.json()["session_id"]
+
+
+class WS:
+    """A WebSocket client that keeps every frame, per generation."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, url: str, token: str | None, **kwargs):
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        async with websockets.connect(url, additional_headers=headers, max_size=None, **kwargs) as conn:
+            yield cls(conn)
+
+    async def send(self, obj) -> None:
+        await self.conn.send(obj if isinstance(obj, str) else json.dumps(obj))
+
+    async def recv(self, timeout: float = 10) -> dict:
+        return json.loads(await asyncio.wait_for(self.conn.recv(), timeout))
+
+    async def until_done(self, generation_id: str, timeout: float = 20) -> list[dict]:
+        """Frames of one generation up to and including its done frame."""
+        out = []
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.recv(timeout)
+                if frame.get("generation_id") == generation_id:
+                    out.append(frame)
+                    if frame["type"] == "done":
+                        return out
+
+
+def text_of(frames: list[dict], base: str = "", after: int = 0) -> str:
+    """Rebuilds the text the way a client must: snapshot replaces, chunks append, in seq order."""
+    text, last = base, after
+    for frame in frames:
+        if frame["type"] == "snapshot":
+            text, last = frame["content"], frame["seq"]
+        elif frame["type"] == "chunk":
+            assert frame["seq"] == last + 1, f"gap or repeat: {frame['seq']} after {last}"
+            text += frame["chunk"]
+            last = frame["seq"]
+        elif frame["type"] == "done":
+            assert frame["seq"] == last + 1, f"done seq {frame['seq']} after {last}"
+    return text
+
+
+async def read_sse(response: httpx.Response, limit: int | None = None) -> list[dict]:
+    """Parses SSE events into dicts with their id and event type."""
+    events, current = [], {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if "data" in current:
+                data = json.loads(current["data"])
+                data["_id"], data["_event"] = current.get("id"), current.get("event")
+                events.append(data)
+                if data.get("type") == "done" or (limit and len(events) >= limit):
+                    return events
+            current = {}
+        elif line.startswith(":"):
+            continue
+        else:
+            key, _, value = line.partition(":")
+            current[key] = value[1:] if value.startswith(" ") else value
+    return events
