@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 
 from config import Settings
-from services.errors import ProviderError
+from services.errors import InvalidInput, ProviderError
 from services.generations.dispatch import Control
 from services.generations.loop_detector import LoopDetector
 from services.generations.store import GenerationStore, Job
@@ -112,7 +112,11 @@ class GenerationRunner:
         candidates = [job.model, *job.fallback_models]
         last_error: ProviderError | None = None
         for model_name in candidates:
-            provider, model = self.providers.split(model_name)
+            try:
+                provider, model = self.providers.split(model_name)
+            except InvalidInput as exc:  # its provider is no longer configured
+                last_error = ProviderError(exc.detail, code="unknown_model")
+                continue
             request = ChatRequest(model, job.request.messages, job.request.temperature,
                                   job.request.max_tokens, job.request.top_p)
             state.model = f"{provider.name}/{model}"
@@ -153,15 +157,17 @@ class GenerationRunner:
         return finish
 
     async def _flush_loop(self, state: _State) -> None:
+        """Writes the text so far every interval; the write doubles as the heartbeat that
+        tells other processes this generation is alive, so it runs even with no new text."""
         flushed = -1
         while True:
             await asyncio.sleep(self.s.flush_interval)
-            if state.seq != flushed:
+            changed = state.seq != flushed
+            try:
+                await self.store.flush(state.generation_id, state.content() if changed else None, state.seq)
                 flushed = state.seq
-                try:
-                    await self.store.flush(state.generation_id, state.content(), flushed)
-                except Exception:
-                    log.warning("flush of generation %s failed; retrying next interval", state.generation_id)
+            except Exception:
+                log.warning("flush of generation %s failed; retrying next interval", state.generation_id)
 
     async def _finalize(self, state: _State, ending: str, error: dict | None, request: ChatRequest) -> None:
         status, finish_reason = ENDINGS[ending]

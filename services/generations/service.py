@@ -100,6 +100,8 @@ class GenerationService:
                 after = frame.seq
                 if frame.type == "done":
                     return
+            if result.finished:  # resumed after the done frame: nothing more will come
+                return
             if not result.frames and not await log.wait(generation_id, after, ping_interval) \
                     and not closing.is_set():
                 yield None

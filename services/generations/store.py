@@ -1,15 +1,17 @@
 """Database side of generations. Every state change is a conditional UPDATE on status,
 so a cancel racing a start, or two workers racing one job, have exactly one winner."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.db import ChatSession, Message, new_id, utcnow
 from services.errors import NotFound, RateLimited
-from services.providers.base import ChatRequest
+from services.providers.base import ChatRequest, estimate_tokens
 
 ACTIVE = ("queued", "running")
 
@@ -18,6 +20,16 @@ ACTIVE = ("queued", "running")
 class Turn:
     generation: Message
     created: bool  # False when client_msg_id matched an earlier send
+
+
+@dataclass
+class Interrupted:
+    """What `end_interrupted` stored: the text up to chunk `seq`; the done frame is seq + 1."""
+    session_id: str
+    content: str
+    seq: int
+    usage: dict
+    model: str | None
 
 
 @dataclass
@@ -126,11 +138,13 @@ class GenerationStore:
                               temperature=chat.temperature, max_tokens=chat.max_tokens, top_p=chat.top_p)
         return Job(generation_id, request.model, list(chat.fallback_models or []), request)
 
-    async def flush(self, generation_id: str, content: str, last_seq: int) -> None:
+    async def flush(self, generation_id: str, content: str | None, last_seq: int) -> None:
+        values = {"heartbeat_at": utcnow()}
+        if content is not None:
+            values.update(content=content, last_seq=last_seq)
         async with self.sessionmaker() as db:
             await db.execute(update(Message).where(
-                Message.id == generation_id, Message.status == "running",
-            ).values(content=content, last_seq=last_seq, heartbeat_at=utcnow()))
+                Message.id == generation_id, Message.status == "running").values(**values))
             await db.commit()
 
     async def finalize(self, generation_id: str, *, content: str | None, last_seq: int, status: str,
@@ -153,6 +167,71 @@ class GenerationStore:
             return list((await db.scalars(select(Message.id).where(
                 Message.session_id == session_id, Message.role == "assistant",
                 Message.status.in_(ACTIVE)).order_by(Message.pk))).all())
+
+    # Scale-out (services/scaleout): per-session order across workers, and ending the
+    # generations of dead workers. Unused by the embedded mode.
+
+    async def next_runnable(self, session_id: str) -> str | None:
+        """The session's oldest active generation if it is still queued; None when nothing is
+        queued or one is running. Draining with this keeps a session to one generation at a
+        time, in order, whichever worker asks."""
+        async with self.sessionmaker() as db:
+            row = (await db.execute(select(Message.id, Message.status).where(
+                Message.session_id == session_id, Message.role == "assistant",
+                Message.status.in_(ACTIVE)).order_by(Message.pk).limit(1))).first()
+        return row.id if row is not None and row.status == "queued" else None
+
+    async def stale_running(self, before: datetime, limit: int = 100) -> list[str]:
+        """Running generations whose last heartbeat is older than `before`."""
+        async with self.sessionmaker() as db:
+            return list((await db.scalars(select(Message.id).where(
+                Message.role == "assistant", Message.status == "running",
+                or_(Message.heartbeat_at < before, Message.heartbeat_at.is_(None)))
+                .order_by(Message.pk).limit(limit))).all())
+
+    async def stuck_sessions(self, before: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        """(session, oldest queued generation) for sessions with a generation queued since
+        before `before` and none running: nobody is draining them."""
+        running = select(Message.session_id).where(
+            Message.role == "assistant", Message.status == "running")
+        async with self.sessionmaker() as db:
+            rows = (await db.execute(select(Message.session_id, func.min(Message.pk)).where(
+                Message.role == "assistant", Message.status == "queued", Message.created_at < before,
+                Message.session_id.not_in(running)).group_by(Message.session_id).limit(limit))).all()
+            if not rows:
+                return []
+            ids = dict((await db.execute(select(Message.pk, Message.id).where(
+                Message.pk.in_([pk for _, pk in rows])))).all())
+        return [(session_id, ids[pk]) for session_id, pk in rows]
+
+    async def end_interrupted(self, generation_id: str, *, error: dict,
+                              seal: Callable[[], Awaitable[tuple[str, int] | None]],
+                              stale_before: datetime | None = None,
+                              owner: str | None = None) -> Interrupted | None:
+        """running -> failed / interrupted, by exactly one party: the conditional UPDATE
+        (still running; heartbeat older than `stale_before`; run by `owner`) holds the row
+        until commit. Only the winner calls `seal`, which stops the old producer and returns
+        the stream log's (content, chunk seq); that replaces the stored text when present
+        (the log is ahead of the last flush), else the stored text stands."""
+        conditions = [Message.id == generation_id, Message.role == "assistant", Message.status == "running"]
+        if stale_before is not None:
+            conditions.append(or_(Message.heartbeat_at < stale_before, Message.heartbeat_at.is_(None)))
+        if owner is not None:
+            conditions.append(Message.worker_id == owner)
+        async with self.sessionmaker() as db, db.begin():
+            row = (await db.execute(update(Message).where(*conditions).values(
+                status="failed", finish_reason="interrupted", error=error, finished_at=utcnow(),
+            ).returning(Message.session_id, Message.content, Message.last_seq, Message.model))).first()
+            if row is None:
+                return None
+            content, seq = row.content, row.last_seq
+            snap = await seal()
+            if snap is not None:
+                content, seq = snap
+            usage = {"prompt_tokens": 0, "completion_tokens": estimate_tokens(content)}
+            await db.execute(update(Message).where(Message.id == generation_id).values(
+                content=content, last_seq=seq + 1, usage=usage))
+        return Interrupted(row.session_id, content, seq, usage, row.model)
 
 
 def _title(text: str) -> str:

@@ -13,6 +13,8 @@ class ReadResult:
     # True when frames after the requested seq were already trimmed: the reader must
     # continue from a snapshot instead.
     gap: bool = False
+    # True once the log holds the done frame: nothing will follow `frames`.
+    finished: bool = False
 
 
 class StreamLog(ABC):

@@ -9,7 +9,7 @@ from services.streaming.log import ReadResult, StreamLog
 
 
 class _GenLog:
-    __slots__ = ("frames", "parts", "last_seq", "last_chunk_seq", "waiters", "drop_handle")
+    __slots__ = ("frames", "parts", "last_seq", "last_chunk_seq", "waiters", "drop_handle", "finished")
 
     def __init__(self, max_frames: int):
         self.frames: deque[Frame] = deque(maxlen=max_frames)
@@ -18,6 +18,7 @@ class _GenLog:
         self.last_chunk_seq = 0
         self.waiters: list[asyncio.Future] = []
         self.drop_handle: asyncio.TimerHandle | None = None
+        self.finished = False
 
 
 class MemoryStreamLog(StreamLog):
@@ -38,6 +39,8 @@ class MemoryStreamLog(StreamLog):
         log = self._get(generation_id)
         log.frames.append(frame)
         log.last_seq = frame.seq
+        if frame.type == "done":
+            log.finished = True
         if text is not None:
             log.parts.append(text)
             log.last_chunk_seq = frame.seq
@@ -53,15 +56,16 @@ class MemoryStreamLog(StreamLog):
             return None
         frames = log.frames
         if not frames or after >= log.last_seq:
-            return ReadResult([])
+            return ReadResult([], finished=log.finished)
         first = frames[0].seq
         if after + 1 < first:
             return ReadResult([], gap=True)
         start = after + 1 - first  # seqs are contiguous, so the index is arithmetic
         end = min(len(frames), start + limit)
+        finished = log.finished and end == len(frames)
         if start == 0 and end == len(frames):
-            return ReadResult(list(frames))
-        return ReadResult([frames[i] for i in range(start, end)])
+            return ReadResult(list(frames), finished=finished)
+        return ReadResult([frames[i] for i in range(start, end)], finished=finished)
 
     async def snapshot(self, generation_id: str) -> tuple[str, int] | None:
         log = self._logs.get(generation_id)

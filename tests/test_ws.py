@@ -1,0 +1,170 @@
+"""WebSocket /ws/{session_id} against a real uvicorn server (PROTOCOL.md, WebSocket)."""
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+from tests.support import WS, Server, make_settings, new_session, register, text_of
+
+
+async def _closed_with(ws_conn, timeout=5) -> int:
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        await asyncio.wait_for(ws_conn.recv(), timeout)
+        await asyncio.wait_for(ws_conn.recv(), timeout)
+    return info.value.rcvd.code
+
+
+async def test_header_auth_plain_text_message_streams_chunks_and_done(server, auth, token):
+    sid = await new_session(auth, token)
+    async with WS.connect(f"{server.ws_base}/ws/{sid}", token) as ws:
+        await ws.send("Hello over a socket")
+        accepted = await ws.recv()
+        assert accepted["type"] == "accepted" and accepted["session_id"] == sid and accepted["position"] == 0
+        frames = await ws.until_done(accepted["generation_id"])
+    chunks = [f for f in frames if f["type"] == "chunk"]
+    assert [f["seq"] for f in chunks] == list(range(1, len(chunks) + 1))
+    done = frames[-1]
+    assert done["seq"] == len(chunks) + 1 and done["status"] == "completed" and done["finish_reason"] == "stop"
+    assert set(done["usage"]) == {"prompt_tokens", "completion_tokens"}
+    stored = (await auth.get(f"/generations/{accepted['generation_id']}")).json()
+    assert stored["content"] == text_of(frames) and "Hello over a socket" in stored["content"]
+    history = (await auth.get(f"/sessions/{sid}")).json()["history"]
+    assert [m["role"] for m in history] == ["user", "assistant"]
+
+
+async def test_subprotocol_auth_is_answered_with_bearer(server, auth, token):
+    sid = await new_session(auth, token)
+    async with websockets.connect(f"{server.ws_base}/ws/{sid}", subprotocols=["bearer", token]) as conn:
+        assert conn.subprotocol == "bearer"
+        await conn.send(json.dumps({"type": "ping"}))
+        assert json.loads(await conn.recv()) == {"type": "pong"}
+
+
+async def test_first_frame_auth(server, auth, token):
+    sid = await new_session(auth, token)
+    async with WS.connect(f"{server.ws_base}/ws/{sid}", None) as ws:
+        await ws.send({"type": "auth", "token": token})
+        await ws.send({"type": "message", "content": "hi", "client_msg_id": "c-1"})
+        accepted = await ws.recv()
+        assert accepted["type"] == "accepted" and accepted["client_msg_id"] == "c-1"
+
+
+async def test_auth_failures_close_4401(server, auth, token):
+    sid = await new_session(auth, token)
+    url = f"{server.ws_base}/ws/{sid}"
+    async with websockets.connect(url, additional_headers={"Authorization": "Bearer forged.token.here"}) as conn:
+        assert await _closed_with(conn) == 4401
+    async with websockets.connect(f"{url}?token={token}") as conn:  # query tokens are refused by default
+        await conn.send(json.dumps({"type": "message", "content": "hi"}))
+        assert await _closed_with(conn) == 4401
+    async with websockets.connect(url) as conn:
+        await conn.send("hello without auth")
+        assert await _closed_with(conn) == 4401
+
+
+async def test_auth_frame_timeout(tmp_path):
+    server = await Server(make_settings(tmp_path, ws_auth_timeout=0.3)).start()
+    try:
+        async with server.client() as c:
+            token = await register(c, "erin")
+            sid = await new_session(c, token)
+        async with websockets.connect(f"{server.ws_base}/ws/{sid}") as conn:
+            assert await _closed_with(conn) == 4401
+    finally:
+        await server.stop()
+
+
+async def test_other_users_and_missing_sessions_close_4404(server, auth, token, client):
+    sid = await new_session(auth, token)
+    other = await register(client, "mallory")
+    for path in (f"/ws/{sid}", "/ws/01ARZ3NDEKTSV4RRFFQ69G5FAV", "/ws/not-a-ulid"):
+        async with websockets.connect(server.ws_base + path, additional_headers={"Authorization": f"Bearer {other}"}) as conn:
+            assert await _closed_with(conn) == 4404, path
+
+
+async def test_two_messages_back_to_back_both_answered_in_order(server, auth, token):
+    sid = await new_session(auth, token)
+    async with WS.connect(f"{server.ws_base}/ws/{sid}", token) as ws:
+        await ws.send({"type": "message", "content": "first"})
+        await ws.send({"type": "message", "content": "second"})
+        frames = []
+        async with asyncio.timeout(20):
+            while sum(f["type"] == "done" for f in frames) < 2:
+                frames.append(await ws.recv())
+    accepted = [f for f in frames if f["type"] == "accepted"]
+    assert [a["position"] for a in accepted] == [0, 1]
+    first, second = (a["generation_id"] for a in accepted)
+    dones = [f["generation_id"] for f in frames if f["type"] == "done"]
+    assert dones == [first, second]
+    # The second answer saw the first exchange: the offline model numbers the user's messages.
+    text2 = text_of([f for f in frames if f.get("generation_id") == second and f["type"] != "accepted"])
+    assert "| your message number in this chat | 2 |" in text2
+
+
+async def test_bad_frames_get_error_frames_and_the_socket_stays_open(server, auth, token):
+    sid = await new_session(auth, token)
+    async with WS.connect(f"{server.ws_base}/ws/{sid}", token) as ws:
+        cases = [
+            ("{not json", "invalid_json"), ({"type": "dance"}, "unknown_type"), ({"content": "x"}, "missing_field"),
+            ({"type": "message"}, "missing_field"), ({"type": "resume", "generation_id": "nope", "after_seq": 0}, "invalid_id"),
+            ({"type": "resume", "generation_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "after_seq": 0}, "generation_not_found"),
+            ({"type": "resume", "generation_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "after_seq": -1}, "invalid_field"),
+            ({"type": "message", "content": "   "}, "empty_message"),
+            ({"type": "cancel"}, "nothing_to_cancel"),
+        ]
+        for frame, code in cases:
+            await ws.send(frame)
+            reply = await ws.recv()
+            assert reply["type"] == "error" and reply["code"] == code, (frame, reply)
+            assert reply["message"]
+        await ws.send({"type": "ping"})
+        assert (await ws.recv())["type"] == "pong"
+
+
+async def test_size_limit_and_binary_frames_close(tmp_path):
+    server = await Server(make_settings(tmp_path, ws_max_frame_bytes=2048, max_message_chars=1000)).start()
+    try:
+        async with server.client() as c:
+            token = await register(c, "frank")
+            sid = await new_session(c, token)
+        url = f"{server.ws_base}/ws/{sid}"
+        async with WS.connect(url, token) as ws:
+            await ws.send({"type": "message", "content": "x" * 1500})
+            assert (await ws.recv())["code"] == "message_too_long"
+            await ws.send("y" * 5000)
+            assert await _closed_with(ws.conn) == 1009
+        async with WS.connect(url, token) as ws:
+            await ws.conn.send(b"\x00\x01binary")
+            assert await _closed_with(ws.conn) == 1003
+    finally:
+        await server.stop()
+
+
+async def test_connection_limit_closes_4429(tmp_path):
+    server = await Server(make_settings(tmp_path, ws_max_connections_per_user=2)).start()
+    try:
+        async with server.client() as c:
+            token = await register(c, "gina")
+            sid = await new_session(c, token)
+        url = f"{server.ws_base}/ws/{sid}"
+        async with WS.connect(url, token) as a, WS.connect(url, token) as b:
+            await a.send({"type": "ping"}), await b.send({"type": "ping"})
+            await a.recv(), await b.recv()
+            async with WS.connect(url, token) as c3:
+                assert await _closed_with(c3.conn) == 4429
+    finally:
+        await server.stop()
+
+
+async def test_ws_without_session_id_opens_one(server, auth, token):
+    async with WS.connect(f"{server.ws_base}/ws", token) as ws:
+        first = await ws.recv()
+        assert first["type"] == "session" and len(first["session_id"]) == 26
+        await ws.send("hi")
+        accepted = await ws.recv()
+        assert accepted["session_id"] == first["session_id"]
+        frames = await ws.until_done(accepted["generation_id"])
+    assert frames[-1]["status"] == "completed"
+    assert (await auth.get(f"/sessions/{first['session_id']}")).status_code == 200
