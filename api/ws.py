@@ -131,7 +131,10 @@ class _Conversation:
 
     async def _handle(self, text: str) -> None:
         if not text.lstrip().startswith("{"):
-            return await self._message(text, None)
+            try:
+                return await self._message(text, None)
+            except DomainError as exc:
+                return await self._error(exc.code, exc.detail)
         try:
             frame = json.loads(text)
         except ValueError:
@@ -161,14 +164,15 @@ class _Conversation:
                 raise InvalidInput(f"unknown frame type {kind!r}; expected message, cancel, resume or ping",
                                    code="unknown_type" if kind is not None else "missing_field")
         except DomainError as exc:
-            gen_id = frame.get("generation_id")
-            await self._error(exc.code, exc.detail, gen_id if isinstance(gen_id, str) else None)
+            gen_id, msg_id = frame.get("generation_id"), frame.get("client_msg_id")
+            await self._error(exc.code, exc.detail, gen_id if isinstance(gen_id, str) else None,
+                              msg_id if isinstance(msg_id, str) else None)
 
     async def _message(self, content: str, client_msg_id: str | None) -> None:
         if not content.strip():
-            return await self._error("empty_message", "message must not be empty")
+            raise InvalidInput("message must not be empty", code="empty_message")
         if len(content) > self.s.max_message_chars:
-            return await self._error("message_too_long", f"message: at most {self.s.max_message_chars} characters")
+            raise InvalidInput(f"message: at most {self.s.max_message_chars} characters", code="message_too_long")
         accepted = await self.services.generations.submit(self.chat, content, client_msg_id)
         await self.ws.send_text(accepted.frame())
         if accepted.generation_id not in self.followers:
@@ -202,8 +206,9 @@ class _Conversation:
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # socket gone: the generation goes on and is stored
 
-    async def _error(self, code: str, message: str, generation_id: str | None = None) -> None:
-        await self.ws.send_text(frames.error(code, message, generation_id))
+    async def _error(self, code: str, message: str, generation_id: str | None = None,
+                     client_msg_id: str | None = None) -> None:
+        await self.ws.send_text(frames.error(code, message, generation_id, client_msg_id))
 
 
 def _generation_id(value) -> str:

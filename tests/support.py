@@ -140,3 +140,55 @@ async def read_sse(response: httpx.Response, limit: int | None = None) -> list[d
             key, _, value = line.partition(":")
             current[key] = value[1:] if value.startswith(" ") else value
     return events
+
+
+class ServerProcess:
+    """`python -m uvicorn main:app` as a real child process, for signal and crash tests."""
+
+    def __init__(self, env: dict, port: int | None = None):
+        import os
+        import sys
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.ws_base = f"ws://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **{k: str(v) for k, v in env.items()}}
+        self.cmd = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1",
+                    "--port", str(self.port), "--log-level", "warning"]
+        self.proc = None
+
+    async def start(self) -> "ServerProcess":
+        import subprocess
+        from pathlib import Path
+        root = Path(__file__).resolve().parent.parent
+        self.proc = subprocess.Popen(self.cmd, cwd=root, env=self.env)
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    async with httpx.AsyncClient() as c:
+                        if (await c.get(f"{self.base}/health")).status_code == 200:
+                            return self
+                except httpx.TransportError:
+                    pass
+                assert self.proc.poll() is None, "server exited during start-up"
+                await asyncio.sleep(0.1)
+
+    def client(self, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.base, headers=headers, timeout=30)
+
+    def signal(self, sig) -> None:
+        self.proc.send_signal(sig)
+
+    async def wait_exit(self, timeout: float = 20) -> int:
+        async with asyncio.timeout(timeout):
+            while self.proc.poll() is None:
+                await asyncio.sleep(0.05)
+        return self.proc.returncode
+
+    async def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                await self.wait_exit(20)
+            except TimeoutError:
+                self.proc.kill()

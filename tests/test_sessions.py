@@ -59,8 +59,8 @@ async def test_another_users_session_is_exactly_a_missing_one(server, auth, clie
     sid = (await auth.post("/set-llm", json={})).json()["session_id"]
     other = await register(client, "mallory")
     headers = {"Authorization": f"Bearer {other}"}
-    for method, path, body in [("GET", f"/sessions/{{}}", None), ("PATCH", f"/sessions/{{}}", {"title": "x"}),
-                               ("DELETE", f"/sessions/{{}}", None), ("GET", "/stream/{}", None)]:
+    for method, path, body in [("GET", "/sessions/{}", None), ("PATCH", "/sessions/{}", {"title": "x"}),
+                               ("DELETE", "/sessions/{}", None), ("GET", "/stream/{}", None)]:
         theirs = await client.request(method, path.format(sid), json=body, headers=headers)
         missing = await client.request(method, path.format(MISSING), json=body, headers=headers)
         assert theirs.status_code == missing.status_code == 404, path

@@ -101,6 +101,21 @@ async def test_two_messages_back_to_back_both_answered_in_order(server, auth, to
     # The second answer saw the first exchange: the offline model numbers the user's messages.
     text2 = text_of([f for f in frames if f.get("generation_id") == second and f["type"] != "accepted"])
     assert "| your message number in this chat | 2 |" in text2
+    assert (await auth.get(f"/sessions/{sid}")).json()["title"] == "first"  # the first message names it
+
+
+async def test_messages_never_replace_a_title_the_user_chose(server, auth, token):
+    sid = await new_session(auth, token)
+    async with WS.connect(f"{server.ws_base}/ws/{sid}", token) as ws:
+        await ws.send("one")
+        await ws.until_done((await ws.recv())["generation_id"])
+        await auth.patch(f"/sessions/{sid}", json={"title": "My own title"})
+        await ws.send({"type": "message", "content": "two", "client_msg_id": "m2"})
+        await ws.until_done((await ws.recv())["generation_id"])
+        await ws.send({"type": "message", "content": "x" * 40_000, "client_msg_id": "m3"})
+        refused = await ws.recv()
+        assert refused["code"] == "message_too_long" and refused["client_msg_id"] == "m3"
+    assert (await auth.get(f"/sessions/{sid}")).json()["title"] == "My own title"
 
 
 async def test_bad_frames_get_error_frames_and_the_socket_stays_open(server, auth, token):

@@ -40,6 +40,7 @@ class _State:
     last_token_at: float = 0.0
     usage: Usage | None = None
     model: str = ""
+    watchdog: asyncio.TimerHandle | None = None
 
     def content(self) -> str:
         if len(self.parts) > 1:
@@ -69,7 +70,8 @@ class GenerationRunner:
         control.task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         started = loop.time()
-        watchdog = loop.call_at(started + min(self.s.first_token_timeout, self.s.max_generation_seconds),
+        state.watchdog = loop.call_at(started + min(self.s.first_token_timeout, self.s.idle_timeout,
+                                              self.s.max_generation_seconds),
                                 self._watchdog, state, control, started)
         flusher = asyncio.create_task(self._flush_loop(state))
         ending, error = "stop", None
@@ -93,19 +95,24 @@ class GenerationRunner:
             log.exception("generation %s crashed", generation_id)
             ending, error = "error", {"code": "internal_error", "message": f"internal error: {type(exc).__name__}"}
         finally:
-            watchdog.cancel()
+            state.watchdog.cancel()
+            control.task = None  # a late stop() must not hit whatever this task runs next
             flusher.cancel()
         await self._finalize(state, ending, error, job.request)
 
     def _watchdog(self, state: _State, control: Control, started: float) -> None:
+        """Checks the deadlines at most every IDLE_TIMEOUT, so the token path only notes
+        the time of the last token and never reschedules a timer."""
         loop = asyncio.get_running_loop()
+        now = loop.time()
         hard = started + self.s.max_generation_seconds
         soft = started + self.s.first_token_timeout if state.seq == 0 else state.last_token_at + self.s.idle_timeout
         deadline = min(hard, soft)
-        if loop.time() >= deadline:
+        if now >= deadline:
             control.stop("timeout")
-        else:
-            loop.call_at(deadline, self._watchdog, state, control, started)
+        elif control.reason is None:
+            state.watchdog = loop.call_at(min(deadline, now + self.s.idle_timeout),
+                                          self._watchdog, state, control, started)
 
     async def _consume(self, job: Job, state: _State) -> str:
         """Primary model, then fallbacks; retries only before the first token."""

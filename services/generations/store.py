@@ -68,9 +68,10 @@ class GenerationStore:
             db.add(user)
             await db.flush()  # the user message's pk comes first: history order
             db.add(answer)
-            if not chat.title:
-                await db.execute(update(ChatSession).where(ChatSession.id == chat.id)
-                                 .values(title=_title(text)))
+            # Conditional: the caller's `chat` may be stale (a socket loads it once), and a
+            # title the user chose must never be replaced.
+            await db.execute(update(ChatSession).where(ChatSession.id == chat.id, ChatSession.title == "")
+                             .values(title=_title(text)))
             try:
                 await db.commit()
             except IntegrityError:  # the same client_msg_id sent twice at once

@@ -50,10 +50,13 @@ def accepted(session_id: str, generation_id: str, position: int, client_msg_id: 
     return _dumps(body)
 
 
-def error(code: str, message: str, generation_id: str | None = None) -> str:
+def error(code: str, message: str, generation_id: str | None = None, client_msg_id: str | None = None) -> str:
+    """`client_msg_id`, beyond PROTOCOL.md, ties a refused message to the client's send."""
     body = {"type": "error", "code": code, "message": message}
     if generation_id:
         body["generation_id"] = generation_id
+    if client_msg_id:
+        body["client_msg_id"] = client_msg_id
     return _dumps(body)
 
 
