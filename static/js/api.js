@@ -1,0 +1,119 @@
+// REST client for the public API (see shared/PROTOCOL.md). Keeps the bearer token in
+// sessionStorage for the life of the tab. Every error body is {"code", "detail"}.
+
+const TOKEN_KEY = 'llmchat.token';
+const EXP_KEY = 'llmchat.expires_at';
+const USER_KEY = 'llmchat.username';
+
+export class ApiError extends Error {
+  constructor(status, code, detail) {
+    super(detail || code || `HTTP ${status}`);
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+let unauthorizedHandler = () => {};
+/** Called with the ApiError whenever an authenticated request answers 401. */
+export function onUnauthorized(fn) { unauthorizedHandler = fn; }
+export function reportUnauthorized(err) { unauthorizedHandler(err); }
+
+export const auth = {
+  get token() { return sessionStorage.getItem(TOKEN_KEY); },
+  get username() { return sessionStorage.getItem(USER_KEY) || ''; },
+  get expiresAt() { return Number(sessionStorage.getItem(EXP_KEY) || 0); },
+  save(tok, username) {
+    sessionStorage.setItem(TOKEN_KEY, tok.access_token);
+    const ttl = Number(tok.expires_in);
+    // No expires_in: assume an hour; the server's 401 still ends the session if it is shorter.
+    sessionStorage.setItem(EXP_KEY, String(Date.now() + (ttl > 0 ? ttl : 3600) * 1000));
+    sessionStorage.setItem(USER_KEY, username);
+  },
+  clear() {
+    for (const k of [TOKEN_KEY, EXP_KEY, USER_KEY]) sessionStorage.removeItem(k);
+  },
+  valid() { return !!this.token && Date.now() < this.expiresAt - 2000; },
+  header() { return this.token ? { Authorization: `Bearer ${this.token}` } : {}; },
+};
+
+/** Turns a non-2xx response into an ApiError with a human message. */
+export async function errorFrom(res) {
+  let body = null;
+  try { body = await res.json(); } catch { /* not JSON */ }
+  let detail = body && (body.detail ?? body.message);
+  if (Array.isArray(detail)) {
+    detail = detail.map((d) => (d && d.msg) ? `${(d.loc || []).slice(-1)[0] ?? ''} ${d.msg}`.trim() : String(d)).join('; ');
+  } else if (detail && typeof detail === 'object') {
+    detail = detail.message || JSON.stringify(detail);
+  }
+  const retry = res.headers.get('Retry-After');
+  const err = new ApiError(res.status, body && body.code, detail || res.statusText || `HTTP ${res.status}`);
+  if (retry) err.retryAfter = Number(retry) || null;
+  return err;
+}
+
+export function networkError() {
+  return new ApiError(0, 'network_error', 'Cannot reach the server. Check your connection and try again.');
+}
+
+/** fetch() wrapper: JSON in and out, bearer auth, ApiError on failure. */
+export async function request(method, path, opts = {}) {
+  const { body, form, signal, authed = true } = opts;
+  const headers = { Accept: 'application/json', ...(authed ? auth.header() : {}) };
+  let payload;
+  if (form) {
+    payload = new URLSearchParams(form);
+    headers['Content-Type'] = 'application/x-www-form-urlencoded';
+  } else if (body !== undefined) {
+    payload = JSON.stringify(body);
+    headers['Content-Type'] = 'application/json';
+  }
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: payload, signal, cache: 'no-store' });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw networkError();
+  }
+  if (!res.ok) {
+    const err = await errorFrom(res);
+    if (res.status === 401 && authed) unauthorizedHandler(err);
+    throw err;
+  }
+  if (res.status === 204) return null;
+  const type = res.headers.get('content-type') || '';
+  return type.includes('json') ? res.json() : res.text();
+}
+
+const seg = (id) => encodeURIComponent(id);
+
+export const api = {
+  signup: (username, password) => request('POST', '/users', { body: { username, password }, authed: false }),
+  login: (username, password) => request('POST', '/token', { form: { username, password }, authed: false }),
+  models: () => request('GET', '/models'),
+  listSessions: (limit = 50, offset = 0) => request('GET', `/sessions?limit=${limit}&offset=${offset}`),
+  createSession: (cfg) => request('POST', '/set-llm', { body: cfg }),
+  getSession: (id) => request('GET', `/sessions/${seg(id)}`),
+  patchSession: (id, patch) => request('PATCH', `/sessions/${seg(id)}`, { body: patch }),
+  deleteSession: (id) => request('DELETE', `/sessions/${seg(id)}`),
+  getGeneration: (id) => request('GET', `/generations/${seg(id)}`),
+  cancelGeneration: (id) => request('POST', `/generations/${seg(id)}/cancel`),
+
+  /** GET /health answers 200 or 503 with the same body shape; both are "answers". */
+  async health() {
+    const res = await fetch('/health', { cache: 'no-store', headers: { Accept: 'application/json' } });
+    let body = null;
+    try { body = await res.json(); } catch { /* ignore */ }
+    return { httpStatus: res.status, body };
+  },
+};
+
+/** A unique id for client_msg_id (crypto.randomUUID needs a secure context). */
+export function newId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+export const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/i;

@@ -1,0 +1,192 @@
+// Entry point: sign-in gate, token expiry, routing (#/s/<session_id>), wiring of the parts.
+import { api, auth, onUnauthorized, ULID_RE } from './api.js';
+import { AuthView } from './auth.js';
+import { ChatController } from './chat.js';
+import { SessionsSidebar } from './sessions.js';
+import { SettingsDialog, confirmDialog, loadModels, DEFAULT_CONFIG } from './dialogs.js';
+import { HealthMonitor } from './status.js';
+import { hydrateIcons } from './icons.js';
+
+hydrateIcons();
+
+const $ = (id) => document.getElementById(id);
+
+const health = new HealthMonitor();
+const settings = new SettingsDialog();
+let expiryTimer = 0;
+let refreshTimer = 0;
+
+function banner(msg) {
+  $('banner-text').textContent = msg;
+  $('banner').hidden = !msg;
+}
+
+const sidebar = new SessionsSidebar({
+  onSelect: (id) => { openSession(id); closeDrawer(); },
+  onEdit: async (s) => {
+    const saved = await settings.open(s);
+    if (!saved) return;
+    await sidebar.refresh().catch(() => {});
+    const fresh = sidebar.get(s.session_id) || { ...s, ...saved };
+    if (chat.sessionId === s.session_id) chat.setSessionInfo({ ...chat.session, ...fresh });
+  },
+  onDelete: async (s) => {
+    if (!(await confirmDialog(`Delete “${s.title || 'Untitled chat'}” and its messages?`))) return;
+    try {
+      await api.deleteSession(s.session_id);
+    } catch (err) {
+      if (err.status !== 404 && err.status !== 401) { banner(`Could not delete: ${err.detail || err.message}`); return; }
+    }
+    sidebar.remove(s.session_id);
+    if (chat.sessionId === s.session_id) { chat.reset(); setRoute(null); }
+  },
+});
+
+const chat = new ChatController({
+  banner,
+  createDefaultSession: async () => {
+    let model;
+    try { model = (await loadModels()).default_model; } catch { /* the server picks */ }
+    const s = await api.createSession({ model_name: model, ...DEFAULT_CONFIG });
+    sidebar.upsert(s);
+    await openSession(s.session_id);
+    return s;
+  },
+  onSessionGone: (id) => {
+    banner('This chat no longer exists.');
+    sidebar.remove(id);
+    chat.reset();
+    setRoute(null);
+  },
+  onActivity: () => {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(async () => {
+      try { await sidebar.refresh(); } catch { return; }
+      const fresh = chat.sessionId && sidebar.get(chat.sessionId);
+      if (fresh) chat.setSessionInfo({ ...chat.session, ...fresh });
+    }, 400);
+  },
+});
+
+function setRoute(id) {
+  const hash = id ? `#/s/${id}` : '#/';
+  if (location.hash !== hash) history.replaceState(null, '', hash);
+  if (id) sessionStorage.setItem('llmchat.session', id); else sessionStorage.removeItem('llmchat.session');
+}
+
+function routeId() {
+  const m = /^#\/s\/([^/]+)$/.exec(location.hash);
+  const id = m ? decodeURIComponent(m[1]) : sessionStorage.getItem('llmchat.session');
+  return id && ULID_RE.test(id) ? id : null;
+}
+
+async function openSession(id) {
+  banner('');
+  setRoute(id);
+  sidebar.setActive(id);
+  try {
+    await chat.loadSession(id, sidebar.get(id));
+  } catch (err) {
+    if (err.status === 401) return;
+    if (err.status === 404 || err.status === 422) {
+      chat.reset();
+      setRoute(null);
+      sidebar.remove(id);
+      banner('That chat was not found.');
+    } else {
+      banner(`Could not load the chat: ${err.detail || err.message}`);
+    }
+  }
+}
+
+async function newChat() {
+  closeDrawer();
+  const s = await settings.open();
+  if (!s) return;
+  sidebar.upsert(s);
+  await openSession(s.session_id);
+  $('message-input').focus();
+}
+
+function signOut(message = '') {
+  clearTimeout(expiryTimer);
+  health.stop();
+  chat.reset();
+  auth.clear();
+  setRoute(null);
+  authView.show(message);
+}
+
+/** Returns to sign-in when the token's expires_in runs out (setTimeout caps at ~24.8 days). */
+function watchExpiry() {
+  clearTimeout(expiryTimer);
+  const left = auth.expiresAt - Date.now();
+  if (left <= 0) { signOut('Your session expired. Please sign in again.'); return false; }
+  expiryTimer = setTimeout(watchExpiry, Math.min(left, 2 ** 31 - 1));
+  return true;
+}
+
+async function startApp() {
+  authView.hide();
+  $('app-view').hidden = false;
+  $('user-name').textContent = auth.username;
+  $('user-avatar').textContent = (auth.username || '?').slice(0, 1);
+  if (!watchExpiry()) return;
+  health.start();
+  $(`mode-${chat.mode}`).checked = true;
+  try {
+    await sidebar.refresh();
+  } catch (err) {
+    if (err.status === 401) return;
+    banner(`Could not list your chats: ${err.detail || err.message}`);
+  }
+  const id = routeId();
+  if (id) await openSession(id);
+  $('message-input').focus();
+}
+
+const authView = new AuthView(() => startApp());
+
+onUnauthorized(() => {
+  if (!$('app-view').hidden || auth.token) signOut('Your session has expired or is no longer valid. Please sign in again.');
+});
+
+// Drawer (narrow screens)
+function openDrawer() {
+  $('app-view').classList.add('sidebar-open');
+  $('sidebar-toggle').setAttribute('aria-expanded', 'true');
+  $('sidebar-backdrop').hidden = false;
+  $('new-chat').focus();
+}
+function closeDrawer() {
+  if (!$('app-view').classList.contains('sidebar-open')) return;
+  $('app-view').classList.remove('sidebar-open');
+  $('sidebar-toggle').setAttribute('aria-expanded', 'false');
+  $('sidebar-backdrop').hidden = true;
+}
+$('sidebar-toggle').addEventListener('click', openDrawer);
+$('sidebar-close').addEventListener('click', () => { closeDrawer(); $('sidebar-toggle').focus(); });
+$('sidebar-backdrop').addEventListener('click', closeDrawer);
+document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDrawer(); });
+
+$('new-chat').addEventListener('click', () => newChat().catch((err) => banner(err.detail || err.message)));
+$('logout').addEventListener('click', () => signOut());
+$('banner-close').addEventListener('click', () => banner(''));
+$('session-settings').addEventListener('click', () => {
+  const s = sidebar.get(chat.sessionId) || chat.session;
+  if (s) sidebar.h.onEdit({ ...s, session_id: chat.sessionId });
+});
+for (const r of document.querySelectorAll('input[name=mode]')) {
+  r.addEventListener('change', () => { if (r.checked) chat.setMode(r.value); });
+}
+window.addEventListener('hashchange', () => {
+  const id = routeId();
+  if (auth.valid() && id && id !== chat.sessionId) openSession(id);
+});
+
+if (auth.valid()) startApp();
+else {
+  const expired = !!auth.token;
+  auth.clear();
+  authView.show(expired ? 'Your session expired. Please sign in again.' : '');
+}
