@@ -8,7 +8,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Keys that tutorials and templates ship with; refusing them keeps a copy-pasted example
@@ -46,6 +46,27 @@ class Settings(BaseSettings):
     openai_api_key: str | None = None
     openai_base_url: str | None = None
 
+    # Providers: any <X>_API_KEY / <X>_BASE_URL / <X>_MODELS (environment or .env) enables one;
+    # the presets and the rules are in services/providers/presets.py.
+    model_list_ttl: float = Field(300, gt=0)  # seconds a provider's model list is cached
+    model_list_error_ttl: float = Field(15, gt=0)  # ... and a failed listing, before asking again
+    model_list_timeout: float = Field(5, gt=0)  # one listing call
+    provider_connect_timeout: float = Field(10, gt=0)
+    provider_check_timeout: float = Field(20, gt=0)  # GET /test and /models/{id}/check
+    ollama_probe_timeout: float = Field(0.3, ge=0)  # start-up probe of a local Ollama; 0: no probe
+    provider_env: dict[str, str] = Field(default_factory=dict, repr=False)  # filled below
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_provider_env(cls, data):
+        # pydantic-settings hands the .env file's unknown keys to this validator only (they are
+        # dropped after it), so <X>_API_KEY lines of the .env actually read are kept here.
+        if isinstance(data, dict) and not isinstance(data.get("provider_env"), dict):
+            data["provider_env"] = {
+                str(k).upper(): v for k, v in data.items()
+                if isinstance(v, str) and str(k).upper().endswith(("_API_KEY", "_BASE_URL", "_MODELS"))}
+        return data
+
     # Input limits
     max_request_bytes: int = Field(1_048_576, ge=1024)
     max_message_chars: int = Field(32_000, ge=1)
@@ -77,6 +98,25 @@ class Settings(BaseSettings):
     # Scale-out backends (unset: embedded in-process implementations)
     redis_url: str | None = None
     rabbitmq_url: str | None = None
+
+    # Scale-out (used only when REDIS_URL / RABBITMQ_URL are set; see docs/architecture.md)
+    # Namespaces every Redis key and channel, so deployments (or test runs) can share a Redis.
+    redis_key_prefix: str = "chat:"
+    # Durable job queue; the cancel fanout exchange is named after it ("<queue>.cancel").
+    rabbitmq_queue: str = "generations"
+    # Unacked jobs a worker holds = sessions it drains at once; bounds its concurrent generations.
+    rabbitmq_prefetch: int = Field(16, ge=1, le=1000)
+    # A running generation whose heartbeat (written every FLUSH_INTERVAL) is older than this is
+    # ended `interrupted` by a reaper; also the TTL of worker liveness keys and session leases.
+    # Several flush intervals, so a slow DB write is not mistaken for a dead worker.
+    worker_heartbeat_timeout: float = Field(15, gt=0)
+    # How often every scale-out process looks for dead generations and stuck queues.
+    reaper_interval: float = Field(5, gt=0)
+    # A session with a queued generation this old and nothing running gets its job published
+    # again (covers a replica that died between storing a message and publishing its job).
+    stuck_queue_after: float = Field(60, gt=0)
+    # On SIGTERM a worker lets running generations finish this long, then ends them interrupted.
+    worker_shutdown_grace: float = Field(20, ge=0)
 
     @field_validator("jwt_algorithm")
     @classmethod

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services import errors
+from services.providers.failures import http_status as provider_http_status
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ STATUS_CODES = {
 
 
 def http_status(exc: errors.DomainError) -> int:
+    if isinstance(exc, errors.ProviderError):
+        return provider_http_status(exc.code)
     for cls in type(exc).__mro__:
         if cls in HTTP_STATUS:
             return HTTP_STATUS[cls]

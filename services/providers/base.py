@@ -47,6 +47,8 @@ class ModelInfo:
 class Provider(ABC):
     name: str
     kind: str = "custom"
+    configured_models: list[str] = []  # <X>_MODELS: offered besides the provider's own list
+    known_models: list[str] = []  # offered when the provider lists no models (and none are configured)
 
     @abstractmethod
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:

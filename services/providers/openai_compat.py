@@ -1,56 +1,79 @@
-"""Any OpenAI-compatible chat-completions endpoint (OpenAI, Ollama, llama.cpp, vLLM,
-Groq, ...) through the official `openai` SDK."""
+"""Any OpenAI-compatible chat-completions endpoint (OpenAI, Groq, Mistral, DeepSeek, OpenRouter,
+Together, Gemini's compatible endpoint, Ollama, llama.cpp, vLLM, ...) through the official
+`openai` SDK."""
 
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
+import httpx2
 import openai
 
 from services.errors import ProviderError
 from services.providers.base import ChatRequest, Finish, Provider, StreamEvent, Usage
+from services.providers.failures import failure, remember_secret
+
+log = logging.getLogger(__name__)
 
 
 class OpenAICompatProvider(Provider):
     kind = "openai-compatible"
 
     def __init__(self, name: str, base_url: str | None, api_key: str | None,
-                 request_timeout: float = 600.0, models: list[str] | None = None):
+                 request_timeout: float = 600.0, models: list[str] | None = None,
+                 known_models: list[str] | None = None,
+                 connect_timeout: float = 10.0, max_tokens_param: str = "max_tokens"):
         self.name = name
         self.base_url = base_url
-        self.configured_models = models or []
+        self.configured_models = list(models or [])
+        self.known_models = list(known_models or [])
+        self.max_tokens_param = max_tokens_param
+        # Usage in the stream is asked for until the server is found to reject the option.
+        self.stream_usage = True
+        remember_secret(api_key)
         # Retries and timeouts are the generation runner's job (guards, retry policy):
         # the SDK's own would hide a stall and could duplicate text.
         self.client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "not-needed",
             max_retries=0,
-            timeout=httpx.Timeout(request_timeout, connect=10.0),
+            timeout=openai.Timeout(request_timeout, connect=connect_timeout),
         )
 
     async def list_models(self) -> list[str]:
         try:
             page = await self.client.models.list()
+            return [m.id async for m in page]
         except openai.OpenAIError as exc:
             raise map_error(exc, self.name) from None
-        return [m.id for m in page.data]
+        except (httpx.HTTPError, httpx2.HTTPError) as exc:
+            raise failure(self.name, f"listing models failed ({type(exc).__name__})", "upstream_unavailable",
+                          retryable=True) from None
+
+    async def _open(self, request: ChatRequest):
+        params = dict(model=request.model, messages=request.messages, temperature=request.temperature,
+                      top_p=request.top_p, stream=True)
+        params[self.max_tokens_param] = request.max_tokens
+        if not self.stream_usage:
+            return await self.client.chat.completions.create(**params)
+        try:
+            return await self.client.chat.completions.create(**params, stream_options={"include_usage": True})
+        except (openai.BadRequestError, openai.UnprocessableEntityError):
+            pass  # maybe an older server (llama.cpp, vLLM) that rejects stream_options: once more without
+        stream = await self.client.chat.completions.create(**params)
+        log.info("%s rejects stream_options; usage will be counted locally", self.name)
+        self.stream_usage = False
+        return stream
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         try:
-            stream = await self.client.chat.completions.create(
-                model=request.model,
-                messages=request.messages,
-                temperature=request.temperature,
-                top_p=request.top_p,
-                max_tokens=request.max_tokens,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
+            stream = await self._open(request)
         except openai.OpenAIError as exc:
             raise map_error(exc, self.name) from None
         finish = None
         usage = None
         try:
-            async with stream:
+            async with stream:  # leaving it (also by aclose of this generator) closes the HTTP stream
                 async for chunk in stream:
                     if chunk.usage is not None:
                         usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
@@ -61,10 +84,10 @@ class OpenAICompatProvider(Provider):
                         if choice.finish_reason:
                             finish = choice.finish_reason
         except openai.OpenAIError as exc:
-            raise map_error(exc, self.name, started=True) from None
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"{self.name}: connection lost mid-stream ({type(exc).__name__})",
-                                code="upstream_disconnected") from None
+            raise map_error(exc, self.name) from None
+        except (httpx.HTTPError, httpx2.HTTPError) as exc:
+            raise failure(self.name, f"connection lost mid-stream ({type(exc).__name__})",
+                          "upstream_disconnected") from None
         if usage is not None:
             yield usage
         yield Finish("length" if finish == "length" else "stop")
@@ -79,27 +102,35 @@ def _message(exc: openai.OpenAIError) -> str:
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
             return str(inner["message"])
+        if isinstance(inner, str) and inner:
+            return inner
         if body.get("message"):
             return str(body["message"])
+    elif isinstance(body, str) and body.strip():
+        return body
     return str(getattr(exc, "message", None) or exc)
 
 
-def map_error(exc: openai.OpenAIError, provider: str, started: bool = False) -> ProviderError:
+def map_error(exc: openai.OpenAIError, provider: str) -> ProviderError:
     """Maps SDK errors to stable codes; `retryable` only for failures worth another try."""
-    msg = f"{provider}: {_message(exc)}"
+    msg = _message(exc)
     status = getattr(exc, "status_code", None)
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return ProviderError(msg, code="provider_auth_failed", status=status)
+        return failure(provider, msg, "provider_auth_failed", status=status)
     if isinstance(exc, openai.NotFoundError):
-        return ProviderError(msg, code="model_not_found", status=status)
+        return failure(provider, msg, "model_not_found", status=status)
     if isinstance(exc, openai.RateLimitError):
-        return ProviderError(msg, code="provider_rate_limited", retryable=True, status=status)
+        return failure(provider, msg, "provider_rate_limited", retryable=True, status=status)
     if isinstance(exc, openai.APITimeoutError):
-        return ProviderError(msg, code="upstream_timeout", retryable=True)
+        return failure(provider, msg, "upstream_timeout", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(msg, code="upstream_unavailable", retryable=True)
-    if isinstance(exc, openai.BadRequestError):
-        return ProviderError(msg, code="provider_bad_request", status=status)
+        return failure(provider, msg, "upstream_unavailable", retryable=True)
+    if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
+        return failure(provider, msg, "provider_bad_request", status=status)
     if isinstance(exc, openai.InternalServerError):
-        return ProviderError(msg, code="upstream_error", retryable=True, status=status)
-    return ProviderError(msg, code="provider_error", status=status)
+        return failure(provider, msg, "upstream_error", retryable=True, status=status)
+    if isinstance(exc, openai.APIStatusError):
+        return failure(provider, msg, "provider_error", status=status)
+    if isinstance(exc, openai.APIError):  # an error event inside the stream: the server failed
+        return failure(provider, msg, "upstream_error", retryable=True)
+    return failure(provider, msg, "provider_error")
