@@ -163,3 +163,18 @@ async def test_generation_state_while_running(upstream, up, fake):
     assert body["content"] == "".join(f"t{i} " for i in range(body["last_seq"]))
     assert set(body) >= {"id", "session_id", "status", "finish_reason", "content", "last_seq", "usage", "created_at", "finished_at"}
     await up.post(f"/generations/{gen}/cancel")
+
+
+async def test_stalled_reader_never_slows_the_generation_or_other_readers(upstream, up, fake):
+    await behave(fake, n=20_000)  # ~2 MB of frames: far more than the socket buffers hold
+    sid = await new_session(up, upstream.token, max_tokens=30_000)
+    async with WS.connect(f"{upstream.ws_base}/ws/{sid}", upstream.token, max_queue=1) as stalled, \
+            WS.connect(f"{upstream.ws_base}/ws/{sid}", upstream.token) as live:
+        await stalled.send("go")
+        gen = (await stalled.recv())["generation_id"]  # then it stops reading
+        await live.send({"type": "resume", "generation_id": gen, "after_seq": 0})
+        live_frames = await live.until_done(gen, timeout=60)
+        stored = (await up.get(f"/generations/{gen}")).json()
+        assert stored["status"] == "completed" and text_of(live_frames) == stored["content"]
+        late = await stalled.until_done(gen, timeout=60)  # it catches up, via a snapshot if need be
+    assert text_of(late) == stored["content"]

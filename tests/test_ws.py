@@ -84,7 +84,19 @@ async def test_other_users_and_missing_sessions_close_4404(server, auth, token, 
             assert await _closed_with(conn) == 4404, path
 
 
-async def test_two_messages_back_to_back_both_answered_in_order(server, auth, token):
+async def test_two_messages_back_to_back_both_answered_in_order(tmp_path):
+    # Paced, so the first answer is still running when the second message arrives.
+    server = await Server(make_settings(tmp_path, time_between_chunks=0.01)).start()
+    try:
+        async with server.client() as auth:
+            token = await register(auth, "alice")
+            auth.headers["Authorization"] = f"Bearer {token}"
+            await _two_messages(server, auth, token)
+    finally:
+        await server.stop()
+
+
+async def _two_messages(server, auth, token):
     sid = await new_session(auth, token)
     async with WS.connect(f"{server.ws_base}/ws/{sid}", token) as ws:
         await ws.send({"type": "message", "content": "first"})
