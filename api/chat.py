@@ -31,6 +31,7 @@ async def chat(body: ChatIn, request: Request, user: CurrentUser, services: Serv
     else:
         chat_session = await services.sessions.get(db, user.id, body.session_id)
     accepted = await services.generations.submit(chat_session, body.message, body.client_msg_id)
+    await db.close()  # hand the pooled connection back before waiting on the answer
     headers = {"X-Session-ID": accepted.session_id, "X-Generation-ID": accepted.generation_id}
 
     if body.background:

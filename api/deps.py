@@ -11,7 +11,7 @@ from models.schemas import ULID_PATTERN
 from services.container import Services
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-DbDep = Annotated[AsyncSession, Depends(get_db)]
+DbDep = Annotated[AsyncSession, Depends(get_db, scope="function")]  # see get_current_user
 CurrentUser = Annotated[User, Depends(get_current_user)]
 SessionIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
 GenerationIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]

@@ -27,7 +27,9 @@ async def get_db(services: Annotated[Services, Depends(get_services)]):
 async def get_current_user(
     token: Annotated[str | None, Depends(oauth2_scheme)],
     services: Annotated[Services, Depends(get_services)],
-    db: Annotated[AsyncSession, Depends(get_db)],
+    # scope="function": the session (and its pooled connection) is released when the route
+    # returns, not after a streamed response ends; else each open SSE stream holds one.
+    db: Annotated[AsyncSession, Depends(get_db, scope="function")],
 ) -> User:
     if not token:
         raise Unauthorized("Missing bearer token; get one at POST /token.")

@@ -2,6 +2,7 @@
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import update
 
@@ -35,17 +36,25 @@ class Services:
     generations: GenerationService
     sessions: SessionService
     login_limiter: LoginLimiter
+    reaper: Any = None  # scale-out: ends generations of dead workers (services/scaleout/reaper.py)
 
     async def start(self) -> None:
         await self.db.migrate()
         if self.dispatch.runs_locally:
             await recover_interrupted(self.db)
         await self.dispatch.start()
+        if self.reaper is not None:
+            await self.reaper.start()
 
     async def stop(self) -> None:
+        if self.reaper is not None:
+            await self.reaper.stop()
         await self.dispatch.shutdown()
         if self.dispatch.runs_locally:
             await recover_interrupted(self.db)  # queued ones that never started
+        close = getattr(self.dispatch, "aclose", None)  # scale-out: the broker connection
+        if close is not None:
+            await close()
         await self.log.aclose()
         await self.providers.aclose()
         await self.db.dispose()
@@ -54,7 +63,7 @@ class Services:
 def build_stream_log(settings: Settings) -> StreamLog:
     if settings.redis_url:
         from services.streaming.redis_log import RedisStreamLog
-        return RedisStreamLog(settings.redis_url, settings.stream_log_max_frames)
+        return RedisStreamLog(settings.redis_url, settings.stream_log_max_frames, settings.redis_key_prefix)
     return MemoryStreamLog(settings.stream_log_max_frames)
 
 
@@ -70,14 +79,17 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
     runner = GenerationRunner(settings, store, stream_log, providers, worker_id)
     if settings.rabbitmq_url:
         from services.scaleout.rabbit_dispatch import RabbitDispatch
+        from services.scaleout.reaper import Reaper
         dispatch: JobDispatch = RabbitDispatch(settings, store, stream_log)
+        reaper = Reaper(settings, store, stream_log, kick=dispatch.submit)
     else:
-        dispatch = LocalDispatch(store, runner)
+        dispatch, reaper = LocalDispatch(store, runner), None
     return Services(
         settings=settings, db=db, tokens=tokens, providers=providers, log=stream_log, store=store,
         dispatch=dispatch, generations=GenerationService(settings, store, stream_log, dispatch),
         sessions=SessionService(settings, providers),
         login_limiter=LoginLimiter(settings.login_max_failures, settings.login_failure_window),
+        reaper=reaper,
     )
 
 

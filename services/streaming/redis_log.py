@@ -7,8 +7,9 @@ generation in one Redis Cluster slot):
     P{G}:s   stream of frames; entry id `<seq>-1`, fields t (type) and d (the frame's JSON);
              capped with an exact MAXLEN of `max_frames`, like the memory log's deque
     P{G}:c   content of all chunks so far (APPENDed)
-    P{G}:m   hash: ls (last seq), cs (seq of the last chunk), sealed (set when another process
-             ended the generation: later appends from its producer are refused)
+    P{G}:m   hash: ls (last seq), cs (seq of the last chunk), fin (the done frame is in),
+             sealed (set when another process ended the generation: later appends from its
+             producer are refused)
     P{G}:n   pub/sub channel; every write publishes the new last seq on it
 
 Writes go through one Lua script per generation and batch, so the frames, the content and the
@@ -62,9 +63,12 @@ WATCH_IDLE_SECONDS = 10.0  # a subscription with no reader for this long is drop
 MAX_CONNECTIONS = 64  # per process; commands queue for a free connection beyond that
 MAX_PENDING = 10_000  # frames queued for writing before appends wait for Redis (backpressure)
 TAIL_FRAMES = 256  # frames kept per watched generation from notifications
+BATCH_LINGER = 0.001  # seconds a write batch waits for more frames ...
+LINGER_UNTIL = 256  # ... unless this many are queued already
+RESYNC_SECONDS = 5.0  # how often waited-on generations' last seqs are re-read (missed notifications)
 
 # Results of the append script
-APPLIED, DUPLICATE, CONFLICT, LOST, SEALED = 1, 2, -1, -2, -3
+APPLIED, DUPLICATE, CONFLICT, LOST, SEALED, NOT_CONTIGUOUS = 1, 2, -1, -2, -3, -4
 
 APPEND_LUA = r"""
 -- KEYS: 1 stream, 2 content, 3 meta
@@ -75,6 +79,9 @@ local meta = KEYS[3]
 local n = #ARGV
 local first = tonumber(ARGV[10])
 local last = tonumber(ARGV[n - 2])
+for i = 13, n, 3 do  -- seqs must follow each other: check before writing anything
+  if tonumber(ARGV[i]) ~= tonumber(ARGV[i - 3]) + 1 then return -4 end
+end
 local ls = redis.call('HGET', meta, 'ls')
 if ls then
   ls = tonumber(ls)
@@ -84,6 +91,9 @@ if ls then
     return -1
   end
   if ARGV[3] ~= '1' and redis.call('HEXISTS', meta, 'sealed') == 1 then return -3 end
+  -- frames missing before this one (Redis restarted from a persistence file a little
+  -- behind): rebuild like a lost log, so readers get a snapshot instead of a hole
+  if first > ls + 1 and ARGV[4] ~= '1' then return -2 end
 elseif first > 1 and ARGV[4] ~= '1' then
   return -2
 end
@@ -99,6 +109,7 @@ if ARGV[8] ~= '0' then
   redis.call('HSET', meta, 'cs', ARGV[8])
 end
 redis.call('HSET', meta, 'ls', last)
+if ARGV[n - 1] == 'done' then redis.call('HSET', meta, 'fin', 1) end
 if not ls or first == 1 then
   redis.call('HSETNX', meta, 'cs', 0)
   for k = 1, 3 do redis.call('PEXPIRE', KEYS[k], ARGV[9]) end
@@ -169,8 +180,7 @@ class _Watch:
                 tail.clear()  # a notification was missed: start again here
             tail.append(frame)
         last = first + len(frames) - 1
-        if last > self.latest:
-            self.latest = last
+        self.latest = max(self.latest, last)
 
 
 class RedisStreamLog(StreamLog):
@@ -273,10 +283,16 @@ class RedisStreamLog(StreamLog):
         watch = self._watches.get(generation_id)
         if watch is not None and watch.tail:
             tail = watch.tail
-            first = tail[0].seq
-            if first <= after + 1 <= tail[-1].seq:  # woken by a notification: it brought them
+            first, last = tail[0].seq, tail[-1].seq
+            if first <= after + 1 <= last:  # woken by a notification: it brought them
                 start = after + 1 - first
-                return ReadResult(list(islice(tail, start, start + limit)))
+                out = list(islice(tail, start, start + limit))
+                return ReadResult(out, finished=out[-1].type == "done")
+            if after >= last >= watch.latest and watch.ready.done():
+                # Caught up with every frame notified on a live subscription: nothing newer
+                # exists (a later write would have been notified; the listener re-checks
+                # the last seqs in Redis every few seconds in case one was missed).
+                return ReadResult([], finished=tail[-1].type == "done")
         # Readers of one generation wake together and ask for the same frames: one round trip.
         key = (generation_id, after, limit)
         task = self._reads.get(key)
@@ -289,9 +305,9 @@ class RedisStreamLog(StreamLog):
         stream, _, meta = self._keys(generation_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.xrange(stream, f"{after + 1}-0", "+", count=limit)
-        pipe.exists(meta)
+        pipe.hmget(meta, "ls", "fin")
         try:
-            entries, exists = await pipe.execute()
+            entries, (last, fin) = await pipe.execute()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             # Redis is down or restarting: readers stay connected and poll until it is back
             # (then, if the log went with it, they fall back to the database).
@@ -299,14 +315,16 @@ class RedisStreamLog(StreamLog):
             await asyncio.sleep(0.5)
             return ReadResult([])
         if not entries:
-            return ReadResult([]) if exists else None
+            if last is None:
+                return None
+            return ReadResult([], finished=fin is not None and after >= int(last))
         out = []
         for entry_id, fields in entries:
             seq = int(entry_id.split(b"-", 1)[0])
             out.append(Frame(seq, fields[b"t"].decode(), fields[b"d"].decode()))
         if out[0].seq > after + 1:
             return ReadResult([], gap=True)
-        return ReadResult(out)
+        return ReadResult(out, finished=out[-1].type == "done")
 
     async def snapshot(self, generation_id: str) -> tuple[str, int] | None:
         if generation_id in self._queued:
@@ -323,6 +341,8 @@ class RedisStreamLog(StreamLog):
     async def seal(self, generation_id: str) -> tuple[str, int] | None:
         """Refuses further appends from the generation's producer (a `force` append still
         goes in) and returns the snapshot at that instant, or None if the log is gone."""
+        if generation_id in self._queued:
+            await self.sync()
         stream, content, meta = self._keys(generation_id)
         result = await self._seal(keys=[stream, content, meta])
         if not result:
@@ -403,6 +423,8 @@ class RedisStreamLog(StreamLog):
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
+            if len(self._pending) < LINGER_UNTIL:
+                await asyncio.sleep(BATCH_LINGER)  # let other generations' tokens join the round trip
             batch, fut = self._pending, self._pending_fut or loop.create_future()
             self._pending, self._pending_fut, self._inflight_fut = [], None, fut
             try:
@@ -427,7 +449,7 @@ class RedisStreamLog(StreamLog):
         open_calls: dict[str, list] = {}
         for generation_id, frame, text, force, base in batch:
             call = open_calls.get(generation_id)
-            if call is None or call[1] or force or base is not None:
+            if call is None or call[1] or force or base is not None or frame.seq != call[3][-1][0].seq + 1:
                 call = [generation_id, force, base, []]
                 calls.append(call)
                 open_calls[generation_id] = call
@@ -476,28 +498,35 @@ class RedisStreamLog(StreamLog):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
-            retry = []
+            retry, rebuilt = [], set()
             for (call, base), result in zip(todo, results):
                 generation_id = call[0]
                 if isinstance(result, NoScriptError):
                     retry.append((call, base))
+                elif generation_id in rebuilt:  # follows a call being rebuilt: goes after it
+                    retry.append((call, None))
                 elif isinstance(result, Exception):
                     errors[generation_id] = result
                 elif result in (APPLIED, DUPLICATE):
                     self._written(call)
+                    if call[1] or call[2] is not None:  # the ending written by another party:
+                        errors.pop(generation_id, None)  # its caller gets no stale refusal
+                        self._failed.pop(generation_id, None)
                 elif result == LOST:
                     repair = self._repair_base(call)
                     if repair is not None:
                         log.warning("stream log of %s was lost (Redis restarted?); rebuilding it", generation_id)
                         retry.append((call, repair))
+                        rebuilt.add(generation_id)
                     elif any(frame.type == "done" for frame, _ in call[3]):
                         pass  # readers fall back to the database, which already has the end
                     else:
                         errors[generation_id] = StreamConflict(f"stream log of {generation_id} was lost")
                 else:
                     self._produced.pop(generation_id, None)
+                    why = "seqs out of order" if result == NOT_CONTIGUOUS else "it was ended elsewhere"
                     errors[generation_id] = StreamConflict(
-                        f"generation {generation_id} was ended elsewhere (seq {call[3][0][0].seq} refused)")
+                        f"generation {generation_id}: seq {call[3][0][0].seq} refused ({why})")
             if any(isinstance(r, NoScriptError) for r in results):
                 try:
                     await self.redis.script_load(APPEND_LUA)
@@ -569,7 +598,7 @@ class RedisStreamLog(StreamLog):
 
     async def _listen(self) -> None:
         delay = 0.1
-        last_gc = time.monotonic()
+        last_gc = last_resync = time.monotonic()
         while not self._closed:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
@@ -605,6 +634,11 @@ class RedisStreamLog(StreamLog):
             if now - last_gc > 2.0:
                 last_gc = now
                 await self._collect(now)
+            if now - last_resync > RESYNC_SECONDS:
+                last_resync = now
+                for generation_id, watch in self._watches.items():
+                    if watch.waiters:
+                        self._check_later(generation_id)
 
     def _check_later(self, generation_id: str) -> None:
         self._checking.add(generation_id)
