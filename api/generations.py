@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from api.deps import CurrentUser, DbDep, GenerationIdPath, ServicesDep
+from api.deps import CurrentUser, GenerationIdPath, ServicesDep
 from api.sse import sse_response
 from models.db import Message
 from models.schemas import GenerationOut
@@ -56,14 +56,15 @@ async def generation_events(generation_id: GenerationIdPath, user: CurrentUser, 
 
 
 @router.get("/stream/{stream_id}")
-async def stream(stream_id: GenerationIdPath, user: CurrentUser, services: ServicesDep, db: DbDep,
+async def stream(stream_id: GenerationIdPath, user: CurrentUser, services: ServicesDep,
                  after: AfterQuery = None, last_event_id: LastEventId = None):
     """A generation id, or a session id for that session's latest generation."""
     stream_id = stream_id.upper()
     try:
         row = await services.store.get(stream_id, user.id)
     except NotFound:
-        chat_session = await services.sessions.get(db, user.id, stream_id)
+        async with services.db.sessionmaker() as db:  # closed before streaming starts
+            chat_session = await services.sessions.get(db, user.id, stream_id)
         row = await services.store.latest(chat_session.id)
         if row is None:
             raise NotFound(f"session {stream_id} has no generation yet", code="generation_not_found")

@@ -27,13 +27,14 @@ async def get_db(services: Annotated[Services, Depends(get_services)]):
 async def get_current_user(
     token: Annotated[str | None, Depends(oauth2_scheme)],
     services: Annotated[Services, Depends(get_services)],
-    # scope="function": the session (and its pooled connection) is released when the route
-    # returns, not after a streamed response ends; else each open SSE stream holds one.
-    db: Annotated[AsyncSession, Depends(get_db, scope="function")],
 ) -> User:
+    """The token's user, looked up in a session of its own that closes at once: a route
+    that streams for minutes must not hold a pooled connection for its whole life."""
     if not token:
         raise Unauthorized("Missing bearer token; get one at POST /token.")
-    return await get_user(db, decode_token(services.tokens, token))
+    user_id = decode_token(services.tokens, token)
+    async with services.db.sessionmaker() as db:
+        return await get_user(db, user_id)
 
 
 def websocket_token(ws: WebSocket, allow_query: bool) -> tuple[str | None, bool]:
