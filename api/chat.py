@@ -30,8 +30,10 @@ async def chat(body: ChatIn, request: Request, user: CurrentUser, services: Serv
         chat_session = await services.sessions.create(db, user.id, SetLLM())
     else:
         chat_session = await services.sessions.get(db, user.id, body.session_id)
+    # Hand the pooled connection back first: submit opens its own, and a handler holding
+    # one while waiting for another deadlocks the pool under load.
+    await db.close()
     accepted = await services.generations.submit(chat_session, body.message, body.client_msg_id)
-    await db.close()  # hand the pooled connection back before waiting on the answer
     headers = {"X-Session-ID": accepted.session_id, "X-Generation-ID": accepted.generation_id}
 
     if body.background:

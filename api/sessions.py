@@ -53,6 +53,7 @@ async def patch_session(session_id: SessionIdPath, body: SessionPatch, user: Cur
 @router.delete("/sessions/{session_id}", status_code=204)
 async def delete_session(session_id: SessionIdPath, user: CurrentUser, services: ServicesDep, db: DbDep):
     chat = await services.sessions.get(db, user.id, session_id.upper())
+    await db.close()  # cancel opens sessions of its own: never hold one while waiting for another
     # Newest first, so no queued answer starts while the ones before it are cancelled.
     for generation_id in reversed(await services.store.active_in_session(chat.id)):
         await services.generations.cancel(generation_id, user.id)

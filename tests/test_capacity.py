@@ -35,3 +35,20 @@ async def test_more_streams_than_pooled_connections(tmp_path):
         assert held <= 5, f"{held} connections held by idle streams"
     finally:
         await server.stop()
+
+
+async def test_more_concurrent_chats_than_pooled_connections(tmp_path):
+    """A handler must never hold a pooled connection while waiting for another (the pool
+    holds 15): 40 synchronous chats at once all answer, none times out on the pool."""
+    server = await Server(make_settings(tmp_path, time_between_chunks=0.01, flush_interval=1.0)).start()
+    try:
+        async with server.client() as c:
+            token = await register(c, "busy")
+        async with server.client(token) as c:
+            sids = [await new_session(c, token) for _ in range(40)]
+            replies = await asyncio.wait_for(asyncio.gather(
+                *(c.post("/chat", json={"session_id": sid, "message": "hi"}) for sid in sids)), 25)
+        assert [r.status_code for r in replies] == [200] * 40
+        assert all(r.json()["status"] == "completed" for r in replies)
+    finally:
+        await server.stop()
