@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     stream_log_ttl: float = Field(900, gt=0)  # seconds a finished generation's log is kept
     sse_ping_interval: float = Field(15, gt=0)
 
+    # Streaming performance
+    # Coalescing: tokens that reach the producer within this many milliseconds of the last
+    # chunk frame are sent together in the next one (one frame, one seq, their joined text);
+    # the first token, and any token after a quiet spell, goes out alone at once, and none is
+    # held longer than the window. 0 = one frame per token. Needs the embedded stream log.
+    coalesce_window_ms: float = Field(0, ge=0, le=20)
+
     # Scale-out backends (unset: embedded in-process implementations)
     redis_url: str | None = None
     rabbitmq_url: str | None = None

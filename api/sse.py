@@ -24,12 +24,12 @@ async def _events(generations: GenerationService, generation_id: str, after: int
                   prelude: list[bytes]) -> AsyncIterator[bytes]:
     for item in prelude:
         yield item
-    async for frame in generations.follow(generation_id, after):
-        if frame is None:
+    async for batch in generations.follow(generation_id, after, batches=True):
+        if batch is None:
             yield SSE_PING
-        else:
-            yield sse_event(frame)
-            if frame.type == "done":
+        else:  # the frames one wake found, as one body chunk: one send down the ASGI stack
+            yield sse_event(batch[0]) if len(batch) == 1 else b"".join(map(sse_event, batch))
+            if batch[-1].type == "done":
                 return
     if generations.closing.is_set():
         yield _GOING_AWAY

@@ -200,9 +200,10 @@ class _Conversation:
     async def _forward(self, generation_id: str, after: int) -> None:
         send = self.ws.send_text
         try:
-            async for frame in self.services.generations.follow(generation_id, after):
-                if frame is not None:
-                    await send(frame.data)
+            async for batch in self.services.generations.follow(generation_id, after, batches=True):
+                if batch is not None:
+                    for frame in batch:
+                        await send(frame.data)
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # socket gone: the generation goes on and is stored
 

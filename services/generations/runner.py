@@ -143,23 +143,63 @@ class GenerationRunner:
         loop = asyncio.get_running_loop()
         detector = LoopDetector(self.s.loop_min_repeats, self.s.loop_min_chars, self.s.loop_max_period)
         append, gen_id, chunk = self.log.append, state.generation_id, frames.chunk
+        # The embedded log appends synchronously: no coroutine per token, and a timer can flush.
+        append_now = getattr(self.log, "append_nowait", None)
+        window = self.s.coalesce_window_ms / 1000 if append_now is not None else 0.0
+        pending: list[str] = []  # coalescing: tokens held for the next frame (never a first one)
+        timer: asyncio.TimerHandle | None = None
+        due = 0.0  # a token arriving from then on goes out at once
+
+        def emit() -> None:  # one chunk frame with the held tokens' text: one seq
+            nonlocal timer
+            timer = None
+            text = pending[0] if len(pending) == 1 else "".join(pending)
+            pending.clear()
+            state.seq += 1
+            state.parts.append(text)
+            append_now(gen_id, chunk(gen_id, state.seq, text), text)
+
+        def emit_due() -> None:  # the window ran out with tokens held: send them, open the next
+            nonlocal due
+            emit()
+            due = loop.time() + window
+
         finish = "stop"
+        tokens = 0
         try:
             async for event in events:
                 if type(event) is str:
-                    state.seq += 1
-                    state.parts.append(event)
-                    state.last_token_at = loop.time()
-                    await append(gen_id, chunk(gen_id, state.seq, event), event)
+                    tokens += 1
+                    now = state.last_token_at = loop.time()
+                    if window:
+                        pending.append(event)
+                        if now >= due:  # the first token, or one after a quiet window: at once
+                            if timer is not None:
+                                timer.cancel()
+                            emit()
+                            due = now + window
+                        elif timer is None:
+                            timer = loop.call_at(due, emit_due)
+                    else:
+                        state.seq += 1
+                        state.parts.append(event)
+                        if append_now is not None:
+                            append_now(gen_id, chunk(gen_id, state.seq, event), event)
+                        else:
+                            await append(gen_id, chunk(gen_id, state.seq, event), event)
                     if detector.feed(event):
                         raise _Stop("loop")
-                    if state.seq >= max_tokens:
+                    if tokens >= max_tokens:
                         raise _Stop("length")
                 elif isinstance(event, Usage):
                     state.usage = event
                 elif isinstance(event, Finish):
                     finish = event.reason
         finally:
+            if timer is not None:
+                timer.cancel()
+            if pending:  # held tokens go out before the done frame, however the stream ends
+                emit()
             await events.aclose()  # closes the upstream request on every exit path
         return finish
 

@@ -70,10 +70,12 @@ class GenerationService:
         except asyncio.TimeoutError:
             pass
 
-    async def follow(self, generation_id: str, after: int,
-                     ping_interval: float | None = None) -> AsyncIterator[Frame | None]:
+    async def follow(self, generation_id: str, after: int, ping_interval: float | None = None,
+                     batches: bool = False) -> AsyncIterator[Frame | list[Frame] | None]:
         """Frames with seq > after, then live ones until `done`. A snapshot replaces frames
-        that are no longer kept. Yields None every `ping_interval` seconds of silence."""
+        that are no longer kept. Yields None every `ping_interval` seconds of silence.
+        With `batches`, yields lists: the frames one wake found, so a transport can send them
+        in one write (SSE) or without a generator step per frame (WebSocket)."""
         ping_interval = ping_interval or self.s.sse_ping_interval
         log, closing = self.log, self.closing
         while not closing.is_set():
@@ -81,8 +83,13 @@ class GenerationService:
             if result is None:  # not in the log (expired or lost): the database has it
                 row = await self.store.get(generation_id)
                 if row.status in frames.TERMINAL:
-                    for frame in stored_frames(row, after):
-                        yield frame
+                    rebuilt = stored_frames(row, after)
+                    if batches:
+                        if rebuilt:
+                            yield rebuilt
+                    else:
+                        for frame in rebuilt:
+                            yield frame
                     return
                 if not await log.wait(generation_id, after, ping_interval):
                     await asyncio.sleep(min(ping_interval, 1.0))  # log missing: poll the DB
@@ -92,18 +99,27 @@ class GenerationService:
                 if snap is not None and snap[1] > after:
                     content, seq = snap
                     row = await self.store.get(generation_id)
-                    yield frames.snapshot(generation_id, seq, content, row.status)
+                    snap_frame = frames.snapshot(generation_id, seq, content, row.status)
+                    yield [snap_frame] if batches else snap_frame
                     after = seq
                     continue
-            for frame in result.frames:
-                yield frame
-                after = frame.seq
-                if frame.type == "done":
-                    return
+            if batches:
+                if result.frames:  # a done frame is always the last one of the log
+                    yield result.frames
+                    after = result.frames[-1].seq
+                    if result.frames[-1].type == "done":
+                        return
+            else:
+                for frame in result.frames:
+                    yield frame
+                    after = frame.seq
+                    if frame.type == "done":
+                        return
             if result.finished:  # resumed after the done frame: nothing more will come
                 return
-            if not result.frames and not await log.wait(generation_id, after, ping_interval) \
-                    and not closing.is_set():
+            # Straight to waiting, also after delivering frames: wait() returns at once when
+            # more are already in, so a live reader does one read per wake, not two.
+            if not await log.wait(generation_id, after, ping_interval) and not closing.is_set():
                 yield None
 
 

@@ -5,6 +5,7 @@ import json
 from typing import NamedTuple
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_str = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept as _dumps keeps it
 
 TERMINAL = frozenset({"completed", "cancelled", "incomplete", "failed"})
 
@@ -20,7 +21,9 @@ def encode(obj: dict) -> str:
 
 
 def chunk(generation_id: str, seq: int, text: str) -> Frame:
-    return Frame(seq, "chunk", _dumps({"type": "chunk", "generation_id": generation_id, "seq": seq, "chunk": text}))
+    # The per-token frame, by template: the same text as _dumps of the dict, ~20x cheaper.
+    return Frame(seq, "chunk", f'{{"type":"chunk","generation_id":{_str(generation_id)},"seq":{seq:d},'
+                               f'"chunk":{_str(text)}}}')
 
 
 def done(generation_id: str, seq: int, status: str, finish_reason: str, usage: dict | None,

@@ -21,6 +21,11 @@ class _GenLog:
         self.finished = False
 
 
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(False)
+
+
 class MemoryStreamLog(StreamLog):
     def __init__(self, max_frames: int):
         self.max_frames = max_frames
@@ -36,7 +41,12 @@ class MemoryStreamLog(StreamLog):
         self._get(generation_id)
 
     async def append(self, generation_id: str, frame: Frame, text: str | None = None) -> None:
-        log = self._get(generation_id)
+        self.append_nowait(generation_id, frame, text)
+
+    def append_nowait(self, generation_id: str, frame: Frame, text: str | None = None) -> None:
+        """`append` without the coroutine: the producer's per-token call, and the coalescing
+        timer's (a plain callback)."""
+        log = self._logs.get(generation_id) or self._get(generation_id)
         log.frames.append(frame)
         log.last_seq = frame.seq
         if frame.type == "done":
@@ -48,7 +58,7 @@ class MemoryStreamLog(StreamLog):
             waiters, log.waiters = log.waiters, []
             for fut in waiters:
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_result(True)
 
     async def read(self, generation_id: str, after: int, limit: int = 512) -> ReadResult | None:
         log = self._logs.get(generation_id)
@@ -81,21 +91,19 @@ class MemoryStreamLog(StreamLog):
             return False
         if log.last_seq > after:
             return True
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         log.waiters.append(fut)
+        # A bare timer resolving the future to False: cheaper per wake than asyncio.timeout().
+        timer = loop.call_later(timeout, _expire, fut)
         try:
-            async with asyncio.timeout(timeout):
-                await fut
-            return True
-        except TimeoutError:
-            return False
+            return await fut
         finally:
+            timer.cancel()
             if not fut.done():
                 fut.cancel()
-                try:
-                    log.waiters.remove(fut)
-                except ValueError:
-                    pass
+            if fut in log.waiters:
+                log.waiters.remove(fut)
 
     async def expire(self, generation_id: str, ttl: float) -> None:
         log = self._logs.get(generation_id)
@@ -110,14 +118,14 @@ class MemoryStreamLog(StreamLog):
         if log:
             for fut in log.waiters:
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_result(True)
 
     def wake_all(self) -> None:
         for log in self._logs.values():
             waiters, log.waiters = log.waiters, []
             for fut in waiters:
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_result(True)
 
     async def aclose(self) -> None:
         for generation_id in list(self._logs):

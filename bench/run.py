@@ -1,0 +1,573 @@
+"""The benchmark suite, end to end, in one command:
+
+    .venv/bin/python -m bench.run            # full suite, under ten minutes on 2 cores
+    .venv/bin/python -m bench.run --quick    # smoke test, under a minute; never fails on a timing
+
+Starts the fake upstream, the service instances and the load generators as separate
+processes (pinned to separate cores where the machine has them), runs every load shape in
+interleaved rounds over (A) the upstream directly, (B) the service over WebSocket and (C) the
+service over SSE, and writes bench/results/results.{json,md,svg}. See bench/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import report  # noqa: E402
+from bench.proc import (PYTHON, ROOT, Proc, cores, http_json, loadavg, raise_fd_limit, start_fake,  # noqa: E402
+                        start_service)
+from bench.stats import LATE_MS, TTFT_LIMIT_MS, median, run_figures, spread, summarize  # noqa: E402
+
+PASSWORD = "correct-horse-battery"
+RESULTS = ROOT / "bench" / "results"
+FIGURES = ["cpu_us_per_token", "cpu_ms_per_generation", "tokens_per_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms",
+           "lateness_p99_ms", "fell_behind", "sustained", "tokens_per_frame", "fake_cpu_us_per_token",
+           "loadgen_cpu_share"]
+
+# variant -> (service instance, client mode, client offers permessage-deflate)
+VARIANTS = {
+    "direct": (None, "direct", False),
+    "ws": ("main", "ws", False),
+    "sse": ("main", "sse", False),
+    "ws+coalesce": ("coalesce", "ws", False),
+    "sse+coalesce": ("coalesce", "sse", False),
+    "ws+deflate": ("deflate", "ws", True),
+    # --baseline TREE: the same service from another copy of the tree, interleaved in the same rounds
+    "ws@baseline": ("baseline", "ws", False),
+    "sse@baseline": ("baseline", "sse", False),
+}
+
+FULL = {
+    "rounds": 2,
+    "one_stream": {"rounds": 3, "generations": 12, "tps": 100, "n": 20},
+    "paced_200x50": {"streams": 200, "tps": 50, "n": 100, "ramp": 1.0, "grace": 2.0, "procs": 1,
+                     "variants": ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce"]},
+    "paced_1000x25": {"streams": 1000, "tps": 25, "n": 50, "ramp": 2.0, "grace": 2.0, "procs": 2,
+                      "variants": ["direct", "ws", "sse"]},
+    "unpaced": {"streams": 20, "tps": 0, "n": 1500, "ramp": 0.0, "cutoff": 5.0, "procs": 1,
+                "variants": ["direct", "ws", "sse", "ws+deflate"]},
+    "ramp": {"streams": 150, "tps": 25, "n": 50, "seconds": 10.0, "grace": 2.0, "procs": 1,
+             "variants": ["direct", "ws", "sse"]},
+    "idle": {"connections": 2000},
+    "stall": {"seconds": 5.0, "tps": 1000, "n": 20000},
+    "scaleout": {"args": ["--concurrency", "10", "--tokens", "200"], "timeout": 120},
+}
+QUICK = {
+    "rounds": 1,
+    "one_stream": {"rounds": 1, "generations": 3, "tps": 200, "n": 10},
+    "paced_200x50": {"streams": 20, "tps": 50, "n": 20, "ramp": 0.2, "grace": 1.5, "procs": 1,
+                     "variants": ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce"]},
+    "paced_1000x25": {"streams": 40, "tps": 25, "n": 10, "ramp": 0.2, "grace": 1.5, "procs": 2,
+                      "variants": ["direct", "ws", "sse"]},
+    "unpaced": {"streams": 4, "tps": 0, "n": 200, "ramp": 0.0, "cutoff": 3.0, "procs": 1,
+                "variants": ["direct", "ws", "sse", "ws+deflate"]},
+    "ramp": {"streams": 12, "tps": 50, "n": 10, "seconds": 1.0, "grace": 1.5, "procs": 1,
+             "variants": ["direct", "ws", "sse"]},
+    "idle": {"connections": 60},
+    "stall": {"seconds": 1.0, "tps": 1000, "n": 5000},
+    "scaleout": None,  # minutes, and PostgreSQL/Redis/RabbitMQ: full runs only
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.plan = QUICK if args.quick else FULL
+        self.work = Path(tempfile.mkdtemp(prefix="bench-"))
+        cpus = cores()
+        self.cpus = cpus
+        # Service on the first core; upstream and load generators on the others (on the
+        # service's core too when only A runs, the service then being idle).
+        self.cpu_service = {cpus[0]} if len(cpus) > 1 else None
+        self.cpu_side = set(cpus[1:]) if len(cpus) > 1 else None
+        self.services: dict[str, Proc] = {}
+        self.tokens: dict[str, str] = {}
+        self.pools: dict[str, list[str]] = {}
+        self.fake: Proc | None = None
+        self.fake_url = ""
+        self.results: dict = {"meta": {}, "shapes": {}}
+        self.errors: list[str] = []
+        self.restarts: list[str] = []
+
+    # ------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        self.fake, self.fake_url = start_fake(self.work, self.cpu_side, ["fake-model"])
+        log(f"fake upstream {self.fake_url} (pid {self.fake.pid}, cpus {self.cpu_side})")
+        specs = {
+            "main": dict(deflate=False),
+            "coalesce": dict(deflate=False, env={"COALESCE_WINDOW_MS": "20"}),
+            "deflate": dict(deflate=True),
+        }
+        if self.args.baseline:
+            specs["baseline"] = dict(deflate=False, root=Path(self.args.baseline).resolve())
+        with ThreadPoolExecutor(len(specs)) as pool:
+            # started on every core (imports and migrations go faster), pinned once healthy
+            futs = {name: pool.submit(start_service, name, self.work, self.fake_url, None, **kw)
+                    for name, kw in specs.items()}
+            for name, fut in futs.items():
+                svc = self.services[name] = fut.result()
+                svc.cpus = self.cpu_service
+                svc.repin()
+        for name, svc in self.services.items():
+            base = svc.extra["base"]
+            http_json("POST", f"{base}/users", {"username": "bench", "password": PASSWORD})
+            status, body = http_json("POST", f"{base}/token", form={"username": "bench", "password": PASSWORD})
+            if status != 200:
+                raise RuntimeError(f"{name}: login failed: {body}")
+            self.tokens[name] = body["access_token"]
+            self.pools[name] = []
+            log(f"service {name}: {svc.extra['cmd']} env {svc.extra['env']} (pid {svc.pid})")
+
+    def new_sessions(self, name: str, n: int, max_tokens: int = 131072) -> list[str]:
+        base, token = self.services[name].extra["base"], self.tokens[name]
+
+        def one(_):
+            status, body = http_json("POST", f"{base}/set-llm", {"max_tokens": max_tokens},
+                                     {"Authorization": f"Bearer {token}"})
+            if status != 201:
+                raise RuntimeError(f"set-llm failed: {status} {body}")
+            return body["session_id"]
+        with ThreadPoolExecutor(16) as pool:
+            return list(pool.map(one, range(n)))
+
+    def sessions(self, name: str, n: int) -> list[str]:
+        """n idle sessions, reused across rounds (each round's generations end before the next)."""
+        pool = self.pools[name]
+        if len(pool) < n:
+            pool += self.new_sessions(name, n - len(pool))
+        return pool[:n]
+
+    def behaviour(self, **options) -> None:
+        status, body = http_json("POST", f"{self.fake_url}/_fake/behaviour", options)
+        if status != 200:
+            raise RuntimeError(f"fake behaviour refused: {body}")
+
+    # ------------------------------------------------------------ one run of a stream shape
+
+    def run(self, variant: str, arrivals: list[float], tps: float, n: int, cutoff: float,
+            procs: int = 1, sequential: bool = False, ttft: float = 0.0, fresh: bool = False) -> dict:
+        name, mode, deflate = VARIANTS[variant]
+        svc = self.services.get(name) if name else None
+        count = len(arrivals)
+        if svc is None:
+            sessions = [""] * count
+        elif fresh:
+            sessions = self.new_sessions(name, count)
+        else:
+            sessions = self.sessions(name, count)
+        self.behaviour(tps=tps, n=n, ttft=ttft)
+        procs = max(1, min(procs, count))
+        lg_cpus = self.cpu_side if mode != "direct" else self.cpu_service
+        runners = []
+        for p in range(procs):
+            idx = list(range(p, count, procs))
+            spec = {"kind": "streams", "mode": mode, "deflate": deflate, "fake": self.fake_url,
+                    "service": svc.extra["base"] if svc else "", "token": self.tokens.get(name or "", ""),
+                    "sessions": [sessions[i] for i in idx], "arrivals": [arrivals[i] for i in idx],
+                    "cutoff": cutoff, "sequential": sequential, "max_tokens": 131072,
+                    "admission": self.args.sse_admission}
+            spec_path = self.work / f"spec-{p}.json"
+            out_path = self.work / f"out-{p}.json"
+            spec_path.write_text(json.dumps(spec))
+            out_path.unlink(missing_ok=True)
+            cpus = lg_cpus
+            proc = subprocess.Popen([PYTHON, "-m", "bench.loadgen", str(spec_path), str(out_path)], cwd=ROOT,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                    preexec_fn=(lambda c=cpus: os.sched_setaffinity(0, c)) if cpus else None)
+            runners.append((proc, out_path))
+        for proc, _ in runners:
+            line = proc.stdout.readline()
+            if not line.startswith("ready"):
+                proc.wait(10)
+                raise RuntimeError(f"load generator failed to connect ({variant}): {line!r}")
+        start_at = time.monotonic() + 0.3
+        svc_cpu0 = svc.cpu() if svc else 0.0
+        fake_cpu0 = self.fake.cpu()
+        for proc, _ in runners:
+            proc.stdin.write(f"go {start_at}\n")
+            proc.stdin.flush()
+        outs = []
+        for proc, out_path in runners:
+            proc.wait(cutoff + 120)
+            if proc.returncode != 0:
+                raise RuntimeError(f"load generator exited {proc.returncode} ({variant})")
+            outs.append(json.loads(out_path.read_text()))
+        svc_cpu1 = svc.cpu() if svc else 0.0
+        fake_cpu1 = self.fake.cpu()
+        window = max(o["elapsed_s"] for o in outs)
+        gens = [g for o in outs for g in o["generations"]]
+        fig = run_figures(gens, tps, n, ttft)
+        tokens = fig["tokens"]
+        fig.update({
+            "variant": variant, "window_s": round(window, 3),
+            "cpu_us_per_token": (svc_cpu1 - svc_cpu0) / tokens * 1e6 if svc and tokens else None,
+            "service_cpu_s": round(svc_cpu1 - svc_cpu0, 3) if svc else None,
+            "cpu_ms_per_generation": (svc_cpu1 - svc_cpu0) / len(gens) * 1e3 if svc and gens else None,
+            "service_cpu_share": round((svc_cpu1 - svc_cpu0) / window, 3) if svc and window else None,
+            "fake_cpu_us_per_token": (fake_cpu1 - fake_cpu0) / tokens * 1e6 if tokens else None,
+            "tokens_per_s": tokens / window if window else None,
+            "loadgen_cpu_share": round(max(o["loadgen_cpu_s"] / max(o["elapsed_s"], 1e-9) for o in outs), 3),
+            "loadgen_procs": procs,
+        })
+        if svc:
+            self.drain(name, gens)
+        return fig
+
+    def drain(self, name: str, gens: list[dict]) -> None:
+        """Cancels what the cutoff left running and waits for the service to go idle, so
+        no round pays for the previous one."""
+        base, token = self.services[name].extra["base"], self.tokens[name]
+        left = [g["generation_id"] for g in gens
+                if g.get("generation_id") and g["status"] not in ("completed", "cancelled", "failed", "incomplete")]
+        if left:
+            spec = {"kind": "cancel", "service": base, "token": token, "sessions": self.sessions(name, 1),
+                    "generation_ids": left, "linger": 0.5}
+            sp, op = self.work / "cancel.json", self.work / "cancel-out.json"
+            sp.write_text(json.dumps(spec))
+            subprocess.run([PYTHON, "-m", "bench.loadgen", str(sp), str(op)], cwd=ROOT, timeout=120,
+                           stdout=subprocess.DEVNULL)
+        svc = self.services[name]
+        deadline = time.monotonic() + (3 if left else 6)
+        last = svc.cpu()
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            now = svc.cpu()
+            if now - last < 0.025:  # under 10% of a core: idle
+                return
+            last = now
+        # Still busy (an overloaded embedded service can take minutes to dig out, its DB pool
+        # timing out): start it afresh rather than let the next run pay for this one.
+        svc.restart()
+        self.restarts.append(name)
+        log(f"  (service {name} restarted: still busy after its cancels)")
+
+    # ------------------------------------------------------------ shapes
+
+    def shape_rounds(self, key: str, variants: list[str], rounds: int, make) -> dict:
+        """Interleaved rounds: each round runs every variant once, the order rotating."""
+        if self.args.baseline and key in ("one_stream", "paced_200x50", "unpaced"):
+            variants = list(variants) + ["ws@baseline", "sse@baseline"]
+        per: dict[str, list[dict]] = {v: [] for v in variants}
+        for r in range(rounds):
+            order = variants[r % len(variants):] + variants[:r % len(variants)]
+            for v in order:
+                t0 = time.monotonic()
+                try:
+                    fig = make(v)
+                except Exception as exc:  # a broken variant is reported, the suite goes on
+                    self.errors.append(f"{key}/{v}: {type(exc).__name__}: {exc}")
+                    log(f"  {key} {v} FAILED: {exc}")
+                    continue
+                per[v].append(fig)
+                log(f"  {key} r{r + 1} {v:<13} {_brief(fig)} ({time.monotonic() - t0:.1f}s)")
+        out = {"variants": {}}
+        for v, figs in per.items():
+            out["variants"][v] = {"rounds": figs, "summary": summarize(figs, FIGURES)}
+        out["added"] = added_over_direct(per)
+        return out
+
+    def one_stream(self) -> None:
+        p = self.plan["one_stream"]
+        gens = p["generations"]
+        per_gen = p["n"] / p["tps"] + 1.0
+        res = self.shape_rounds("one_stream", ["direct", "ws", "sse"], p["rounds"], lambda v: self.run(
+            v, [0.0] * gens, p["tps"], p["n"], cutoff=gens * per_gen + 5, sequential=True, fresh=True))
+        res["params"] = {**p, "note": "one stream at a time; each generation on a fresh connection and session"}
+        self.results["shapes"]["one_stream"] = res
+
+    def paced(self, key: str) -> None:
+        p = self.plan[key]
+        count, tps, n = p["streams"], p["tps"], p["n"]
+        arrivals = [i * p["ramp"] / count for i in range(count)]
+        cutoff = p["ramp"] + n / tps + p["grace"]
+        res = self.shape_rounds(key, p["variants"], p.get("rounds", self.plan["rounds"]), lambda v: self.run(
+            v, arrivals, tps, n, cutoff, procs=p["procs"]))
+        res["params"] = {**p, "cutoff_s": cutoff,
+                         "note": f"{count} streams x {tps} tokens/s x {n} tokens, arrivals spread evenly over "
+                                 f"{p['ramp']}s; a stream falls behind when a token is > {LATE_MS:.0f} ms late "
+                                 f"or its TTFT > {TTFT_LIMIT_MS:.0f} ms or it is not done by the cutoff"}
+        self.results["shapes"][key] = res
+
+    def unpaced(self) -> None:
+        p = self.plan["unpaced"]
+        res = self.shape_rounds("unpaced", p["variants"], p.get("rounds", self.plan["rounds"]), lambda v: self.run(
+            v, [0.0] * p["streams"], 0, p["n"], p["cutoff"], procs=p["procs"]))
+        res["params"] = {**p, "note": "upstream as fast as it goes; tokens_per_s is the ceiling"}
+        self.results["shapes"]["unpaced"] = res
+
+    def ramp(self) -> None:
+        p = self.plan["ramp"]
+        count, secs = p["streams"], p["seconds"]
+        # arrival rate rising linearly from 0: the i-th arrival at T*sqrt(i/N)
+        arrivals = [secs * (i / count) ** 0.5 for i in range(count)]
+        cutoff = secs + p["n"] / p["tps"] + p["grace"]
+
+        def make(v):
+            fig = self.run(v, arrivals, p["tps"], p["n"], cutoff, procs=p["procs"])
+            return fig
+        res = self.shape_rounds("ramp", p["variants"], 1, make)
+        res["params"] = {**p, "peak_arrivals_per_s": round(2 * count / secs, 1),
+                         "note": f"arrival rate rising linearly from 0 to {2 * count / secs:.0f}/s over {secs}s"}
+        self.results["shapes"]["ramp"] = res
+
+    def idle(self) -> None:
+        self._idle("main", "idle_ws", False)
+        self._idle("deflate", "idle_ws_deflate", True)
+
+    def _idle(self, name: str, key: str, deflate: bool) -> None:
+        """N idle authenticated WebSockets: RSS delta / N of the service process."""
+        count = self.plan["idle"]["connections"]
+        svc = self.services[name]
+        sessions = self.sessions(name, 20)
+        spec = {"kind": "idle", "service": svc.extra["base"], "token": self.tokens[name],
+                "sessions": sessions, "count": count, "deflate": deflate}
+        spec_path, out_path = self.work / "idle.json", self.work / "idle-out.json"
+        spec_path.write_text(json.dumps(spec))
+        # a few connections first, so code paths and pools are warm before the baseline
+        warm = {**spec, "count": 20}
+        (self.work / "warm.json").write_text(json.dumps(warm))
+        self._hold(self.work / "warm.json", self.work / "warm-out.json", hold=0.2)
+        settle = 0.3 if self.args.quick else 1.0
+        time.sleep(settle)
+        before = svc.rss()
+        proc = subprocess.Popen([PYTHON, "-m", "bench.loadgen", str(spec_path), str(out_path)], cwd=ROOT,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                preexec_fn=(lambda: os.sched_setaffinity(0, self.cpu_side)) if self.cpu_side else None)
+        line = proc.stdout.readline()
+        connected = int(line.split()[1]) if line.startswith("ready") else 0
+        time.sleep(2 * settle)  # let the handshakes' garbage go
+        samples = []
+        for _ in range(4):
+            samples.append(svc.rss())
+            time.sleep(0.25)
+        held = median(samples)
+        proc.stdin.write("close\n")
+        proc.stdin.flush()
+        proc.wait(60)
+        out = json.loads(out_path.read_text())
+        time.sleep(settle)
+        after_close = svc.rss()
+        per = (held - before) / connected if connected else None
+        self.results[key] = {
+            "connections": connected, "requested": count, "rss_before_mib": before / 2**20,
+            "rss_held_mib": held / 2**20, "rss_after_close_mib": after_close / 2**20,
+            "kib_per_connection": per / 1024 if per is not None else None, "loadgen": out,
+            "service": name, "permessage_deflate": deflate,
+            "note": "RSS (VmRSS, /proc/<pid>/status) of the service with the connections open minus before, "
+                    "divided by the connections; pings are answered so they stay authenticated and open"}
+        log(f"  idle ({name}): {connected} connections, {self.results[key]['kib_per_connection']:.1f} KiB each "
+            f"(RSS {before / 2**20:.1f} -> {held / 2**20:.1f} MiB, {after_close / 2**20:.1f} after close)")
+
+    def _hold(self, spec_path: Path, out_path: Path, hold: float) -> dict:
+        proc = subprocess.Popen([PYTHON, "-m", "bench.loadgen", str(spec_path), str(out_path)], cwd=ROOT,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        proc.stdout.readline()
+        time.sleep(hold)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        proc.wait(60)
+        return json.loads(out_path.read_text())
+
+    def stall(self) -> None:
+        """A WebSocket reader that stops reading while a long generation streams; the same
+        with a reader that reads, as the control. Server RSS sampled every 100 ms."""
+        p = self.plan["stall"]
+        svc = self.services["main"]
+        out = {}
+        for case in ("control", "stalled"):
+            self.behaviour(tps=p["tps"], n=p["n"])
+            session = self.new_sessions("main", 1)
+            spec = {"kind": "stall", "service": svc.extra["base"], "token": self.tokens["main"],
+                    "sessions": session, "stall": case == "stalled", "timeout": 120}
+            sp, op = self.work / f"stall-{case}.json", self.work / f"stall-{case}-out.json"
+            sp.write_text(json.dumps(spec))
+            proc = subprocess.Popen([PYTHON, "-m", "bench.loadgen", str(sp), str(op)], cwd=ROOT,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                    preexec_fn=(lambda: os.sched_setaffinity(0, self.cpu_side)) if self.cpu_side
+                                    else None)
+            line = proc.stdout.readline()
+            t0 = time.monotonic()
+            samples = []
+            while time.monotonic() - t0 < p["seconds"]:
+                samples.append((round(time.monotonic() - t0, 2), svc.rss() / 2**20))
+                time.sleep(0.1)
+            proc.stdin.write("resume\n")
+            proc.stdin.flush()
+            gid = line.split()[1] if len(line.split()) > 1 else ""
+            if gid:  # the generation would run on for a while: end it; the reader must get its done
+                http_json("POST", f"{svc.extra['base']}/generations/{gid}/cancel", None,
+                          {"Authorization": f"Bearer {self.tokens['main']}"}, timeout=60)
+            proc.wait(150)
+            res = json.loads(op.read_text())
+            rss = [s[1] for s in samples]
+            half = len(rss) // 2
+            out[case] = {"ready": line.strip(), "samples_mib": samples, "rss_start_mib": rss[0],
+                         "rss_max_mib": max(rss), "growth_mib": max(rss) - rss[0],
+                         "second_half_growth_mib": max(rss[half:]) - rss[half] if rss[half:] else None,
+                         "reader": res}
+            self.drain("main", [])
+        out["note"] = ("RSS of the service while one generation streams at "
+                       f"{p['tps']} tokens/s to a reader that stops reading (stalled) or keeps reading (control); "
+                       "the stalled reader then resumes and must still receive its done frame")
+        out["extra_growth_mib"] = out["stalled"]["growth_mib"] - out["control"]["growth_mib"]
+        self.results["stalled_reader"] = out
+        log(f"  stall: growth stalled {out['stalled']['growth_mib']:.2f} MiB vs control "
+            f"{out['control']['growth_mib']:.2f} MiB; stalled reader ended {out['stalled']['reader']['status']}")
+
+    def scaleout(self) -> None:
+        p = self.plan["scaleout"]
+        script = ROOT / "bench" / "scaleout_throughput.py"
+        if p is None:
+            self.results["scaleout"] = {"status": "skipped", "note": "not run in --quick mode"}
+            return
+        if not script.exists():
+            self.results["scaleout"] = {"status": "missing",
+                                        "note": "GAP: bench/scaleout_throughput.py does not exist yet"}
+            return
+        log("  scale-out: running bench/scaleout_throughput.py " + " ".join(p["args"]))
+        t0 = time.monotonic()
+        try:
+            r = subprocess.run([PYTHON, str(script), *p["args"]], cwd=ROOT, capture_output=True, text=True,
+                               timeout=p["timeout"])
+            out, code = r.stdout + r.stderr, r.returncode
+        except subprocess.TimeoutExpired as exc:
+            out, code = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else \
+                (exc.stdout or ""), "timeout"
+        self.results["scaleout"] = {"status": "ok" if code == 0 else f"failed ({code})", "args": p["args"],
+                                    "elapsed_s": round(time.monotonic() - t0, 1), "output": out[-6000:],
+                                    "parsed": report.parse_scaleout(out)}
+        log(f"  scale-out: {self.results['scaleout']['status']} in {self.results['scaleout']['elapsed_s']}s")
+
+    def warm_up(self) -> None:
+        """Imports, lazy schemas, connection pools: one short run of each variant, not measured."""
+        variants = ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce", "ws+deflate"]
+        if self.args.baseline:
+            variants += ["ws@baseline", "sse@baseline"]
+        for v in variants:
+            self.run(v, [i * 0.02 for i in range(2 if self.args.quick else 8)], 0, 30, cutoff=10)
+
+    # ------------------------------------------------------------ main
+
+    def main(self) -> int:
+        t0 = time.monotonic()
+        self.results["meta"] = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": self.args.quick,
+            "machine": {"cores": os.cpu_count(), "affinity": self.cpus, "python": platform.python_version(),
+                        "loadavg_start": loadavg()},
+            "pinning": {"service": sorted(self.cpu_service or []), "fake_upstream": sorted(self.cpu_side or []),
+                        "loadgen_service_modes": sorted(self.cpu_side or []),
+                        "loadgen_direct_mode": sorted(self.cpu_service or [])},
+            "definitions": {"late_ms": LATE_MS, "ttft_limit_ms": TTFT_LIMIT_MS},
+            "command": " ".join([".venv/bin/python -m bench.run", *sys.argv[1:]]),
+            "baseline": self.args.baseline or None,
+        }
+        ok = False
+        try:
+            raise_fd_limit()
+            self.setup()
+            self.results["meta"]["services"] = {n: {"cmd": s.extra["cmd"], "env": s.extra["env"]}
+                                               for n, s in self.services.items()}
+            log("warm-up")
+            self.warm_up()
+            steps = [("one stream", self.one_stream), ("idle connections", self.idle),
+                     ("stalled reader", self.stall), ("200 x 50 tok/s", lambda: self.paced("paced_200x50")),
+                     ("1000 x 25 tok/s", lambda: self.paced("paced_1000x25")), ("unpaced", self.unpaced),
+                     ("ramped arrivals", self.ramp), ("scale-out", self.scaleout)]
+            only = set(self.args.only.split(",")) if self.args.only else None
+            for i, (title, step) in enumerate(steps):
+                if only and not any(o in title.replace(" ", "") or o in title for o in only):
+                    continue
+                log(f"{title}")
+                try:
+                    step()
+                except Exception as exc:
+                    self.errors.append(f"{title}: {type(exc).__name__}: {exc}")
+                    log(f"  {title} FAILED: {type(exc).__name__}: {exc}")
+            ok = True
+        finally:
+            for svc in self.services.values():
+                svc.stop()
+            if self.fake:
+                self.fake.stop()
+            self.results["meta"]["elapsed_s"] = round(time.monotonic() - t0, 1)
+            self.results["meta"]["loadavg_end"] = loadavg()
+            self.results["errors"] = self.errors
+            self.results["meta"]["service_restarts"] = self.restarts
+            self.results["budget"] = report.budget(self.results)
+            out = Path(self.args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "results.json").write_text(json.dumps(self.results, indent=1, default=str))
+            (out / "results.md").write_text(report.markdown(self.results))
+            (out / "results.svg").write_text(report.svg(self.results))
+            log(f"wrote {out / 'results.json'}, results.md, results.svg in {self.results['meta']['elapsed_s']}s")
+            print(report.markdown(self.results, brief=True))
+            if ok and not self.args.keep:
+                shutil.rmtree(self.work, ignore_errors=True)
+            else:
+                log(f"process logs kept in {self.work}")
+        return 1 if self.errors else 0
+
+
+def added_over_direct(per: dict[str, list[dict]]) -> dict:
+    """Per round, each service variant's figure minus the direct one of the same round."""
+    direct = per.get("direct") or []
+    out = {}
+    for v, figs in per.items():
+        if v == "direct" or not direct:
+            continue
+        out[v] = {}
+        for key in ("ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "lateness_p99_ms"):
+            diffs = [f[key] - d[key] for f, d in zip(figs, direct)
+                     if f.get(key) is not None and d.get(key) is not None]
+            out[v][key] = spread(diffs)
+    return out
+
+
+def _brief(f: dict) -> str:
+    def g(k, fmt="{:.1f}"):
+        return fmt.format(f[k]) if f.get(k) is not None else "-"
+    return (f"tokens {f['tokens']:>6} cpu/tok {g('cpu_us_per_token'):>6}us  tok/s {g('tokens_per_s', '{:.0f}'):>6} "
+            f"ttft p50/p99 {g('ttft_p50_ms')}/{g('ttft_p99_ms')}ms itl p99 {g('itl_p99_ms')}ms "
+            f"behind {f.get('fell_behind')} lg {f.get('loadgen_cpu_share')}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke-test sizes, under a minute")
+    ap.add_argument("--out", default=str(RESULTS), help="where results.{json,md,svg} go")
+    ap.add_argument("--only", default="", help="comma-separated step names (e.g. onestream,idle,200)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    ap.add_argument("--baseline", default="",
+                    help="path of another copy of the tree (with its .venv): its service runs beside this "
+                         "one and its ws/sse variants are interleaved in the same rounds (before/after)")
+    ap.add_argument("--sse-admission", type=int, default=6,
+                    help="SSE clients: at most this many POST /chat awaiting response headers, per load "
+                         "generator (0: unlimited; see README: the DB pool deadlock)")
+    args = ap.parse_args(argv)
+
+    def stop(*_):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the cleanup finish
+        raise KeyboardInterrupt  # so the finally blocks stop the child processes
+    import signal
+    signal.signal(signal.SIGTERM, stop)
+    return Bench(args).main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
