@@ -11,7 +11,10 @@ from models.schemas import ULID_PATTERN
 from services.container import Services
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-DbDep = Annotated[AsyncSession, Depends(get_db, scope="function")]  # see get_current_user
+# A route's own session. A route that then waits on work opening sessions of its own
+# (submit, cancel, a stream) must close it first: holding one pooled connection while
+# waiting for another deadlocks the pool under load (tests/test_capacity.py).
+DbDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 SessionIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
 GenerationIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]

@@ -24,7 +24,7 @@ async def _events(generations: GenerationService, generation_id: str, after: int
                   prelude: list[bytes]) -> AsyncIterator[bytes]:
     for item in prelude:
         yield item
-    async for batch in generations.follow(generation_id, after, batches=True):
+    async for batch in generations.follow(generation_id, after):
         if batch is None:
             yield SSE_PING
         else:  # the frames one wake found, as one body chunk: one send down the ASGI stack

@@ -200,7 +200,7 @@ class _Conversation:
     async def _forward(self, generation_id: str, after: int) -> None:
         send = self.ws.send_text
         try:
-            async for batch in self.services.generations.follow(generation_id, after, batches=True):
+            async for batch in self.services.generations.follow(generation_id, after):
                 if batch is not None:
                     for frame in batch:
                         await send(frame.data)

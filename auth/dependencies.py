@@ -4,7 +4,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.security import decode_token
 from models.db import User

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import json
 import sys
 import time
@@ -38,7 +37,7 @@ async def relay(tokens: int, readers: int) -> float:
     runner = GenerationRunner(settings, None, log, None)
     gen = "01JBENCHRE1AYM1CR000000000"
     await log.create(gen)
-    batches = "batches" in inspect.signature(service.follow).parameters
+    batches = hasattr(service, "follow_frames")  # newer trees: follow() yields batches
     got = [0] * readers
 
     async def events():
@@ -49,7 +48,7 @@ async def relay(tokens: int, readers: int) -> float:
     async def reader(k: int):
         sink = []
         if batches:
-            async for batch in service.follow(gen, 0, batches=True):
+            async for batch in service.follow(gen, 0):
                 if batch is None:
                     continue
                 for frame in batch:
@@ -58,7 +57,7 @@ async def relay(tokens: int, readers: int) -> float:
                 if batch[-1].type == "done":
                     return
         else:
-            async for frame in service.follow(gen, 0):
+            async for frame in service.follow(gen, 0):  # older trees: one frame at a time
                 if frame is None:
                     continue
                 sink.append(frame.data)

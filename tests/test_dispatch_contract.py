@@ -42,7 +42,7 @@ class Harness:
     async def frames_of(self, generation_id: str, after: int = 0, timeout: float = 20) -> list[dict]:
         out = []
         async with asyncio.timeout(timeout):
-            async for frame in self.api.generations.follow(generation_id, after, ping_interval=1.0):
+            async for frame in self.api.generations.follow_frames(generation_id, after, ping_interval=1.0):
                 if frame is not None:
                     out.append(json.loads(frame.data))
                     if frame.type == "done":
@@ -146,7 +146,7 @@ async def test_cancel_running_stops_the_upstream_request(harness):
     accepted = await harness.api.generations.submit(chat, "long")
     seen = []
     async with asyncio.timeout(20):
-        async for frame in harness.api.generations.follow(accepted.generation_id, 0, ping_interval=1.0):
+        async for frame in harness.api.generations.follow_frames(accepted.generation_id, 0, ping_interval=1.0):
             if frame is not None:
                 seen.append(json.loads(frame.data))
                 if len(seen) == 3:

@@ -3,7 +3,7 @@
 
 import asyncio
 
-from tests.support import WS, new_session, read_sse, text_of
+from tests.support import WS, read_sse, text_of
 
 
 async def test_seed_000_websocket_chat_without_session_id(server, token):

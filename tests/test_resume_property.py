@@ -34,7 +34,7 @@ class World:
         text, last = "", 0
         for reads, away_ms in plan + [(10**9, 0)]:  # the last visit stays to the end
             seen = 0
-            async for frame in self.services.generations.follow(gen, last):
+            async for frame in self.services.generations.follow_frames(gen, last):
                 if frame is None:
                     continue
                 body = json.loads(frame.data)

@@ -62,7 +62,7 @@ class GenerationService:
 
     async def wait_done(self, generation_id: str, timeout: float | None = None) -> None:
         async def drain():
-            async for frame in self.follow(generation_id, 0, ping_interval=1.0):
+            async for frame in self.follow_frames(generation_id, 0, ping_interval=1.0):
                 if frame is not None and frame.type == "done":
                     return
         try:
@@ -70,12 +70,11 @@ class GenerationService:
         except asyncio.TimeoutError:
             pass
 
-    async def follow(self, generation_id: str, after: int, ping_interval: float | None = None,
-                     batches: bool = False) -> AsyncIterator[Frame | list[Frame] | None]:
-        """Frames with seq > after, then live ones until `done`. A snapshot replaces frames
-        that are no longer kept. Yields None every `ping_interval` seconds of silence.
-        With `batches`, yields lists: the frames one wake found, so a transport can send them
-        in one write (SSE) or without a generator step per frame (WebSocket)."""
+    async def follow(self, generation_id: str, after: int,
+                     ping_interval: float | None = None) -> AsyncIterator[list[Frame] | None]:
+        """Frames with seq > after, then live ones until `done`, as the batches one wake of
+        the log found, so a transport can send a batch in one write. A snapshot replaces
+        frames that are no longer kept. Yields None every `ping_interval` seconds of silence."""
         ping_interval = ping_interval or self.s.sse_ping_interval
         log, closing = self.log, self.closing
         while not closing.is_set():
@@ -84,12 +83,8 @@ class GenerationService:
                 row = await self.store.get(generation_id)
                 if row.status in frames.TERMINAL:
                     rebuilt = stored_frames(row, after)
-                    if batches:
-                        if rebuilt:
-                            yield rebuilt
-                    else:
-                        for frame in rebuilt:
-                            yield frame
+                    if rebuilt:
+                        yield rebuilt
                     return
                 if not await log.wait(generation_id, after, ping_interval):
                     await asyncio.sleep(min(ping_interval, 1.0))  # log missing: poll the DB
@@ -99,28 +94,30 @@ class GenerationService:
                 if snap is not None and snap[1] > after:
                     content, seq = snap
                     row = await self.store.get(generation_id)
-                    snap_frame = frames.snapshot(generation_id, seq, content, row.status)
-                    yield [snap_frame] if batches else snap_frame
+                    yield [frames.snapshot(generation_id, seq, content, row.status)]
                     after = seq
                     continue
-            if batches:
-                if result.frames:  # a done frame is always the last one of the log
-                    yield result.frames
-                    after = result.frames[-1].seq
-                    if result.frames[-1].type == "done":
-                        return
-            else:
-                for frame in result.frames:
-                    yield frame
-                    after = frame.seq
-                    if frame.type == "done":
-                        return
+            if result.frames:  # a done frame is always the last one of the log
+                yield result.frames
+                after = result.frames[-1].seq
+                if result.frames[-1].type == "done":
+                    return
             if result.finished:  # resumed after the done frame: nothing more will come
                 return
             # Straight to waiting, also after delivering frames: wait() returns at once when
             # more are already in, so a live reader does one read per wake, not two.
             if not await log.wait(generation_id, after, ping_interval) and not closing.is_set():
                 yield None
+
+    async def follow_frames(self, generation_id: str, after: int,
+                            ping_interval: float | None = None) -> AsyncIterator[Frame | None]:
+        """`follow`, one frame at a time, for readers that handle frames singly."""
+        async for batch in self.follow(generation_id, after, ping_interval):
+            if batch is None:
+                yield None
+            else:
+                for frame in batch:
+                    yield frame
 
 
 def stored_frames(row: Message, after: int) -> list[Frame]:
