@@ -7,6 +7,7 @@ embedded single-machine mode.
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
     model_list_error_ttl: float = Field(15, gt=0)  # ... and a failed listing, before asking again
     model_list_timeout: float = Field(5, gt=0)  # one listing call
     provider_connect_timeout: float = Field(10, gt=0)
+    # OpenAI-compatible providers' HTTP transport under the SDK: aiohttp reads a streamed
+    # token for about half the CPU of httpx (bench/upstream_client.py); httpx is the fallback.
+    provider_http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    provider_max_connections: int = Field(1000, ge=1)  # per provider, all kept alive
     provider_check_timeout: float = Field(20, gt=0)  # GET /test and /models/{id}/check
     ollama_probe_timeout: float = Field(0.3, ge=0)  # start-up probe of a local Ollama; 0: no probe
     provider_env: dict[str, str] = Field(default_factory=dict, repr=False)  # filled below

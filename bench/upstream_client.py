@@ -74,6 +74,39 @@ async def _raw_httpx(base: str, streams: int) -> int:
         return sum(await asyncio.gather(*(one() for _ in range(streams))))
 
 
+async def _service(base: str, streams: int, transport: str) -> int:
+    """The service's own provider (services/providers/openai_compat.py) with either transport."""
+    from config import Settings
+    from services.providers.base import ChatRequest
+    from services.providers.openai_compat import OpenAICompatProvider
+    provider = OpenAICompatProvider("bench", f"{base}/v1", "bench", transport=transport)
+    request = ChatRequest("fake-model", MESSAGES, 1.0, 1 << 20, 1.0)
+    del Settings
+
+    async def one() -> int:
+        return sum([1 async for ev in provider.stream(request) if type(ev) is str])
+    try:
+        return sum(await asyncio.gather(*(one() for _ in range(streams))))
+    finally:
+        await provider.aclose()
+
+
+async def _raw_aiohttp(base: str, streams: int) -> int:
+    import aiohttp
+    body = {"model": "fake-model", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
+    async with aiohttp.ClientSession() as client:
+        async def one() -> int:
+            n = 0
+            async with client.post(f"{base}/v1/chat/completions", json=body) as r:
+                async for line in r.content:
+                    if line.startswith(b"data: {"):
+                        for choice in json.loads(line[6:]).get("choices") or ():
+                            if (choice.get("delta") or {}).get("content"):
+                                n += 1
+            return n
+        return sum(await asyncio.gather(*(one() for _ in range(streams))))
+
+
 async def _raw_protocol(base: str, streams: int) -> int:
     from bench.clients import SSEClient, Stream
     host, port = base.split("://")[1].rsplit(":", 1)
@@ -89,10 +122,13 @@ async def _raw_protocol(base: str, streams: int) -> int:
     return sum(await asyncio.gather(*(one() for _ in range(streams))))
 
 
-async def measure(base: str, tokens: int, streams: int, rounds: int = 3) -> dict:
+async def measure(base: str, tokens: int, streams: int, rounds: int = 3, tps: float = 0) -> dict:
     from bench.proc import http_json
     per = max(1, tokens // streams)
     variants = {"sdk-httpx": lambda: _sdk(base, streams), "raw-httpx": lambda: _raw_httpx(base, streams),
+                "service-httpx": lambda: _service(base, streams, "httpx"),
+                "service-aiohttp": lambda: _service(base, streams, "aiohttp"),
+                "raw-aiohttp": lambda: _raw_aiohttp(base, streams),
                 "raw-protocol": lambda: _raw_protocol(base, streams)}
     try:
         import openai
@@ -106,7 +142,7 @@ async def measure(base: str, tokens: int, streams: int, rounds: int = 3) -> dict
     http_json("POST", f"{base}/_fake/behaviour", {"n": 50, "tps": 0})
     for fn in variants.values():  # warm-up: imports, lazy model schemas, connection pools
         await fn()
-    http_json("POST", f"{base}/_fake/behaviour", {"n": per, "tps": 0})
+    http_json("POST", f"{base}/_fake/behaviour", {"n": per, "tps": tps})
     runs: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(rounds):
         for name, fn in variants.items():  # interleaved rounds
@@ -126,6 +162,7 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--fake", default=None)
+    ap.add_argument("--tps", type=float, default=0, help="pace each stream (0 = unpaced: many tokens per read)")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bench.proc import cores, start_fake
@@ -139,7 +176,12 @@ def main() -> None:
         os.sched_setaffinity(0, {cpus[0]})
     try:
         t0 = time.perf_counter()
-        result = asyncio.run(measure(base, args.tokens, args.streams, args.rounds))
+        try:
+            import uvloop  # the service's loop (uvicorn[standard])
+            run = uvloop.run
+        except ImportError:
+            run = asyncio.run
+        result = run(measure(base, args.tokens, args.streams, args.rounds, args.tps))
         result["_elapsed_s"] = round(time.perf_counter() - t0, 2)
         print(json.dumps(result, indent=1))
     finally:

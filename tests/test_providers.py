@@ -12,6 +12,7 @@ from tests.support import Server, free_port, make_settings, new_session, read_ss
 
 PROVIDER_VARS = ("_API_KEY", "_BASE_URL", "_MODELS")
 SECRET = "plain-secret-4f9a8b7c"
+TRANSPORTS = ["aiohttp", "httpx"]  # PROVIDER_HTTP_TRANSPORT: both must behave the same
 
 
 @asynccontextmanager
@@ -62,8 +63,10 @@ async def ask(client, sid: str, message: str = "hello there friend") -> tuple[st
     return "".join(f["chunk"] for f in frames if f["type"] == "chunk"), frames[-1]
 
 
-async def test_openai_compatible_streams_and_stores_usage_from_the_stream(tmp_path, fake):
-    async with serve(tmp_path, openai_env(fake), default_model="openai/fake-model") as c:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_openai_compatible_streams_and_stores_usage_from_the_stream(tmp_path, fake, transport):
+    async with serve(tmp_path, openai_env(fake), default_model="openai/fake-model",
+                     provider_http_transport=transport) as c:
         await behave(fake, n=5)
         sid = await new_session(c, c.token)
         text, done = await ask(c, sid)
@@ -91,10 +94,11 @@ async def test_generic_provider_from_environment_needs_no_code(tmp_path, fake):
         assert (await stats(fake))["last_request"]["max_tokens"] == 1024  # generic servers get max_tokens
 
 
-async def test_models_reports_a_down_provider_and_set_llm_lists_the_available(tmp_path, fake):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_models_reports_a_down_provider_and_set_llm_lists_the_available(tmp_path, fake, transport):
     dead = f"http://127.0.0.1:{free_port()}/v1"
     env = openai_env(fake, DOWN_API_KEY="down-key-123456", DOWN_BASE_URL=dead, DOWN_MODELS="m1")
-    async with serve(tmp_path, env) as c:
+    async with serve(tmp_path, env, provider_http_transport=transport) as c:
         body = (await c.get("/models")).json()
         providers = {p["name"]: p for p in body["providers"]}
         assert providers["openai"]["status"] == "up" and providers["offline"]["status"] == "up"
@@ -118,8 +122,10 @@ ERRORS = [  # fake upstream status -> error code, requests made (retryable ones:
 ]
 
 
-async def test_each_error_class_ends_as_a_failed_done_frame(tmp_path, fake):
-    async with serve(tmp_path, openai_env(fake), default_model="openai/fake-model") as c:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_each_error_class_ends_as_a_failed_done_frame(tmp_path, fake, transport):
+    async with serve(tmp_path, openai_env(fake), default_model="openai/fake-model",
+                     provider_http_transport=transport) as c:
         sid = await new_session(c, c.token)
         for status, code, requests in ERRORS:
             await behave(fake, status=status)
@@ -134,8 +140,10 @@ async def test_each_error_class_ends_as_a_failed_done_frame(tmp_path, fake):
         assert r.json()["error"]["code"] == "provider_bad_request"
 
 
-async def test_error_mid_stream_keeps_the_text_and_is_never_retried(tmp_path, fake):
-    async with serve(tmp_path, openai_env(fake), default_model="openai/fake-model") as c:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_error_mid_stream_keeps_the_text_and_is_never_retried(tmp_path, fake, transport):
+    async with serve(tmp_path, openai_env(fake), default_model="openai/fake-model",
+                     provider_http_transport=transport) as c:
         await behave(fake, error_after=3)
         sid = await new_session(c, c.token, fallback_models=["openai/fake-model-2"])
         text, done = await ask(c, sid)

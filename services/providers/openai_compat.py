@@ -24,7 +24,8 @@ class OpenAICompatProvider(Provider):
     def __init__(self, name: str, base_url: str | None, api_key: str | None,
                  request_timeout: float = 600.0, models: list[str] | None = None,
                  known_models: list[str] | None = None,
-                 connect_timeout: float = 10.0, max_tokens_param: str = "max_tokens"):
+                 connect_timeout: float = 10.0, max_tokens_param: str = "max_tokens",
+                 transport: str = "httpx", max_connections: int = 1000):
         self.name = name
         self.base_url = base_url
         self.configured_models = list(models or [])
@@ -35,11 +36,17 @@ class OpenAICompatProvider(Provider):
         remember_secret(api_key)
         # Retries and timeouts are the generation runner's job (guards, retry policy):
         # the SDK's own would hide a stall and could duplicate text.
+        # Keep-alive for as many connections as streams may run at once: the SDK's default
+        # keeps 100, so past 100 concurrent streams every request opened a new connection.
+        timeout = openai.Timeout(request_timeout, connect=connect_timeout)
+        limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        http_client_cls = openai.DefaultAioHttpClient if transport == "aiohttp" else openai.DefaultAsyncHttpxClient
         self.client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "not-needed",
             max_retries=0,
-            timeout=openai.Timeout(request_timeout, connect=connect_timeout),
+            timeout=timeout,
+            http_client=http_client_cls(timeout=timeout, limits=limits),
         )
 
     async def list_models(self) -> list[str]:
@@ -82,11 +89,8 @@ class OpenAICompatProvider(Provider):
             except openai.OpenAIError as exc:
                 raise map_error(exc, self.name) from None
             try:
-                async for line in response.iter_lines():
-                    if not line.startswith("data:"):
-                        continue  # blank separators, comments, event names
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
+                async for payload in _data_lines(response.http_response):
+                    if payload == b"[DONE]":
                         break
                     chunk = json.loads(payload)
                     if chunk.get("error"):  # an error event inside the stream: the server failed
@@ -117,6 +121,22 @@ class OpenAICompatProvider(Provider):
         await self.client.close()
 
 
+async def _data_lines(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """The payloads of an SSE body's `data:` lines. Splits the decoded bytes itself: the
+    text and line decoders of httpx cost more per chunk than the parsing they do, and the
+    payload is JSON (UTF-8), which json.loads reads as bytes."""
+    buf = b""
+    async for data in response.aiter_bytes():
+        if buf:
+            data = buf + data
+        *lines, buf = data.split(b"\n")
+        for line in lines:
+            if line.startswith(b"data:"):  # blank separators, comments, event names are skipped
+                yield line[5:].strip()
+    if buf.startswith(b"data:"):
+        yield buf[5:].strip()
+
+
 def _message(exc: openai.OpenAIError) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
@@ -132,6 +152,17 @@ def _message(exc: openai.OpenAIError) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
+def _refused(exc: BaseException) -> bool:
+    """The SDK's aiohttp transport reports a refused connection as a connect timeout (it maps
+    every aiohttp connection error to one); the OS error at the root tells them apart."""
+    seen = exc.__cause__
+    while seen is not None:
+        if isinstance(seen, OSError) and not isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__
+    return False
+
+
 def map_error(exc: openai.OpenAIError, provider: str) -> ProviderError:
     """Maps SDK errors to stable codes; `retryable` only for failures worth another try."""
     msg = _message(exc)
@@ -142,8 +173,10 @@ def map_error(exc: openai.OpenAIError, provider: str) -> ProviderError:
         return failure(provider, msg, "model_not_found", status=status)
     if isinstance(exc, openai.RateLimitError):
         return failure(provider, msg, "provider_rate_limited", retryable=True, status=status)
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
         return failure(provider, msg, "upstream_timeout", retryable=True)
+    if isinstance(exc, openai.APITimeoutError):
+        return failure(provider, "Connection error.", "upstream_unavailable", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
         return failure(provider, msg, "upstream_unavailable", retryable=True)
     if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):

@@ -38,7 +38,9 @@ def build_provider(config: ProviderConfig, settings: Settings) -> Provider:
     if config.kind == ANTHROPIC:
         return AnthropicProvider(config.name, config.base_url, config.api_key, **common)
     return OpenAICompatProvider(config.name, config.base_url, config.api_key,
-                                max_tokens_param=config.max_tokens_param, **common)
+                                max_tokens_param=config.max_tokens_param,
+                                transport=settings.provider_http_transport,
+                                max_connections=settings.provider_max_connections, **common)
 
 
 class ProviderRegistry:
