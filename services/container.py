@@ -75,7 +75,7 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
     )
     providers = ProviderRegistry.from_settings(settings)
     stream_log = build_stream_log(settings)
-    store = GenerationStore(db.sessionmaker, settings.max_history_messages, settings.max_queued_per_session)
+    store = GenerationStore(db, settings.max_history_messages, settings.max_queued_per_session)
     runner = GenerationRunner(settings, store, stream_log, providers, worker_id)
     if settings.rabbitmq_url:
         from services.scaleout.rabbit_dispatch import RabbitDispatch

@@ -1,17 +1,21 @@
 """Database engine, sessions and start-up migrations."""
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATION_LOCK_ID = 7_420_119  # any constant: serializes replicas migrating one PostgreSQL
+T = TypeVar("T")
 
 
 class Database:
@@ -24,7 +28,15 @@ class Database:
                 url, connect_args={"timeout": 30}
             )
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            # The generation path's statements (services/generations/store_sql.py) run on one
+            # thread with a plain sqlite3 connection: one thread hop per operation instead of
+            # one per statement through aiosqlite, and no async adaptation around each.
+            self.sync_engine = create_engine(make_url(url).set(drivername="sqlite"),
+                                             connect_args={"timeout": 30, "check_same_thread": False})
+            event.listen(self.sync_engine, "connect", _sqlite_pragmas)
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
         else:
+            self.sync_engine = None
             self.engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
@@ -38,12 +50,28 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(connection, *args)` in one transaction, committed when it returns. On SQLite
+        a single thread runs them in submission order; on PostgreSQL the async driver does,
+        through SQLAlchemy's greenlet bridge."""
+        if self.sync_engine is not None:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_sync, fn, args)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn, *args)
+
+    def _run_sync(self, fn: Callable[..., T], args: tuple) -> T:
+        with self.sync_engine.begin() as conn:
+            return fn(conn, *args)
+
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
             yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.sync_engine is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.sync_engine.dispose)
+            self._executor.shutdown(wait=False)
 
 
 def _upgrade(connection) -> None:

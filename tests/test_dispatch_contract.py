@@ -65,6 +65,7 @@ def fake_settings(fake, tmp, **values):
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["local", "rabbit"])
 async def harness(request, fake_upstream, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(request.param)
+    httpx.post(f"{fake_upstream.base_url}/_fake/reset")  # whatever an earlier module left set
     if request.param == "local":
         api = build(fake_settings(fake_upstream, tmp))
         await api.start()
@@ -217,7 +218,7 @@ async def test_reaper_ends_a_dead_workers_generation_from_the_log(harness):
 async def _ghost_generation(harness, chat) -> str:
     """A generation claimed by a worker that does not exist (no job is published)."""
     turn = await harness.api.store.create_turn(chat, "ghost", None)
-    gen = turn.generation.id
+    gen = turn.generation_id
     await harness.api.log.create(gen)
     assert await harness.api.store.claim(gen, "ghost-worker") is not None
     return gen

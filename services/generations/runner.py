@@ -41,6 +41,7 @@ class _State:
     usage: Usage | None = None
     model: str = ""
     watchdog: asyncio.TimerHandle | None = None
+    flushed: int = -1  # seq of the text last written
 
     def content(self) -> str:
         if len(self.parts) > 1:
@@ -61,6 +62,8 @@ class GenerationRunner:
         self.log = log_
         self.providers = providers
         self.worker_id = worker_id
+        self.running: dict[str, _State] = {}  # what the flusher writes
+        self._flusher: asyncio.Task | None = None
 
     async def run(self, generation_id: str, control: Control) -> None:
         job = await self.store.claim(generation_id, self.worker_id)
@@ -73,7 +76,9 @@ class GenerationRunner:
         state.watchdog = loop.call_at(started + min(self.s.first_token_timeout, self.s.idle_timeout,
                                               self.s.max_generation_seconds),
                                 self._watchdog, state, control, started)
-        flusher = asyncio.create_task(self._flush_loop(state))
+        self.running[generation_id] = state
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_loop())
         ending, error = "stop", None
         try:
             if control.reason is not None:  # stopped between claim and start
@@ -97,7 +102,10 @@ class GenerationRunner:
         finally:
             state.watchdog.cancel()
             control.task = None  # a late stop() must not hit whatever this task runs next
-            flusher.cancel()
+            self.running.pop(generation_id, None)
+            if not self.running and self._flusher is not None:
+                self._flusher.cancel()  # nothing left to write: no task lingers past shutdown
+                self._flusher = None
         await self._finalize(state, ending, error, job.request)
 
     def _watchdog(self, state: _State, control: Control, started: float) -> None:
@@ -203,18 +211,23 @@ class GenerationRunner:
             await events.aclose()  # closes the upstream request on every exit path
         return finish
 
-    async def _flush_loop(self, state: _State) -> None:
-        """Writes the text so far every interval; the write doubles as the heartbeat that
-        tells other processes this generation is alive, so it runs even with no new text."""
-        flushed = -1
+    async def _flush_loop(self) -> None:
+        """Every interval, the text of every running answer in one transaction. The write
+        doubles as the heartbeat that tells other processes an answer is alive, so answers
+        with no new text are written too."""
         while True:
             await asyncio.sleep(self.s.flush_interval)
-            changed = state.seq != flushed
+            states = list(self.running.values())
+            dirty = [st for st in states if st.seq != st.flushed]
+            changed = [(st.generation_id, st.content(), st.seq) for st in dirty]
+            unchanged = [st.generation_id for st in states if st.seq == st.flushed]
             try:
-                await self.store.flush(state.generation_id, state.content() if changed else None, state.seq)
-                flushed = state.seq
+                await self.store.flush(changed, unchanged)
             except Exception:
-                log.warning("flush of generation %s failed; retrying next interval", state.generation_id)
+                log.warning("flushing %d running answer(s) failed; retrying next interval", len(states))
+                continue
+            for st, (_, _, seq) in zip(dirty, changed):
+                st.flushed = seq
 
     async def _finalize(self, state: _State, ending: str, error: dict | None, request: ChatRequest) -> None:
         status, finish_reason = ENDINGS[ending]

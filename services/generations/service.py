@@ -40,12 +40,10 @@ class GenerationService:
 
     async def submit(self, chat: ChatSession, text: str, client_msg_id: str | None = None) -> Accepted:
         turn = await self.store.create_turn(chat, text, client_msg_id)
-        gen = turn.generation
         if turn.created:
-            await self.log.create(gen.id)
-            await self.dispatch.submit(chat.id, gen.id)
-        position = await self.store.position(gen) if gen.status in ("queued", "running") else 0
-        return Accepted(chat.id, gen.id, position, client_msg_id, turn.created)
+            await self.log.create(turn.generation_id)
+            await self.dispatch.submit(chat.id, turn.generation_id)
+        return Accepted(chat.id, turn.generation_id, turn.position, client_msg_id, turn.created)
 
     async def cancel(self, generation_id: str, user_id: str) -> Message:
         """Stops a queued or running generation; on a finished one, changes nothing."""

@@ -1,0 +1,141 @@
+"""The generation path's statements, as plain functions of a connection, each run as one
+transaction by `Database.run`. SQLAlchemy Core on the tables, not the ORM: these run for
+every message and every second of every answer, and the ORM's unit of work and identity
+map cost more than the statements themselves."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+
+from models.db import ChatSession, Message, new_id, utcnow
+from services.errors import RateLimited
+from services.providers.base import ChatRequest
+
+ACTIVE = ("queued", "running")
+messages = Message.__table__
+chats = ChatSession.__table__
+_answers = (messages.c.role == "assistant",)
+
+
+@dataclass
+class Turn:
+    generation_id: str
+    status: str
+    position: int  # the session's active generations ahead of this one
+    created: bool  # False when client_msg_id matched an earlier send
+
+
+@dataclass
+class Job:
+    generation_id: str
+    model: str
+    fallback_models: list[str]
+    request: ChatRequest
+
+
+def _active_before(conn: Connection, session_id: str, pk: int | None = None) -> int:
+    query = select(func.count()).select_from(messages).where(
+        messages.c.session_id == session_id, *_answers, messages.c.status.in_(ACTIVE))
+    if pk is not None:
+        query = query.where(messages.c.pk < pk)
+    return conn.scalar(query)
+
+
+def by_client_msg(conn: Connection, session_id: str, client_msg_id: str) -> Turn | None:
+    user = messages.alias("u")
+    row = conn.execute(select(messages.c.id, messages.c.status, messages.c.pk).join(
+        user, user.c.generation_id == messages.c.id).where(
+        user.c.session_id == session_id, user.c.client_msg_id == client_msg_id)).first()
+    if row is None:
+        return None
+    position = _active_before(conn, session_id, row.pk) if row.status in ACTIVE else 0
+    return Turn(row.id, row.status, position, created=False)
+
+
+def create_turn(conn: Connection, session_id: str, model: str, text: str, client_msg_id: str | None,
+                title: str | None, max_queued: int) -> Turn:
+    """The user message and its queued answer; `title` is set only while the session has none."""
+    if client_msg_id is not None:
+        existing = by_client_msg(conn, session_id, client_msg_id)
+        if existing is not None:
+            return existing
+    active = _active_before(conn, session_id)
+    if active >= max_queued:
+        raise RateLimited(f"This session already has {active} answers queued or running; wait for "
+                          "them or cancel one.", code="queue_full")
+    generation_id, now = new_id(), utcnow()
+    # Two statements, the user's first: its pk orders the history.
+    conn.execute(insert(messages).values(
+        id=new_id(), session_id=session_id, role="user", content=text, status="completed",
+        client_msg_id=client_msg_id, generation_id=generation_id, created_at=now, last_seq=0))
+    conn.execute(insert(messages).values(
+        id=generation_id, session_id=session_id, role="assistant", content="", status="queued",
+        model=model, last_seq=0, generation_id=generation_id, created_at=now))
+    if title is not None:  # conditional: a title the user chose, even meanwhile, is kept
+        conn.execute(update(chats).where(chats.c.id == session_id, chats.c.title == "").values(title=title))
+    return Turn(generation_id, "queued", active, created=True)
+
+
+def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int) -> Job | None:
+    """queued -> running, and the request built from the history as it stands now."""
+    now = utcnow()
+    row = conn.execute(update(messages).where(
+        messages.c.id == generation_id, messages.c.status == "queued",
+    ).values(status="running", started_at=now, heartbeat_at=now, worker_id=worker_id)
+        .returning(messages.c.session_id, messages.c.pk, messages.c.model)).first()
+    if row is None:
+        return None
+    chat = conn.execute(select(chats.c.system_prompt, chats.c.model_name, chats.c.temperature,
+                               chats.c.max_tokens, chats.c.top_p, chats.c.fallback_models)
+                        .where(chats.c.id == row.session_id)).one()
+    history = conn.execute(select(messages.c.role, messages.c.content).where(
+        messages.c.session_id == row.session_id, messages.c.pk < row.pk, messages.c.content != "")
+        .order_by(messages.c.pk.desc()).limit(max_history)).all()
+    turns = [{"role": "system", "content": chat.system_prompt}] if chat.system_prompt else []
+    turns += [{"role": role, "content": content} for role, content in reversed(history)]
+    request = ChatRequest(model=row.model or chat.model_name, messages=turns, temperature=chat.temperature,
+                          max_tokens=chat.max_tokens, top_p=chat.top_p)
+    return Job(generation_id, request.model, list(chat.fallback_models or []), request)
+
+
+_flush_text = update(messages).where(
+    messages.c.id == bindparam("gid"), messages.c.status == "running",
+).values(content=bindparam("text"), last_seq=bindparam("seq"), heartbeat_at=bindparam("now"))
+_heartbeat = update(messages).where(
+    messages.c.id == bindparam("gid"), messages.c.status == "running").values(heartbeat_at=bindparam("now"))
+
+
+def flush(conn: Connection, changed: list[tuple[str, str, int]], unchanged: list[str]) -> None:
+    """Every running answer of this process in one transaction: (id, text, seq) for those
+    with new text, ids only for those whose write is just the heartbeat."""
+    now = utcnow()
+    if changed:
+        conn.execute(_flush_text, [{"gid": g, "text": t, "seq": s, "now": now} for g, t, s in changed])
+    if unchanged:
+        conn.execute(_heartbeat, [{"gid": g, "now": now} for g in unchanged])
+
+
+def finalize(conn: Connection, generation_id: str, values: dict, only_if: tuple[str, ...]) -> bool:
+    return conn.execute(update(messages).where(
+        messages.c.id == generation_id, messages.c.status.in_(only_if)).values(**values)).rowcount == 1
+
+
+def get(conn: Connection, generation_id: str, user_id: str | None):
+    query = select(messages).where(messages.c.id == generation_id, *_answers)
+    if user_id is not None:
+        query = query.join(chats, chats.c.id == messages.c.session_id).where(chats.c.user_id == user_id)
+    return conn.execute(query).first()
+
+
+def next_queued(conn: Connection, session_id: str) -> str | None:
+    return conn.scalar(select(messages.c.id).where(
+        messages.c.session_id == session_id, *_answers, messages.c.status == "queued")
+        .order_by(messages.c.pk).limit(1))
+
+
+def stale_running(conn: Connection, before: datetime, limit: int) -> list[str]:
+    return list(conn.scalars(select(messages.c.id).where(
+        *_answers, messages.c.status == "running",
+        (messages.c.heartbeat_at < before) | messages.c.heartbeat_at.is_(None))
+        .order_by(messages.c.pk).limit(limit)))
