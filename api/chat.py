@@ -29,7 +29,7 @@ async def chat(body: ChatIn, request: Request, user: CurrentUser, services: Serv
     if new_session:
         chat_session = await services.sessions.create(db, user.id, SetLLM())
     else:
-        chat_session = await services.sessions.get(db, user.id, body.session_id)
+        chat_session = await services.sessions.find(services.db, user.id, body.session_id)
     # Hand the pooled connection back first: submit opens its own, and a handler holding
     # one while waiting for another deadlocks the pool under load.
     await db.close()

@@ -3,10 +3,10 @@
 from typing import Annotated
 
 from fastapi import Depends, Path
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.dependencies import get_current_user, get_db, get_services
-from models.db import User
 from models.schemas import ULID_PATTERN
 from services.container import Services
 
@@ -15,6 +15,6 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 # (submit, cancel, a stream) must close it first: holding one pooled connection while
 # waiting for another deadlocks the pool under load (tests/test_capacity.py).
 DbDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUser = Annotated[Row, Depends(get_current_user)]  # .id, .username
 SessionIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
 GenerationIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]

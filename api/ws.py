@@ -51,14 +51,14 @@ async def _serve(ws: WebSocket, session_id: str | None) -> None:
         await ws.accept(subprotocol="bearer" if via_subprotocol else None)
         if token is None:
             token = await _auth_frame(ws, s.ws_auth_timeout)
-        async with services.db.sessionmaker() as db:
-            user = await get_user(db, decode_token(services.tokens, token))
-            if session_id is None:
+        user = await get_user(services.db, decode_token(services.tokens, token))
+        if session_id is None:
+            async with services.db.sessionmaker() as db:
                 chat = await services.sessions.create(db, user.id, SetLLM())
-            elif not _ULID.match(session_id):
-                raise _Close(4404, "session not found")
-            else:
-                chat = await services.sessions.get(db, user.id, session_id.upper())
+        elif not _ULID.match(session_id):
+            raise _Close(4404, "session not found")
+        else:
+            chat = await services.sessions.find(services.db, user.id, session_id.upper())
         if not connections.add(ws, user.id, s.ws_max_connections_per_user):
             raise _Close(4429, "too many connections")
         user_id = user.id

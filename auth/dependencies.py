@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import Row
 
 from auth.security import decode_token
-from models.db import User
 from services.container import Services
 from services.errors import Unauthorized
 from services.users import get_user
@@ -26,14 +26,12 @@ async def get_db(services: Annotated[Services, Depends(get_services)]):
 async def get_current_user(
     token: Annotated[str | None, Depends(oauth2_scheme)],
     services: Annotated[Services, Depends(get_services)],
-) -> User:
-    """The token's user, looked up in a session of its own that closes at once: a route
-    that streams for minutes must not hold a pooled connection for its whole life."""
+) -> Row:
+    """The token's user (a row with `id` and `username`), looked up outside the route's session: a route that streams for
+    minutes must not hold a pooled connection for its whole life."""
     if not token:
         raise Unauthorized("Missing bearer token; get one at POST /token.")
-    user_id = decode_token(services.tokens, token)
-    async with services.db.sessionmaker() as db:
-        return await get_user(db, user_id)
+    return await get_user(services.db, decode_token(services.tokens, token))
 
 
 def websocket_token(ws: WebSocket, allow_query: bool) -> tuple[str | None, bool]:

@@ -1,14 +1,20 @@
 """Chat sessions: create, list, read, change, delete. Every lookup is scoped to its owner,
 so another user's session is indistinguishable from a missing one."""
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config import Settings
 from models.db import ChatSession, Message, utcnow
 from models.schemas import SessionPatch, SetLLM
+from services.db import Database
 from services.errors import InvalidInput, NotFound
 from services.providers.registry import ProviderRegistry
+
+
+def _owned_row(conn: Connection, user_id: str, session_id: str):
+    table = ChatSession.__table__
+    return conn.execute(select(table).where(table.c.id == session_id, table.c.user_id == user_id)).first()
 
 
 class SessionService:
@@ -36,6 +42,14 @@ class SessionService:
         db.add(chat)
         await db.commit()
         return chat
+
+    async def find(self, db: Database, user_id: str, session_id: str):
+        """The session's row (read-only), for sending into it: one Core statement per
+        message or socket instead of an ORM session."""
+        row = await db.run(_owned_row, user_id, session_id)
+        if row is None:
+            raise NotFound(f"session {session_id} not found", code="session_not_found")
+        return row
 
     async def get(self, db: AsyncSession, user_id: str, session_id: str) -> ChatSession:
         chat = await db.scalar(select(ChatSession).where(

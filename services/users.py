@@ -5,17 +5,19 @@ import re
 import time
 from collections import deque
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.security import hash_password, verify_password
 from models.db import User
+from services.db import Database
 from services.errors import Conflict, InvalidInput, RateLimited, Unauthorized
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
+_users = User.__table__
 
 
 def validate_credentials(username: str, password: str) -> None:
@@ -52,8 +54,14 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> User:
     return user
 
 
-async def get_user(db: AsyncSession, user_id: str) -> User:
-    user = await db.get(User, user_id)
+def _user_row(conn: Connection, user_id: str):
+    return conn.execute(select(_users.c.id, _users.c.username).where(_users.c.id == user_id)).first()
+
+
+async def get_user(db: Database, user_id: str):
+    """The token's user (id, username), or 401. Runs for every request and socket, so it is
+    one Core statement (Database.run), not an ORM session."""
+    user = await db.run(_user_row, user_id)
     if user is None:
         raise Unauthorized("The token's user no longer exists.", code="invalid_token")
     return user
