@@ -1,7 +1,7 @@
 """Chat sessions: create, list, read, change, delete. Every lookup is scoped to its owner,
 so another user's session is indistinguishable from a missing one."""
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config import Settings
@@ -12,9 +12,12 @@ from services.errors import InvalidInput, NotFound
 from services.providers.registry import ProviderRegistry
 
 
+_table = ChatSession.__table__
+_owned = select(_table).where(_table.c.id == bindparam("sid"), _table.c.user_id == bindparam("uid"))
+
+
 def _owned_row(conn: Connection, user_id: str, session_id: str):
-    table = ChatSession.__table__
-    return conn.execute(select(table).where(table.c.id == session_id, table.c.user_id == user_id)).first()
+    return conn.execute(_owned, {"sid": session_id, "uid": user_id}).first()
 
 
 class SessionService:

@@ -5,7 +5,7 @@ import re
 import time
 from collections import deque
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,8 +54,11 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> User:
     return user
 
 
+_by_id = select(_users.c.id, _users.c.username).where(_users.c.id == bindparam("uid"))
+
+
 def _user_row(conn: Connection, user_id: str):
-    return conn.execute(select(_users.c.id, _users.c.username).where(_users.c.id == user_id)).first()
+    return conn.execute(_by_id, {"uid": user_id}).first()
 
 
 async def get_user(db: Database, user_id: str):

@@ -34,23 +34,28 @@ class Job:
     request: ChatRequest
 
 
-def _active_before(conn: Connection, session_id: str, pk: int | None = None) -> int:
-    query = select(func.count()).select_from(messages).where(
-        messages.c.session_id == session_id, *_answers, messages.c.status.in_(ACTIVE))
-    if pk is not None:
-        query = query.where(messages.c.pk < pk)
-    return conn.scalar(query)
+# Statements are built once with bind parameters: SQLAlchemy then reuses their cache key
+# and compiled form, where a statement built per call is keyed again on every execution.
+_count_active = select(func.count()).select_from(messages).where(
+    messages.c.session_id == bindparam("sid"), *_answers, messages.c.status.in_(ACTIVE))
+_count_ahead = _count_active.where(messages.c.pk < bindparam("pk"))
+_user_msg = messages.alias("u")
+_by_client_msg = select(messages.c.id, messages.c.status, messages.c.pk).join(
+    _user_msg, _user_msg.c.generation_id == messages.c.id).where(
+    _user_msg.c.session_id == bindparam("sid"), _user_msg.c.client_msg_id == bindparam("cid"))
 
 
 def by_client_msg(conn: Connection, session_id: str, client_msg_id: str) -> Turn | None:
-    user = messages.alias("u")
-    row = conn.execute(select(messages.c.id, messages.c.status, messages.c.pk).join(
-        user, user.c.generation_id == messages.c.id).where(
-        user.c.session_id == session_id, user.c.client_msg_id == client_msg_id)).first()
+    row = conn.execute(_by_client_msg, {"sid": session_id, "cid": client_msg_id}).first()
     if row is None:
         return None
-    position = _active_before(conn, session_id, row.pk) if row.status in ACTIVE else 0
+    position = conn.scalar(_count_ahead, {"sid": session_id, "pk": row.pk}) if row.status in ACTIVE else 0
     return Turn(row.id, row.status, position, created=False)
+
+
+_insert = insert(messages)
+_set_title = update(chats).where(chats.c.id == bindparam("sid"), chats.c.title == "").values(
+    title=bindparam("title"))
 
 
 def create_turn(conn: Connection, session_id: str, model: str, text: str, client_msg_id: str | None,
@@ -60,38 +65,40 @@ def create_turn(conn: Connection, session_id: str, model: str, text: str, client
         existing = by_client_msg(conn, session_id, client_msg_id)
         if existing is not None:
             return existing
-    active = _active_before(conn, session_id)
+    active = conn.scalar(_count_active, {"sid": session_id})
     if active >= max_queued:
         raise RateLimited(f"This session already has {active} answers queued or running; wait for "
                           "them or cancel one.", code="queue_full")
     generation_id, now = new_id(), utcnow()
     # Two statements, the user's first: its pk orders the history.
-    conn.execute(insert(messages).values(
+    conn.execute(_insert, dict(
         id=new_id(), session_id=session_id, role="user", content=text, status="completed",
-        client_msg_id=client_msg_id, generation_id=generation_id, created_at=now, last_seq=0))
-    conn.execute(insert(messages).values(
+        client_msg_id=client_msg_id, generation_id=generation_id, created_at=now, last_seq=0, model=None))
+    conn.execute(_insert, dict(
         id=generation_id, session_id=session_id, role="assistant", content="", status="queued",
-        model=model, last_seq=0, generation_id=generation_id, created_at=now))
+        client_msg_id=None, generation_id=generation_id, created_at=now, last_seq=0, model=model))
     if title is not None:  # conditional: a title the user chose, even meanwhile, is kept
-        conn.execute(update(chats).where(chats.c.id == session_id, chats.c.title == "").values(title=title))
+        conn.execute(_set_title, {"sid": session_id, "title": title})
     return Turn(generation_id, "queued", active, created=True)
+
+
+_claim = update(messages).where(messages.c.id == bindparam("gid"), messages.c.status == "queued").values(
+    status="running", started_at=bindparam("now"), heartbeat_at=bindparam("now"), worker_id=bindparam("worker"),
+).returning(messages.c.session_id, messages.c.pk, messages.c.model)
+_config = select(chats.c.system_prompt, chats.c.model_name, chats.c.temperature, chats.c.max_tokens,
+                 chats.c.top_p, chats.c.fallback_models).where(chats.c.id == bindparam("sid"))
+_history = select(messages.c.role, messages.c.content).where(
+    messages.c.session_id == bindparam("sid"), messages.c.pk < bindparam("pk"), messages.c.content != "",
+).order_by(messages.c.pk.desc()).limit(bindparam("n"))
 
 
 def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int) -> Job | None:
     """queued -> running, and the request built from the history as it stands now."""
-    now = utcnow()
-    row = conn.execute(update(messages).where(
-        messages.c.id == generation_id, messages.c.status == "queued",
-    ).values(status="running", started_at=now, heartbeat_at=now, worker_id=worker_id)
-        .returning(messages.c.session_id, messages.c.pk, messages.c.model)).first()
+    row = conn.execute(_claim, {"gid": generation_id, "now": utcnow(), "worker": worker_id}).first()
     if row is None:
         return None
-    chat = conn.execute(select(chats.c.system_prompt, chats.c.model_name, chats.c.temperature,
-                               chats.c.max_tokens, chats.c.top_p, chats.c.fallback_models)
-                        .where(chats.c.id == row.session_id)).one()
-    history = conn.execute(select(messages.c.role, messages.c.content).where(
-        messages.c.session_id == row.session_id, messages.c.pk < row.pk, messages.c.content != "")
-        .order_by(messages.c.pk.desc()).limit(max_history)).all()
+    chat = conn.execute(_config, {"sid": row.session_id}).one()
+    history = conn.execute(_history, {"sid": row.session_id, "pk": row.pk, "n": max_history}).all()
     turns = [{"role": "system", "content": chat.system_prompt}] if chat.system_prompt else []
     turns += [{"role": role, "content": content} for role, content in reversed(history)]
     request = ChatRequest(model=row.model or chat.model_name, messages=turns, temperature=chat.temperature,
@@ -121,17 +128,21 @@ def finalize(conn: Connection, generation_id: str, values: dict, only_if: tuple[
         messages.c.id == generation_id, messages.c.status.in_(only_if)).values(**values)).rowcount == 1
 
 
+_get = select(messages).where(messages.c.id == bindparam("gid"), *_answers)
+_get_owned = _get.join(chats, chats.c.id == messages.c.session_id).where(chats.c.user_id == bindparam("uid"))
+_next_queued = select(messages.c.id).where(
+    messages.c.session_id == bindparam("sid"), *_answers, messages.c.status == "queued",
+).order_by(messages.c.pk).limit(1)
+
+
 def get(conn: Connection, generation_id: str, user_id: str | None):
-    query = select(messages).where(messages.c.id == generation_id, *_answers)
-    if user_id is not None:
-        query = query.join(chats, chats.c.id == messages.c.session_id).where(chats.c.user_id == user_id)
-    return conn.execute(query).first()
+    if user_id is None:
+        return conn.execute(_get, {"gid": generation_id}).first()
+    return conn.execute(_get_owned, {"gid": generation_id, "uid": user_id}).first()
 
 
 def next_queued(conn: Connection, session_id: str) -> str | None:
-    return conn.scalar(select(messages.c.id).where(
-        messages.c.session_id == session_id, *_answers, messages.c.status == "queued")
-        .order_by(messages.c.pk).limit(1))
+    return conn.scalar(_next_queued, {"sid": session_id})
 
 
 def stale_running(conn: Connection, before: datetime, limit: int) -> list[str]:
