@@ -15,6 +15,10 @@ from services.container import build
 from services.users import seed_initial_user
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+# The HTTP clients log every upstream request at INFO: a formatted line per generation, on
+# the path to its first token. Their warnings still show.
+for _name in ("httpx", "httpx2"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -47,10 +47,12 @@ async def test_cancel_queued_before_it_starts_and_rest_goes_on(upstream, up, fak
     sid = await new_session(up, upstream.token)
     async with WS.connect(f"{upstream.ws_base}/ws/{sid}", upstream.token) as ws:
         await ws.send("one"), await ws.send("two"), await ws.send("three")
-        ids = [(await ws.recv())["generation_id"] for _ in range(3)]
+        frames, ids = [], []
+        while len(ids) < 3:  # the first answer's chunks may already come between the acks
+            frame = await ws.recv()
+            ids.append(frame["generation_id"]) if frame["type"] == "accepted" else frames.append(frame)
         r = await up.post(f"/generations/{ids[1]}/cancel")
         assert r.status_code == 200 and r.json()["status"] == "cancelled" and r.json()["content"] == ""
-        frames = []
         async with asyncio.timeout(15):
             while sum(f["type"] == "done" for f in frames) < 3:
                 frames.append(await ws.recv())
@@ -128,3 +130,23 @@ async def test_provider_error_mid_stream_fails_with_the_providers_message(upstre
     assert "fake upstream error after 3 tokens" in done["error"]["message"] and done["error"]["code"]
     stored = (await up.get(f"/generations/{gen}")).json()
     assert stored["error"] == done["error"] and stored["content"] == "t0 t1 t2 "
+
+
+async def test_a_message_into_an_idle_session_is_claimed_as_it_is_stored(upstream, up, fake):
+    """The fast start: stored and claimed in one transaction, so it is already running when
+    submit returns, and already stoppable before its drainer task has started."""
+    from auth.security import decode_token
+    await behave(fake, n=10_000, tps=20)
+    sid = await new_session(up, upstream.token)
+    services = upstream.services
+    chat = await services.sessions.find(services.db, decode_token(services.tokens, upstream.token), sid)
+    first = await services.generations.submit(chat, "one")
+    assert first.position == 0 and first.generation_id in services.dispatch.controls
+    assert (await services.store.get(first.generation_id)).status == "running"
+    second = await services.generations.submit(chat, "two")  # the session is busy: queued, as before
+    assert second.position == 1 and (await services.store.get(second.generation_id)).status == "queued"
+    r = await up.post(f"/generations/{first.generation_id}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.json()
+    r = await up.post(f"/generations/{second.generation_id}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.json()
+    assert (await upstream_stats(fake))["requests"] <= 2

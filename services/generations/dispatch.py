@@ -27,7 +27,14 @@ class JobDispatch(ABC):
     runs_locally: bool = True  # generations run in this process (embedded mode)
 
     @abstractmethod
-    async def submit(self, session_id: str, generation_id: str) -> None: ...
+    async def submit(self, session_id: str, generation_id: str, job=None) -> None:
+        """`job`: the generation was already claimed for this process (see `claimer`)."""
+
+    def claimer(self, session_id: str) -> str | None:
+        """The worker id under which a new generation of this idle session may be claimed
+        in the same transaction that stores it, saving the drainer's two round trips
+        before the upstream request; None when another process or a queue decides."""
+        return None
 
     @abstractmethod
     async def cancel(self, generation_id: str) -> None: ...

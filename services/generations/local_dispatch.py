@@ -3,10 +3,11 @@ queued generations in order; generations never run inside a request or socket ha
 
 import asyncio
 import logging
+from collections import deque
 
 from services.generations.dispatch import Control, JobDispatch
 from services.generations.runner import GenerationRunner
-from services.generations.store import GenerationStore
+from services.generations.store import GenerationStore, Job
 
 log = logging.getLogger(__name__)
 
@@ -21,26 +22,36 @@ class LocalDispatch(JobDispatch):
         # meanwhile, so a submit racing the drainer's last query is never stranded.
         self._wake: dict[str, bool] = {}
         self._closing = False
+        # Generations claimed when they were stored (`claimer`): run before asking the DB.
+        self._claimed: dict[str, deque[Job]] = {}
 
-    async def submit(self, session_id: str, generation_id: str) -> None:
+    def claimer(self, session_id: str) -> str | None:
+        return None if self._closing or session_id in self._drainers else self.runner.worker_id
+
+    async def submit(self, session_id: str, generation_id: str, job: Job | None = None) -> None:
         if self._closing:
             return
+        if job is not None:  # stoppable from now on: it is already "running" in the store
+            self.controls[generation_id] = Control()
+            self._claimed.setdefault(session_id, deque()).append(job)
         self._wake[session_id] = True
         if session_id not in self._drainers:
             self._drainers[session_id] = asyncio.create_task(self._drain(session_id))
 
     async def _drain(self, session_id: str) -> None:
+        claimed = self._claimed.setdefault(session_id, deque())
         try:
             while not self._closing:
                 self._wake[session_id] = False
-                generation_id = await self.store.next_queued(session_id)
+                job = claimed.popleft() if claimed else None
+                generation_id = job.generation_id if job else await self.store.next_queued(session_id)
                 if generation_id is None:
-                    if self._wake.get(session_id):
+                    if self._wake.get(session_id) or claimed:
                         continue
                     break
-                control = self.controls[generation_id] = Control()
+                control = self.controls.setdefault(generation_id, Control())
                 try:
-                    await self.runner.run(generation_id, control)
+                    await self.runner.run(generation_id, control, job)
                 except Exception:
                     log.exception("generation %s failed outside its runner", generation_id)
                     await asyncio.sleep(0.5)  # a broken DB must not spin this loop
@@ -49,6 +60,7 @@ class LocalDispatch(JobDispatch):
         finally:
             self._drainers.pop(session_id, None)
             self._wake.pop(session_id, None)
+            self._claimed.pop(session_id, None)
 
     async def cancel(self, generation_id: str) -> None:
         control = self.controls.get(generation_id)

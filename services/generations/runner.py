@@ -65,8 +65,10 @@ class GenerationRunner:
         self.running: dict[str, _State] = {}  # what the flusher writes
         self._flusher: asyncio.Task | None = None
 
-    async def run(self, generation_id: str, control: Control) -> None:
-        job = await self.store.claim(generation_id, self.worker_id)
+    async def run(self, generation_id: str, control: Control, job: Job | None = None) -> None:
+        """Runs a queued generation, or one already claimed for this worker (`job`)."""
+        if job is None:
+            job = await self.store.claim(generation_id, self.worker_id)
         if job is None:  # cancelled while queued, or another worker has it
             return
         state = _State(generation_id, model=job.model)

@@ -39,10 +39,10 @@ class GenerationService:
         self.log.wake_all()
 
     async def submit(self, chat: ChatSession, text: str, client_msg_id: str | None = None) -> Accepted:
-        turn = await self.store.create_turn(chat, text, client_msg_id)
+        turn = await self.store.create_turn(chat, text, client_msg_id, self.dispatch.claimer(chat.id))
         if turn.created:
             await self.log.create(turn.generation_id)
-            await self.dispatch.submit(chat.id, turn.generation_id)
+            await self.dispatch.submit(chat.id, turn.generation_id, turn.job)
         return Accepted(chat.id, turn.generation_id, turn.position, client_msg_id, turn.created)
 
     async def cancel(self, generation_id: str, user_id: str) -> Message:

@@ -35,11 +35,14 @@ class GenerationStore:
         self.max_history = max_history
         self.max_queued = max_queued
 
-    async def create_turn(self, chat: ChatSession, text: str, client_msg_id: str | None) -> Turn:
+    async def create_turn(self, chat: ChatSession, text: str, client_msg_id: str | None,
+                          claim_for: str | None = None) -> Turn:
+        """Stores the message and its queued answer. With `claim_for`, an answer with nothing
+        ahead of it is claimed in the same transaction (`Turn.job`)."""
         # The caller's `chat` may be stale (a socket loads it once): the title is only a hint
         # of whether to try setting one.
         title = _title(text) if not chat.title else None
-        args = (chat.id, chat.model_name, text, client_msg_id, title, self.max_queued)
+        args = (chat.id, chat.model_name, text, client_msg_id, title, self.max_queued, claim_for, self.max_history)
         try:
             return await self.db.run(sql.create_turn, *args)
         except IntegrityError:  # the same client_msg_id sent twice at once: the first one won

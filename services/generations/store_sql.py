@@ -24,6 +24,7 @@ class Turn:
     status: str
     position: int  # the session's active generations ahead of this one
     created: bool  # False when client_msg_id matched an earlier send
+    job: "Job | None" = None  # claimed with it (create_turn's claim_for)
 
 
 @dataclass
@@ -54,13 +55,17 @@ def by_client_msg(conn: Connection, session_id: str, client_msg_id: str) -> Turn
 
 
 _insert = insert(messages)
+_lock_chat = select(chats.c.id).where(chats.c.id == bindparam("sid")).with_for_update()
 _set_title = update(chats).where(chats.c.id == bindparam("sid"), chats.c.title == "").values(
     title=bindparam("title"))
 
 
 def create_turn(conn: Connection, session_id: str, model: str, text: str, client_msg_id: str | None,
-                title: str | None, max_queued: int) -> Turn:
-    """The user message and its queued answer; `title` is set only while the session has none."""
+                title: str | None, max_queued: int, claim_for: str | None = None, max_history: int = 0) -> Turn:
+    """The user message and its queued answer; `title` is set only while the session has none.
+    With `claim_for`, an answer with nothing ahead is claimed for that worker right away."""
+    if claim_for is not None:  # PostgreSQL: two sends racing into an idle session queue here
+        conn.execute(_lock_chat, {"sid": session_id})
     if client_msg_id is not None:
         existing = by_client_msg(conn, session_id, client_msg_id)
         if existing is not None:
@@ -79,6 +84,9 @@ def create_turn(conn: Connection, session_id: str, model: str, text: str, client
         client_msg_id=None, generation_id=generation_id, created_at=now, last_seq=0, model=model))
     if title is not None:  # conditional: a title the user chose, even meanwhile, is kept
         conn.execute(_set_title, {"sid": session_id, "title": title})
+    if claim_for is not None and active == 0:
+        job = claim(conn, generation_id, claim_for, max_history)
+        return Turn(generation_id, "running", 0, created=True, job=job)
     return Turn(generation_id, "queued", active, created=True)
 
 

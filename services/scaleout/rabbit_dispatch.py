@@ -100,7 +100,7 @@ class RabbitDispatch(JobDispatch):
             await self.channel.default_exchange.publish(message, routing_key=self.s.rabbitmq_queue,
                                                         mandatory=True)
 
-    async def submit(self, session_id: str, generation_id: str) -> None:
+    async def submit(self, session_id: str, generation_id: str, job=None) -> None:
         try:
             await self.publish_job(session_id, generation_id)
         except Exception as exc:
