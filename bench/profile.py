@@ -45,7 +45,9 @@ def analyse(raw: Path, top: int) -> dict:
     for line in raw.read_text().splitlines():
         if not line.strip():
             continue
-        stack, n = line.rsplit(" ", 1)
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():  # a line cut short when the sampler was stopped
+            continue
         n = int(n)
         total += n
         frames = stack.split(";")
