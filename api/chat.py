@@ -3,10 +3,11 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentUser, DbDep, ServicesDep
+from api.deps import DbDep, ServicesDep, TokenSubject
 from api.sse import sse_response
 from models.schemas import ChatIn, ChatOut, SetLLM
-from services.errors import InvalidInput
+from services.errors import InvalidInput, NotFound
+from services.users import get_user
 from services.streaming.frames import encode, sse_plain
 
 router = APIRouter(tags=["chat"])
@@ -23,13 +24,18 @@ def check_message(text: str, limit: int) -> str:
 @router.post("/chat", response_model=ChatOut, responses={
     202: {"description": "background: true — queued; follow GET /stream/{generation_id}"},
     200: {"content": {"text/event-stream": {}}, "description": "stream: true — SSE frames"}})
-async def chat(body: ChatIn, request: Request, user: CurrentUser, services: ServicesDep, db: DbDep):
+async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: ServicesDep, db: DbDep):
     check_message(body.message, services.settings.max_message_chars)
     new_session = body.session_id is None
     if new_session:
+        user = await get_user(services.db, user_id)
         chat_session = await services.sessions.create(db, user.id, SetLLM())
-    else:
-        chat_session = await services.sessions.find(services.db, user.id, body.session_id)
+    else:  # one lookup, not two: the session row exists only while its owner does
+        try:
+            chat_session = await services.sessions.find(services.db, user_id, body.session_id)
+        except NotFound:
+            await get_user(services.db, user_id)  # a deleted user's token is 401, not 404
+            raise
     # Hand the pooled connection back first: submit opens its own, and a handler holding
     # one while waiting for another deadlocks the pool under load.
     await db.close()

@@ -6,7 +6,7 @@ from fastapi import Depends, Path
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth.dependencies import get_current_user, get_db, get_services
+from auth.dependencies import get_current_user, get_db, get_services, get_token_subject
 from models.schemas import ULID_PATTERN
 from services.container import Services
 
@@ -16,5 +16,6 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 # waiting for another deadlocks the pool under load (tests/test_capacity.py).
 DbDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 CurrentUser = Annotated[Row, Depends(get_current_user)]  # .id, .username
+TokenSubject = Annotated[str, Depends(get_token_subject)]  # a valid token's user id, not looked up
 SessionIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
 GenerationIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]

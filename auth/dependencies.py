@@ -23,6 +23,17 @@ async def get_db(services: Annotated[Services, Depends(get_services)]):
         yield session
 
 
+def get_token_subject(
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    services: Annotated[Services, Depends(get_services)],
+) -> str:
+    """The id of a valid token's user, without looking the user up: for routes whose own
+    lookup proves the user exists (a session row is deleted with its owner)."""
+    if not token:
+        raise Unauthorized("Missing bearer token; get one at POST /token.")
+    return decode_token(services.tokens, token)
+
+
 async def get_current_user(
     token: Annotated[str | None, Depends(oauth2_scheme)],
     services: Annotated[Services, Depends(get_services)],

@@ -103,10 +103,15 @@ async def test_token_validation_is_strict(server, client, token):
         "garbage": "not.a.jwt",
     }
     assert (await client.get("/sessions", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+    sid = (await client.post("/set-llm", json={}, headers={"Authorization": f"Bearer {good}"})).json()["session_id"]
     for name, bad in bad_tokens.items():
         r = await client.get("/sessions", headers={"Authorization": f"Bearer {bad}"})
         assert r.status_code == 401, name
         assert r.json()["code"] in {"token_expired", "invalid_token"}, name
+        # POST /chat checks the token and the session in one lookup; still 401, never 404.
+        for body in ({"session_id": sid, "message": "hi"}, {"message": "hi"}):
+            r = await client.post("/chat", json=body, headers={"Authorization": f"Bearer {bad}"})
+            assert r.status_code == 401 and r.json()["code"] in {"token_expired", "invalid_token"}, (name, body)
     assert (await client.get("/sessions")).json()["code"] == "not_authenticated"
 
 
