@@ -93,6 +93,16 @@ def markdown(results: dict, brief: bool = False) -> str:
     lines.append("Each cell: median over interleaved rounds [min–max]. A = upstream directly, B = service over "
                  "WebSocket, C = service over SSE.")
     lines.append("")
+    heads = [(title, v, d) for key, title in SHAPES for v, d in
+             (((results.get("shapes") or {}).get(key) or {}).get("added") or {}).items()
+             if d.get("ratio_tokens_per_s")]
+    if heads:
+        lines += ["## Headline: the service over the upstream directly (B/A, C/A; per round, then median)", "",
+                  "| shape | variant | delivered tok/s | TTFT p50 | TTFT p99 |", "|---|---|---|---|---|"]
+        for title, v, d in heads:
+            cells = [d.get(f"ratio_{k}") for k in ("tokens_per_s", "ttft_p50_ms", "ttft_p99_ms")]
+            lines.append(f"| {title} | {v} | " + " | ".join(_cell(c, 2) + ("×" if c else "") for c in cells) + " |")
+        lines.append("")
     lines.append("## Budget")
     lines.append("")
     lines.append("| item | budget | measured (median [min–max]) | met |")

@@ -536,6 +536,11 @@ def added_over_direct(per: dict[str, list[dict]]) -> dict:
             diffs = [f[key] - d[key] for f, d in zip(figs, direct)
                      if f.get(key) is not None and d.get(key) is not None]
             out[v][key] = spread(diffs)
+        # Ratios (the headline): service over direct, per round, for what a user feels.
+        for key in ("tokens_per_s", "ttft_p50_ms", "ttft_p99_ms"):
+            ratios = [f[key] / d[key] for f, d in zip(figs, direct)
+                      if f.get(key) is not None and d.get(key)]
+            out[v][f"ratio_{key}"] = spread(ratios)
     return out
 
 
