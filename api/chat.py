@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import DbDep, ServicesDep, TokenSubject
+from api.deps import ServicesDep, TokenSubject
 from api.sse import sse_response
 from models.schemas import ChatIn, ChatOut, SetLLM
 from services.errors import InvalidInput, NotFound
@@ -24,21 +24,21 @@ def check_message(text: str, limit: int) -> str:
 @router.post("/chat", response_model=ChatOut, responses={
     202: {"description": "background: true — queued; follow GET /stream/{generation_id}"},
     200: {"content": {"text/event-stream": {}}, "description": "stream: true — SSE frames"}})
-async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: ServicesDep, db: DbDep):
+async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: ServicesDep):
     check_message(body.message, services.settings.max_message_chars)
     new_session = body.session_id is None
     if new_session:
         user = await get_user(services.db, user_id)
-        chat_session = await services.sessions.create(db, user.id, SetLLM())
+        # An ORM session only for this, closed before submit: a handler holding a pooled
+        # connection while waiting for another deadlocks the pool under load.
+        async with services.db.sessionmaker() as db:
+            chat_session = await services.sessions.create(db, user.id, SetLLM())
     else:  # one lookup, not two: the session row exists only while its owner does
         try:
             chat_session = await services.sessions.find(services.db, user_id, body.session_id)
         except NotFound:
             await get_user(services.db, user_id)  # a deleted user's token is 401, not 404
             raise
-    # Hand the pooled connection back first: submit opens its own, and a handler holding
-    # one while waiting for another deadlocks the pool under load.
-    await db.close()
     accepted = await services.generations.submit(chat_session, body.message, body.client_msg_id)
     headers = {"X-Session-ID": accepted.session_id, "X-Generation-ID": accepted.generation_id}
 
