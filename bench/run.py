@@ -561,9 +561,10 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline", default="",
                     help="path of another copy of the tree (with its .venv): its service runs beside this "
                          "one and its ws/sse variants are interleaved in the same rounds (before/after)")
-    ap.add_argument("--sse-admission", type=int, default=6,
+    ap.add_argument("--sse-admission", type=int, default=0,
                     help="SSE clients: at most this many POST /chat awaiting response headers, per load "
-                         "generator (0: unlimited; see README: the DB pool deadlock)")
+                         "generator (0: unlimited, the default since the service no longer nests pooled "
+                         "DB connections on that route; see README)")
     args = ap.parse_args(argv)
 
     def stop(*_):
