@@ -44,7 +44,9 @@ class LocalDispatch(JobDispatch):
             while not self._closing:
                 self._wake[session_id] = False
                 job = claimed.popleft() if claimed else None
-                generation_id = job.generation_id if job else await self.store.next_queued(session_id)
+                # Not just the oldest queued one: an answer claimed when it was stored may not
+                # have reached submit() yet, and nothing may start ahead of it.
+                generation_id = job.generation_id if job else await self.store.next_runnable(session_id)
                 if generation_id is None:
                     if self._wake.get(session_id) or claimed:
                         continue

@@ -39,6 +39,11 @@ class GenerationService:
         self.log.wake_all()
 
     async def submit(self, chat: ChatSession, text: str, client_msg_id: str | None = None) -> Accepted:
+        # Shielded: once the turn is stored (maybe already claimed), it must reach the
+        # dispatcher even if the caller is cancelled meanwhile, or it would never run.
+        return await asyncio.shield(self._submit(chat, text, client_msg_id))
+
+    async def _submit(self, chat: ChatSession, text: str, client_msg_id: str | None) -> Accepted:
         turn = await self.store.create_turn(chat, text, client_msg_id, self.dispatch.claimer(chat.id))
         if turn.created:
             await self.log.create(turn.generation_id)

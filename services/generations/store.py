@@ -64,8 +64,6 @@ class GenerationStore:
                 Message.session_id == session_id, Message.role == "assistant")
                 .order_by(Message.pk.desc()).limit(1))
 
-    async def next_queued(self, session_id: str) -> str | None:
-        return await self.db.run(sql.next_queued, session_id)
 
     async def claim(self, generation_id: str, worker_id: str) -> Job | None:
         return await self.db.run(sql.claim, generation_id, worker_id, self.max_history)
@@ -96,12 +94,8 @@ class GenerationStore:
     async def next_runnable(self, session_id: str) -> str | None:
         """The session's oldest active generation if it is still queued; None when nothing is
         queued or one is running. Draining with this keeps a session to one generation at a
-        time, in order, whichever worker asks."""
-        async with self.sessionmaker() as db:
-            row = (await db.execute(select(Message.id, Message.status).where(
-                Message.session_id == session_id, Message.role == "assistant",
-                Message.status.in_(ACTIVE)).order_by(Message.pk).limit(1))).first()
-        return row.id if row is not None and row.status == "queued" else None
+        time, in order, whichever drainer or worker asks."""
+        return await self.db.run(sql.next_runnable, session_id)
 
     async def stale_running(self, before: datetime, limit: int = 100) -> list[str]:
         """Running generations whose last heartbeat is older than `before`."""

@@ -64,7 +64,9 @@ def create_turn(conn: Connection, session_id: str, model: str, text: str, client
                 title: str | None, max_queued: int, claim_for: str | None = None, max_history: int = 0) -> Turn:
     """The user message and its queued answer; `title` is set only while the session has none.
     With `claim_for`, an answer with nothing ahead is claimed for that worker right away."""
-    if claim_for is not None:  # PostgreSQL: two sends racing into an idle session queue here
+    if conn.dialect.name != "sqlite":  # (SQLite: one writer thread already orders them)
+        # Sends racing into one session queue here, so each counts the ones committed before
+        # it: exact positions, submission order, and at most one claims an idle session.
         conn.execute(_lock_chat, {"sid": session_id})
     if client_msg_id is not None:
         existing = by_client_msg(conn, session_id, client_msg_id)
@@ -138,8 +140,8 @@ def finalize(conn: Connection, generation_id: str, values: dict, only_if: tuple[
 
 _get = select(messages).where(messages.c.id == bindparam("gid"), *_answers)
 _get_owned = _get.join(chats, chats.c.id == messages.c.session_id).where(chats.c.user_id == bindparam("uid"))
-_next_queued = select(messages.c.id).where(
-    messages.c.session_id == bindparam("sid"), *_answers, messages.c.status == "queued",
+_oldest_active = select(messages.c.id, messages.c.status).where(
+    messages.c.session_id == bindparam("sid"), *_answers, messages.c.status.in_(ACTIVE),
 ).order_by(messages.c.pk).limit(1)
 
 
@@ -149,8 +151,11 @@ def get(conn: Connection, generation_id: str, user_id: str | None):
     return conn.execute(_get_owned, {"gid": generation_id, "uid": user_id}).first()
 
 
-def next_queued(conn: Connection, session_id: str) -> str | None:
-    return conn.scalar(_next_queued, {"sid": session_id})
+def next_runnable(conn: Connection, session_id: str) -> str | None:
+    """The session's oldest active generation if it is still queued; None when nothing is
+    queued or one is running (or claimed and about to run)."""
+    row = conn.execute(_oldest_active, {"sid": session_id}).first()
+    return row.id if row is not None and row.status == "queued" else None
 
 
 def stale_running(conn: Connection, before: datetime, limit: int) -> list[str]:
