@@ -14,7 +14,9 @@ from services.users import get_user
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are `async def` even when they never await: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hop per request for a dictionary lookup.
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
@@ -23,7 +25,7 @@ async def get_db(services: Annotated[Services, Depends(get_services)]):
         yield session
 
 
-def get_token_subject(
+async def get_token_subject(
     token: Annotated[str | None, Depends(oauth2_scheme)],
     services: Annotated[Services, Depends(get_services)],
 ) -> str:
