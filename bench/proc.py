@@ -23,6 +23,10 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
 def cores() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 

@@ -1,14 +1,18 @@
 """Client-side cost of reading an upstream token stream, per token, in this process:
-the part of the service's per-token CPU that lives in services/providers (not edited here).
+the part of the service's per-token CPU that lives in services/providers.
 
-    .venv/bin/python -m bench.upstream_client [--tokens 20000] [--streams 20] [--fake URL]
+    .venv/bin/python -m bench.upstream_client [--tokens 20000] [--streams 20] [--tps 0] [--fake URL]
 
-Variants, each reading the same fake-upstream streams (unpaced) and reporting this
-process's CPU microseconds per token:
-  sdk-httpx      the openai SDK as the service builds it (AsyncOpenAI over httpx2)
+Variants, each reading the same fake-upstream streams (unpaced, or paced with --tps) and
+reporting this process's CPU microseconds per token:
+  sdk-httpx      the openai SDK's typical use (AsyncOpenAI over httpx2, per-chunk models)
   sdk-aiohttp    the same SDK with http_client=DefaultAioHttpClient() (needs openai[aiohttp];
                  reported as unavailable otherwise)
   raw-httpx      httpx2 streaming + a minimal SSE split + json.loads, no SDK models
+  service-httpx / service-aiohttp
+                 the service's own provider (services/providers/openai_compat.py), request
+                 included, over each PROVIDER_HTTP_TRANSPORT
+  raw-aiohttp    aiohttp directly, no SDK
   raw-protocol   an asyncio.Protocol reading the chunked SSE (bench/clients.py), the floor
 
 With no --fake, starts the fake upstream in a child process pinned to another core."""
@@ -76,12 +80,10 @@ async def _raw_httpx(base: str, streams: int) -> int:
 
 async def _service(base: str, streams: int, transport: str) -> int:
     """The service's own provider (services/providers/openai_compat.py) with either transport."""
-    from config import Settings
     from services.providers.base import ChatRequest
     from services.providers.openai_compat import OpenAICompatProvider
     provider = OpenAICompatProvider("bench", f"{base}/v1", "bench", transport=transport)
     request = ChatRequest("fake-model", MESSAGES, 1.0, 1 << 20, 1.0)
-    del Settings
 
     async def one() -> int:
         return sum([1 async for ev in provider.stream(request) if type(ev) is str])
