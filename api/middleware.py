@@ -52,5 +52,6 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(BaseException):
+    """Not an Exception: FastAPI turns any Exception raised while it reads the body into a
+    400 "error parsing the body", and this must reach BodySizeLimit to become the 413."""
