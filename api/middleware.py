@@ -18,7 +18,9 @@ class BodySizeLimit:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
                     return await self._reject(send)
-                break
+                # The server delivers no more than a declared length: nothing to count, and
+                # no wrapper on `send` for every chunk of a streamed response (SSE tokens).
+                return await self.app(scope, receive, send)
         received = 0
         response_started = False
 
