@@ -75,3 +75,22 @@ async def test_a_send_whose_caller_is_cancelled_still_runs(services):
         while (row := await services.store.latest(chat.id)) is None or row.status in ("queued", "running"):
             await asyncio.sleep(0.05)
     assert row.status == "completed" and row.content
+
+
+async def test_a_queued_send_delivered_before_the_claimed_one_ahead_of_it_still_runs(services):
+    """Sends racing on PostgreSQL can reach the dispatcher out of order: the queued second
+    before the first, claimed when it was stored. Neither may be stranded or run early."""
+    chat = await new_chat(services)
+    store, dispatch = services.store, services.dispatch
+    first = await store.create_turn(chat, "first", None, dispatch.claimer(chat.id))
+    second = await store.create_turn(chat, "second", None, dispatch.claimer(chat.id))
+    assert first.job is not None and second.job is None and second.position == 1
+    for turn in (second, first):  # delivered in the wrong order, the first well after
+        await services.log.create(turn.generation_id)
+        await dispatch.submit(chat.id, turn.generation_id, turn.job)
+        await asyncio.sleep(0.3)  # the drainer woken for the second looks and finds it blocked
+    async with asyncio.timeout(20):
+        for turn in (first, second):
+            await services.generations.wait_done(turn.generation_id)
+    a, b = (await store.get(first.generation_id)), (await store.get(second.generation_id))
+    assert a.status == b.status == "completed" and a.finished_at <= b.started_at
