@@ -37,14 +37,13 @@ async def get_token_subject(
 
 
 async def get_current_user(
-    token: Annotated[str | None, Depends(oauth2_scheme)],
+    user_id: Annotated[str, Depends(get_token_subject)],
     services: Annotated[Services, Depends(get_services)],
 ) -> Row:
-    """The token's user (a row with `id` and `username`), looked up outside the route's session: a route that streams for
-    minutes must not hold a pooled connection for its whole life."""
-    if not token:
-        raise Unauthorized("Missing bearer token; get one at POST /token.")
-    return await get_user(services.db, decode_token(services.tokens, token))
+    """The token's user (a row with `id` and `username`), looked up outside the route's
+    session: a route that streams for minutes must not hold a pooled connection for its
+    whole life."""
+    return await get_user(services.db, user_id)
 
 
 def websocket_token(ws: WebSocket, allow_query: bool) -> tuple[str | None, bool]:
