@@ -25,6 +25,21 @@ def unique(tag: str) -> str:
     return f"{tag}_{uuid.uuid4().hex[:10]}"
 
 
+async def new_chat(services, model: str):
+    """A fresh user and a chat session of theirs on `model`, straight in the database (for
+    tests that drive the services without the HTTP API)."""
+    from models.db import ChatSession, User
+    async with services.db.sessionmaker() as db:
+        user = User(username=unique("u"), password_hash="x")
+        db.add(user)
+        await db.flush()
+        chat = ChatSession(user_id=user.id, model_name=model, temperature=1.0, max_tokens=1024, top_p=1.0,
+                           fallback_models=[])
+        db.add(chat)
+        await db.commit()
+        return chat
+
+
 def _pg_admin_url() -> str:
     return POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
 

@@ -12,10 +12,10 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import update
 
-from models.db import ChatSession, Message, User, utcnow
+from models.db import ChatSession, Message, utcnow
 from services.container import build
 from services.streaming import frames
-from tests.scaleout_support import Namespace, unique
+from tests.scaleout_support import Namespace, new_chat, unique
 from tests.support import make_settings, text_of
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.asyncio(loop_scope="module")]
@@ -29,15 +29,7 @@ class Harness:
         self.kind, self.api, self.workers, self.fake, self.ns, self.tmp = kind, api, workers, fake, ns, tmp
 
     async def session(self, model: str = FAST) -> ChatSession:
-        async with self.api.db.sessionmaker() as db:
-            user = User(username=unique("u"), password_hash="x")
-            db.add(user)
-            await db.flush()
-            chat = ChatSession(user_id=user.id, model_name=model, temperature=1.0, max_tokens=1024, top_p=1.0,
-                               fallback_models=[])
-            db.add(chat)
-            await db.commit()
-            return chat
+        return await new_chat(self.api, model)
 
     async def frames_of(self, generation_id: str, after: int = 0, timeout: float = 20) -> list[dict]:
         out = []

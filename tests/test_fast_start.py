@@ -7,9 +7,8 @@ import asyncio
 
 import pytest
 
-from models.db import ChatSession, User
 from services.container import build
-from tests.scaleout_support import Namespace, unique
+from tests.scaleout_support import Namespace, new_chat
 from tests.support import make_settings
 
 pytestmark = pytest.mark.scaleout  # the PostgreSQL case needs the local server
@@ -33,20 +32,8 @@ async def services(request, tmp_path, fake):
             await ns.adestroy()
 
 
-async def new_chat(api) -> ChatSession:
-    async with api.db.sessionmaker() as db:
-        user = User(username=unique("u"), password_hash="x")
-        db.add(user)
-        await db.flush()
-        chat = ChatSession(user_id=user.id, model_name=MODEL, temperature=1.0, max_tokens=1024, top_p=1.0,
-                           fallback_models=[])
-        db.add(chat)
-        await db.commit()
-        return chat
-
-
 async def test_sends_racing_into_an_idle_session_claim_exactly_one(services):
-    chat = await new_chat(services)
+    chat = await new_chat(services, MODEL)
     accepted = await asyncio.gather(*(services.generations.submit(chat, f"message {i}") for i in range(6)))
     rows = [await services.store.get(a.generation_id) for a in accepted]
     assert sorted(a.position for a in accepted) == list(range(6))
@@ -65,7 +52,7 @@ async def test_sends_racing_into_an_idle_session_claim_exactly_one(services):
 async def test_a_send_whose_caller_is_cancelled_still_runs(services):
     """Once stored (and maybe claimed), a turn reaches the dispatcher even if the caller is
     cancelled meanwhile (a handler torn down mid-send): it must not sit 'running' forever."""
-    chat = await new_chat(services)
+    chat = await new_chat(services, MODEL)
     task = asyncio.create_task(services.generations.submit(chat, "orphan"))
     await asyncio.sleep(0)  # the store's transaction is under way
     task.cancel()
@@ -80,7 +67,7 @@ async def test_a_send_whose_caller_is_cancelled_still_runs(services):
 async def test_a_queued_send_delivered_before_the_claimed_one_ahead_of_it_still_runs(services):
     """Sends racing on PostgreSQL can reach the dispatcher out of order: the queued second
     before the first, claimed when it was stored. Neither may be stranded or run early."""
-    chat = await new_chat(services)
+    chat = await new_chat(services, MODEL)
     store, dispatch = services.store, services.dispatch
     first = await store.create_turn(chat, "first", None, dispatch.claimer(chat.id))
     second = await store.create_turn(chat, "second", None, dispatch.claimer(chat.id))
