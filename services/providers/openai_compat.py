@@ -25,7 +25,7 @@ class OpenAICompatProvider(Provider):
                  request_timeout: float = 600.0, models: list[str] | None = None,
                  known_models: list[str] | None = None,
                  connect_timeout: float = 10.0, max_tokens_param: str = "max_tokens",
-                 transport: str = "httpx", max_connections: int = 1000):
+                 transport: str = "aiohttp", max_connections: int = 1000):
         self.name = name
         self.base_url = base_url
         self.configured_models = list(models or [])
@@ -179,11 +179,11 @@ def map_error(exc: openai.OpenAIError, provider: str) -> ProviderError:
         return failure(provider, msg, "model_not_found", status=status)
     if isinstance(exc, openai.RateLimitError):
         return failure(provider, msg, "provider_rate_limited", retryable=True, status=status)
-    if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
-        return failure(provider, msg, "upstream_timeout", retryable=True)
     if isinstance(exc, openai.APITimeoutError):
-        return failure(provider, "Connection error.", "upstream_unavailable", retryable=True)
-    if isinstance(exc, openai.APIConnectionError):
+        if not _refused(exc):
+            return failure(provider, msg, "upstream_timeout", retryable=True)
+        msg = "Connection error."  # what the SDK says of a refused connection over httpx
+    if isinstance(exc, openai.APIConnectionError):  # (a timeout error is one too)
         return failure(provider, msg, "upstream_unavailable", retryable=True)
     if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
         return failure(provider, msg, "provider_bad_request", status=status)
