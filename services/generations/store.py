@@ -1,6 +1,7 @@
 """Database side of generations. Every state change is a conditional UPDATE on status,
 so a cancel racing a start, or two workers racing one job, have exactly one winner."""
 
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from models.db import ChatSession, Message, utcnow
 from services.db import Database
 from services.errors import NotFound
-from services.generations import store_sql as sql
+from services.generations import store_sql, store_sqlite
 from services.generations.store_sql import ACTIVE, Job, Turn
 from services.providers.base import estimate_tokens
 
@@ -34,6 +35,8 @@ class GenerationStore:
         self.sessionmaker = db.sessionmaker
         self.max_history = max_history
         self.max_queued = max_queued
+        # The per-message statements: on SQLite through the driver's cursor (see store_sqlite).
+        self.fast = store_sqlite if db.is_sqlite else store_sql
 
     async def create_turn(self, chat: ChatSession, text: str, client_msg_id: str | None,
                           claim_for: str | None = None) -> Turn:
@@ -44,16 +47,18 @@ class GenerationStore:
         title = _title(text) if not chat.title else None
         args = (chat.id, chat.model_name, text, client_msg_id, title, self.max_queued, claim_for, self.max_history)
         try:
-            return await self.db.run(sql.create_turn, *args)
-        except IntegrityError:  # the same client_msg_id sent twice at once: the first one won
-            existing = await self.db.run(sql.by_client_msg, chat.id, client_msg_id) if client_msg_id else None
+            return await self.db.run(self.fast.create_turn, *args)
+        # The same client_msg_id sent twice at once: the first one won. (sqlite3's own error:
+        # store_sqlite runs on the driver's cursor, outside SQLAlchemy's exception wrapping.)
+        except (IntegrityError, sqlite3.IntegrityError):
+            existing = await self.db.run(store_sql.by_client_msg, chat.id, client_msg_id) if client_msg_id else None
             if existing is None:
                 raise
             return existing
 
     async def get(self, generation_id: str, user_id: str | None = None):
         """The generation's row (a read-only record with the `messages` columns)."""
-        row = await self.db.run(sql.get, generation_id, user_id)
+        row = await self.db.run(store_sql.get, generation_id, user_id)
         if row is None:
             raise NotFound(f"generation {generation_id} not found", code="generation_not_found")
         return row
@@ -66,10 +71,10 @@ class GenerationStore:
 
 
     async def claim(self, generation_id: str, worker_id: str) -> Job | None:
-        return await self.db.run(sql.claim, generation_id, worker_id, self.max_history)
+        return await self.db.run(self.fast.claim, generation_id, worker_id, self.max_history)
 
     async def flush(self, changed: list[tuple[str, str, int]], unchanged: list[str]) -> None:
-        await self.db.run(sql.flush, changed, unchanged)
+        await self.db.run(self.fast.flush, changed, unchanged)
 
     async def finalize(self, generation_id: str, *, content: str | None, last_seq: int, status: str,
                        finish_reason: str, usage: dict | None, error: dict | None = None,
@@ -80,7 +85,7 @@ class GenerationStore:
             values["content"] = content
         if model is not None:
             values["model"] = model
-        return await self.db.run(sql.finalize, generation_id, values, only_if)
+        return await self.db.run(self.fast.finalize, generation_id, values, only_if)
 
     async def active_in_session(self, session_id: str) -> list[str]:
         async with self.sessionmaker() as db:
@@ -95,11 +100,11 @@ class GenerationStore:
         """The session's oldest active generation if it is still queued; None when nothing is
         queued or one is running. Draining with this keeps a session to one generation at a
         time, in order, whichever drainer or worker asks."""
-        return await self.db.run(sql.next_runnable, session_id)
+        return await self.db.run(self.fast.next_runnable, session_id)
 
     async def stale_running(self, before: datetime, limit: int = 100) -> list[str]:
         """Running generations whose last heartbeat is older than `before`."""
-        return await self.db.run(sql.stale_running, before, limit)
+        return await self.db.run(store_sql.stale_running, before, limit)
 
     async def stuck_sessions(self, before: datetime, limit: int = 100) -> list[tuple[str, str]]:
         """(session, oldest queued generation) for sessions with a generation queued since
