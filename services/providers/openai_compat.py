@@ -39,6 +39,9 @@ class OpenAICompatProvider(Provider):
         # Keep-alive for as many connections as streams may run at once: the SDK's default
         # keeps 100, so past 100 concurrent streams every request opened a new connection.
         timeout = openai.Timeout(request_timeout, connect=connect_timeout)
+        # A stream's reads have no HTTP-level deadline: the runner's first-token, idle and
+        # total guards bound them, and aiohttp would re-arm a read timer on every chunk.
+        self.stream_timeout = openai.Timeout(None, connect=connect_timeout, pool=connect_timeout)
         limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         http_client_cls = openai.DefaultAioHttpClient if transport == "aiohttp" else openai.DefaultAsyncHttpxClient
         self.client = openai.AsyncOpenAI(
@@ -81,7 +84,8 @@ class OpenAICompatProvider(Provider):
         return await self._post(stack, params)
 
     async def _post(self, stack: AsyncExitStack, body: dict) -> httpx2.Response:
-        response = await self.client.post("/chat/completions", cast_to=httpx2.Response, body=body, stream=True)
+        response = await self.client.post("/chat/completions", cast_to=httpx2.Response, body=body, stream=True,
+                                          options={"timeout": self.stream_timeout})
         stack.push_async_callback(response.aclose)
         return response
 
