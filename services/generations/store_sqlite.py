@@ -54,12 +54,16 @@ def _cursor(conn: Connection):
 
 def create_turn(conn: Connection, session_id: str, model: str, text: str, client_msg_id: str | None,
                 title: str | None, max_queued: int, claim_for: str | None = None, max_history: int = 0) -> Turn:
-    """store_sql.create_turn (SQLite: the one writer thread orders racing sends)."""
+    """store_sql.create_turn. The write lock is taken first, so the count and the inserts
+    see no other send in between (this runs on the event loop's connection or, when that
+    finds the database locked, on the SQLite thread's)."""
+    db = _cursor(conn)
+    if not db.in_transaction:
+        db.execute("BEGIN IMMEDIATE")
     if client_msg_id is not None:
         existing = core.by_client_msg(conn, session_id, client_msg_id)
         if existing is not None:
             return existing
-    db = _cursor(conn)
     active = db.execute(_COUNT_ACTIVE, (session_id,)).fetchone()[0]
     if active >= max_queued:
         raise RateLimited(f"This session already has {active} answers queued or running; wait for "
