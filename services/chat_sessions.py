@@ -49,7 +49,7 @@ class SessionService:
     async def find(self, db: Database, user_id: str, session_id: str):
         """The session's row (read-only), for sending into it: one Core statement per
         message or socket instead of an ORM session."""
-        row = await db.run_quick(_owned_row, user_id, session_id)
+        row = await db.run(_owned_row, user_id, session_id)
         if row is None:
             raise NotFound(f"session {session_id} not found", code="session_not_found")
         return row

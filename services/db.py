@@ -1,8 +1,6 @@
 """Database engine, sessions and start-up migrations."""
 
 import asyncio
-import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,17 +9,13 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, make_url, text
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import StaticPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATION_LOCK_ID = 7_420_119  # any constant: serializes replicas migrating one PostgreSQL
-CHECKPOINT_EVERY = 200  # write transactions on the loop's connection between WAL checkpoints
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 
 class Database:
@@ -41,15 +35,8 @@ class Database:
                                              connect_args={"timeout": 30, "check_same_thread": False})
             event.listen(self.sync_engine, "connect", _sqlite_pragmas)
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
-            # `run_quick` on the event loop's own connection: it never waits for a lock
-            # (timeout 0) and never checkpoints (that may fsync); the SQLite thread does both.
-            self.loop_engine = create_engine(make_url(url).set(drivername="sqlite"), poolclass=StaticPool,
-                                             connect_args={"timeout": 0, "check_same_thread": False})
-            event.listen(self.loop_engine, "connect", _sqlite_pragmas)
-            event.listen(self.loop_engine, "connect", _no_autocheckpoint)
-            self._loop_writes = 0
         else:
-            self.sync_engine = self.loop_engine = None
+            self.sync_engine = None
             self.engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
@@ -76,42 +63,6 @@ class Database:
         with self.sync_engine.begin() as conn:
             return fn(conn, *args)
 
-    async def run_quick(self, fn: Callable[..., T], *args: Any) -> T:
-        """`run` for a transaction of a few indexed statements (the per-message path). On
-        SQLite it runs right here on the event loop, ~20 us, where the hop to the SQLite
-        thread costs ~300 us of CPU and as much latency; when another connection holds the
-        write lock it goes to that thread, which waits for the lock."""
-        if self.loop_engine is not None:
-            try:
-                with self.loop_engine.begin() as conn:
-                    raw = conn.connection.driver_connection
-                    before = raw.total_changes
-                    result = fn(conn, *args)
-                    wrote = raw.total_changes != before
-            except (sqlite3.OperationalError, OperationalError) as exc:
-                if not _locked(exc):
-                    raise
-            else:
-                if wrote:
-                    self._loop_writes += 1
-                    if self._loop_writes % CHECKPOINT_EVERY == 0:
-                        self._checkpoint_soon()
-                return result
-        return await self.run(fn, *args)
-
-    def _checkpoint_soon(self) -> None:
-        """RESTART: waits out readers and holds writers off (the loop's fall back to this
-        thread meanwhile), so the next write starts the WAL over instead of growing it."""
-        def checkpoint(conn) -> None:
-            busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)").one()
-            if busy:
-                log.warning("WAL checkpoint could not finish (%d of %d frames copied); retried later", copied, frames)
-
-        # Submitted now, not from a task: the thread starts on it even if the loop stays busy.
-        task = asyncio.get_running_loop().run_in_executor(self._executor, self._run_sync, checkpoint, ())
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None
-                               or log.warning("WAL checkpoint failed: %s", t.exception()))
-
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
             yield session
@@ -119,7 +70,6 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self.sync_engine is not None:
-            self.loop_engine.dispose()
             await asyncio.get_running_loop().run_in_executor(self._executor, self.sync_engine.dispose)
             self._executor.shutdown(wait=False)
 
@@ -129,15 +79,6 @@ def _upgrade(connection) -> None:
     cfg.set_main_option("script_location", str(ROOT / "alembic"))
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
-
-
-def _no_autocheckpoint(dbapi_connection, _record) -> None:
-    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
-
-
-def _locked(exc: Exception) -> bool:
-    orig = getattr(exc, "orig", exc)
-    return getattr(orig, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

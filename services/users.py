@@ -64,7 +64,7 @@ def _user_row(conn: Connection, user_id: str):
 async def get_user(db: Database, user_id: str):
     """The token's user (id, username), or 401. Runs for every request and socket, so it is
     one Core statement (Database.run), not an ORM session."""
-    user = await db.run_quick(_user_row, user_id)
+    user = await db.run(_user_row, user_id)
     if user is None:
         raise Unauthorized("The token's user no longer exists.", code="invalid_token")
     return user

@@ -47,7 +47,7 @@ class GenerationStore:
         title = _title(text) if not chat.title else None
         args = (chat.id, chat.model_name, text, client_msg_id, title, self.max_queued, claim_for, self.max_history)
         try:
-            return await self.db.run_quick(self.fast.create_turn, *args)
+            return await self.db.run(self.fast.create_turn, *args)
         # The same client_msg_id sent twice at once: the first one won. (sqlite3's own error:
         # store_sqlite runs on the driver's cursor, outside SQLAlchemy's exception wrapping.)
         except (IntegrityError, sqlite3.IntegrityError):
@@ -58,7 +58,7 @@ class GenerationStore:
 
     async def get(self, generation_id: str, user_id: str | None = None):
         """The generation's row (a read-only record with the `messages` columns)."""
-        row = await self.db.run_quick(store_sql.get, generation_id, user_id)
+        row = await self.db.run(store_sql.get, generation_id, user_id)
         if row is None:
             raise NotFound(f"generation {generation_id} not found", code="generation_not_found")
         return row
@@ -85,7 +85,7 @@ class GenerationStore:
             values["content"] = content
         if model is not None:
             values["model"] = model
-        return await self.db.run_quick(self.fast.finalize, generation_id, values, only_if)
+        return await self.db.run(self.fast.finalize, generation_id, values, only_if)
 
     async def active_in_session(self, session_id: str) -> list[str]:
         async with self.sessionmaker() as db:
@@ -100,7 +100,7 @@ class GenerationStore:
         """The session's oldest active generation if it is still queued; None when nothing is
         queued or one is running. Draining with this keeps a session to one generation at a
         time, in order, whichever drainer or worker asks."""
-        return await self.db.run_quick(self.fast.next_runnable, session_id)
+        return await self.db.run(self.fast.next_runnable, session_id)
 
     async def stale_running(self, before: datetime, limit: int = 100) -> list[str]:
         """Running generations whose last heartbeat is older than `before`."""

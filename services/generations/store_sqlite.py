@@ -55,8 +55,7 @@ def _cursor(conn: Connection):
 def create_turn(conn: Connection, session_id: str, model: str, text: str, client_msg_id: str | None,
                 title: str | None, max_queued: int, claim_for: str | None = None, max_history: int = 0) -> Turn:
     """store_sql.create_turn. The write lock is taken first, so the count and the inserts
-    see no other send in between (this runs on the event loop's connection or, when that
-    finds the database locked, on the SQLite thread's)."""
+    see no send in between, whichever connection it came from."""
     db = _cursor(conn)
     if not db.in_transaction:
         db.execute("BEGIN IMMEDIATE")
