@@ -60,6 +60,12 @@ _set_title = update(chats).where(chats.c.id == bindparam("sid"), chats.c.title =
     title=bindparam("title"))
 
 
+def check_queue(active: int, max_queued: int) -> None:
+    if active >= max_queued:
+        raise RateLimited(f"This session already has {active} answers queued or running; wait for "
+                          "them or cancel one.", code="queue_full")
+
+
 def create_turn(conn: Connection, session_id: str, model: str, text: str, client_msg_id: str | None,
                 title: str | None, max_queued: int, claim_for: str | None = None, max_history: int = 0) -> Turn:
     """The user message and its queued answer; `title` is set only while the session has none.
@@ -73,9 +79,7 @@ def create_turn(conn: Connection, session_id: str, model: str, text: str, client
         if existing is not None:
             return existing
     active = conn.scalar(_count_active, {"sid": session_id})
-    if active >= max_queued:
-        raise RateLimited(f"This session already has {active} answers queued or running; wait for "
-                          "them or cancel one.", code="queue_full")
+    check_queue(active, max_queued)
     generation_id, now = new_id(), utcnow()
     # Two statements, the user's first: its pk orders the history.
     conn.execute(_insert, dict(
@@ -109,11 +113,19 @@ def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int
         return None
     chat = conn.execute(_config, {"sid": row.session_id}).one()
     history = conn.execute(_history, {"sid": row.session_id, "pk": row.pk, "n": max_history}).all()
-    turns = [{"role": "system", "content": chat.system_prompt}] if chat.system_prompt else []
-    turns += [{"role": role, "content": content} for role, content in reversed(history)]
-    request = ChatRequest(model=row.model or chat.model_name, messages=turns, temperature=chat.temperature,
-                          max_tokens=chat.max_tokens, top_p=chat.top_p)
-    return Job(generation_id, request.model, list(chat.fallback_models or []), request)
+    return build_job(generation_id, row.model, chat.system_prompt, chat.model_name, chat.temperature,
+                     chat.max_tokens, chat.top_p, chat.fallback_models, history)
+
+
+def build_job(generation_id: str, model: str | None, system_prompt: str | None, model_name: str,
+              temperature: float, max_tokens: int, top_p: float, fallbacks: list[str] | None,
+              history_newest_first) -> Job:
+    """The request as the session's config and history stand at claim time."""
+    turns = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    turns += [{"role": role, "content": content} for role, content in reversed(history_newest_first)]
+    request = ChatRequest(model=model or model_name, messages=turns, temperature=temperature,
+                          max_tokens=max_tokens, top_p=top_p)
+    return Job(generation_id, request.model, list(fallbacks or []), request)
 
 
 _flush_text = update(messages).where(

@@ -14,10 +14,8 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import sqlite
 
 from models.db import ChatSession, Message, new_id, utcnow
-from services.errors import RateLimited
 from services.generations import store_sql as core
 from services.generations.store_sql import Job, Turn
-from services.providers.base import ChatRequest
 
 _dialect = sqlite.dialect()
 _m, _c = Message.__table__.c, ChatSession.__table__.c
@@ -64,9 +62,7 @@ def create_turn(conn: Connection, session_id: str, model: str, text: str, client
         if existing is not None:
             return existing
     active = db.execute(_COUNT_ACTIVE, (session_id,)).fetchone()[0]
-    if active >= max_queued:
-        raise RateLimited(f"This session already has {active} answers queued or running; wait for "
-                          "them or cancel one.", code="queue_full")
+    core.check_queue(active, max_queued)
     generation_id, now = new_id(), _when(utcnow())
     # The user's row first: its pk orders the history.
     db.execute(_INSERT, (new_id(), session_id, "user", text, "completed", client_msg_id, generation_id, now, None))
@@ -88,11 +84,8 @@ def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int
     session_id, pk, model = row
     system_prompt, model_name, temperature, max_tokens, top_p, fallbacks = db.execute(_CONFIG, (session_id,)).fetchone()
     history = db.execute(_HISTORY, (session_id, pk, max_history)).fetchall()
-    turns = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    turns += [{"role": role, "content": content} for role, content in reversed(history)]
-    request = ChatRequest(model=model or model_name, messages=turns, temperature=temperature,
-                          max_tokens=max_tokens, top_p=top_p)
-    return Job(generation_id, request.model, list(_fallbacks(fallbacks) or []), request)
+    return core.build_job(generation_id, model, system_prompt, model_name, temperature, max_tokens, top_p,
+                          _fallbacks(fallbacks), history)
 
 
 def flush(conn: Connection, changed: list[tuple[str, str, int]], unchanged: list[str]) -> None:
