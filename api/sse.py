@@ -7,9 +7,8 @@ runs a task group per stream. Here each event is one f-string over the frame's s
 A disconnect cancels only this reader: the generation runs on. When the server is going
 away the stream ends with an error event, after the frames it had."""
 
-from collections.abc import AsyncIterator
-
 from fastapi.responses import StreamingResponse
+from starlette.types import Send
 
 from services.generations.service import GenerationService
 from services.streaming.frames import SSE_PING, encode, sse_event, sse_plain
@@ -20,25 +19,33 @@ _GOING_AWAY = sse_plain("error", encode({
     "message": "The server is restarting; reconnect with Last-Event-ID to continue."}))
 
 
-async def _events(generations: GenerationService, generation_id: str, after: int,
-                  prelude: list[bytes]) -> AsyncIterator[bytes]:
-    for item in prelude:
-        yield item
-    async for batch in generations.follow(generation_id, after):
-        if batch is None:
-            yield SSE_PING
-        else:  # the frames one wake found, as one body chunk: one send down the ASGI stack
-            yield sse_event(batch[0]) if len(batch) == 1 else b"".join(map(sse_event, batch))
-            if batch[-1].type == "done":
-                return
-    if generations.closing.is_set():
-        yield _GOING_AWAY
+class _SSEResponse(StreamingResponse):
+    """A StreamingResponse (its disconnect handling included) whose body is the relay's
+    frames: the relay can then push a frame's event down `send` from the producer."""
+
+    def __init__(self, generations: GenerationService, generation_id: str, after: int,
+                 prelude: list[bytes], headers: dict):
+        super().__init__((), media_type="text/event-stream", headers=headers)
+        self.relay_args = generations, generation_id, after, prelude
+
+    async def stream_response(self, send: Send) -> None:
+        generations, generation_id, after, prelude = self.relay_args
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+
+        async def body(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        async def events(batch) -> None:  # the frames one wake found: one send down the ASGI stack
+            await body(sse_event(batch[0]) if len(batch) == 1 else b"".join(map(sse_event, batch)))
+
+        for item in prelude:
+            await body(item)
+        if not await generations.relay(generation_id, after, events, ping=lambda: body(SSE_PING)):
+            if generations.closing.is_set():
+                await body(_GOING_AWAY)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def sse_response(generations: GenerationService, generation_id: str, after: int,
                  prelude: list[bytes] | None = None, headers: dict | None = None) -> StreamingResponse:
-    return StreamingResponse(
-        _events(generations, generation_id, after, prelude or []),
-        media_type="text/event-stream",
-        headers={**SSE_HEADERS, **(headers or {})},
-    )
+    return _SSEResponse(generations, generation_id, after, prelude or [], {**SSE_HEADERS, **(headers or {})})

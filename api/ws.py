@@ -198,12 +198,13 @@ class _Conversation:
         task.add_done_callback(lambda t: self.followers.get(generation_id) is t and self.followers.pop(generation_id))
 
     async def _forward(self, generation_id: str, after: int) -> None:
-        send = self.ws.send_text
+        send_text = self.ws.send_text
+
+        async def send(batch) -> None:  # also called inside the producer: see streaming/push.py
+            for frame in batch:
+                await send_text(frame.data)
         try:
-            async for batch in self.services.generations.follow(generation_id, after):
-                if batch is not None:
-                    for frame in batch:
-                        await send(frame.data)
+            await self.services.generations.relay(generation_id, after, send)
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # socket gone: the generation goes on and is stored
 

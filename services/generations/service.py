@@ -1,7 +1,7 @@
 """The generation facade used by every transport: submit, cancel, look up, follow."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from config import Settings
@@ -11,6 +11,7 @@ from services.generations.store import GenerationStore
 from services.streaming import frames
 from services.streaming.frames import Frame
 from services.streaming.log import StreamLog
+from services.streaming.push import Pusher, Send
 
 
 @dataclass
@@ -73,11 +74,30 @@ class GenerationService:
         except asyncio.TimeoutError:
             pass
 
-    async def follow(self, generation_id: str, after: int,
-                     ping_interval: float | None = None) -> AsyncIterator[list[Frame] | None]:
+    async def relay(self, generation_id: str, after: int, send: Send,
+                    ping: Callable[[], Awaitable[None]] | None = None) -> bool:
+        """Sends the frames with seq > after, then live ones until `done`, to `send`, in
+        batches: pulled from the log while behind, pushed by the producer once caught up
+        (see streaming/push.py). `ping()` after every SSE_PING_INTERVAL of silence. True
+        once the done frame went out; False when the server is going away first."""
+        pusher = Pusher(send) if hasattr(self.log, "attach") else None
+        async for batch in self.follow(generation_id, after, pusher=pusher):
+            if batch is None:
+                if ping is not None:
+                    await ping()
+            else:
+                await send(batch)
+                if batch[-1].type == "done":
+                    return True
+        return pusher is not None and pusher.finished
+
+    async def follow(self, generation_id: str, after: int, ping_interval: float | None = None,
+                     pusher: Pusher | None = None) -> AsyncIterator[list[Frame] | None]:
         """Frames with seq > after, then live ones until `done`, as the batches one wake of
         the log found, so a transport can send a batch in one write. A snapshot replaces
-        frames that are no longer kept. Yields None every `ping_interval` seconds of silence."""
+        frames that are no longer kept. Yields None every `ping_interval` seconds of silence.
+        With a `pusher` (logs that can push), frames arriving while the reader is caught up
+        go to its send instead; the generator ends without yielding a done frame pushed."""
         ping_interval = ping_interval or self.s.sse_ping_interval
         log, closing = self.log, self.closing
         while not closing.is_set():
@@ -107,6 +127,21 @@ class GenerationService:
                     return
             if result.finished:  # resumed after the done frame: nothing more will come
                 return
+            if pusher is not None and log.attach(generation_id, after, pusher.rearm(after)):
+                try:
+                    quiet = await pusher.wait(ping_interval)
+                except BaseException:
+                    pusher.discard()
+                    raise
+                finally:
+                    log.detach(generation_id, pusher)
+                await pusher.settle()
+                after = pusher.seq
+                if pusher.finished:
+                    return
+                if quiet and not closing.is_set():
+                    yield None
+                continue
             # Straight to waiting, also after delivering frames: wait() returns at once when
             # more are already in, so a live reader does one read per wake, not two.
             if not await log.wait(generation_id, after, ping_interval) and not closing.is_set():

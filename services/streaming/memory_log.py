@@ -6,10 +6,11 @@ from collections import deque
 
 from services.streaming.frames import Frame
 from services.streaming.log import ReadResult, StreamLog
+from services.streaming.push import Pusher
 
 
 class _GenLog:
-    __slots__ = ("frames", "parts", "last_seq", "last_chunk_seq", "waiters", "drop_handle", "finished")
+    __slots__ = ("frames", "parts", "last_seq", "last_chunk_seq", "waiters", "pushers", "drop_handle", "finished")
 
     def __init__(self, max_frames: int):
         self.frames: deque[Frame] | _Packed = deque(maxlen=max_frames)
@@ -17,6 +18,7 @@ class _GenLog:
         self.last_seq = 0
         self.last_chunk_seq = 0
         self.waiters: list[asyncio.Future] = []
+        self.pushers: list[Pusher] = []  # caught-up readers, sent to from append
         self.drop_handle: asyncio.TimerHandle | None = None
         self.finished = False
 
@@ -41,6 +43,12 @@ class _Packed:
         if i < 0:
             i += len(self.data)
         return Frame(self.first + i, self.types[i], self.data[i])
+
+
+def _release(log: _GenLog) -> None:
+    pushers, log.pushers = log.pushers, []
+    for pusher in pushers:
+        pusher.release()
 
 
 def _expire(fut: asyncio.Future) -> None:
@@ -81,11 +89,27 @@ class MemoryStreamLog(StreamLog):
             log.frames = _Packed(log.frames)
             if len(log.parts) > 1:
                 log.parts[:] = ["".join(log.parts)]
+        if log.pushers:
+            log.pushers = [p for p in log.pushers if p.push(frame)]
         if log.waiters:
             waiters, log.waiters = log.waiters, []
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(True)
+
+    def attach(self, generation_id: str, after: int, pusher: Pusher) -> bool:
+        """Pushes the frames after `after` to `pusher` as they are appended; only a reader that
+        has read everything so far is taken (False: it keeps pulling)."""
+        log = self._logs.get(generation_id)
+        if log is None or log.finished or log.last_seq != after:
+            return False
+        log.pushers.append(pusher)
+        return True
+
+    def detach(self, generation_id: str, pusher: Pusher) -> None:
+        log = self._logs.get(generation_id)
+        if log is not None and pusher in log.pushers:
+            log.pushers.remove(pusher)
 
     async def read(self, generation_id: str, after: int, limit: int = 512) -> ReadResult | None:
         log = self._logs.get(generation_id)
@@ -143,12 +167,14 @@ class MemoryStreamLog(StreamLog):
     def _drop(self, generation_id: str) -> None:
         log = self._logs.pop(generation_id, None)
         if log:
+            _release(log)
             for fut in log.waiters:
                 if not fut.done():
                     fut.set_result(True)
 
     def wake_all(self) -> None:
         for log in self._logs.values():
+            _release(log)
             waiters, log.waiters = log.waiters, []
             for fut in waiters:
                 if not fut.done():

@@ -1,0 +1,161 @@
+"""Push delivery (services/streaming/push.py): a caught-up reader's send runs inside the
+producer's append, and a send that would wait, or fails, hands the reader back to its own
+task without ever holding up the producer."""
+
+import asyncio
+import gc
+import warnings
+
+import pytest
+
+from services.generations.service import GenerationService
+from services.streaming import frames
+from services.streaming.memory_log import MemoryStreamLog
+from tests.support import make_settings
+
+GEN = "01JBPVSHRE1AYM1CR000000000"
+
+
+def _service(tmp_path, log, **settings) -> GenerationService:
+    return GenerationService(make_settings(tmp_path, **settings), store=None, log=log, dispatch=None)
+
+
+def _chunk(seq: int):
+    return frames.chunk(GEN, seq, f"t{seq} ")
+
+
+def _append(log, seq: int) -> None:
+    log.append_nowait(GEN, _chunk(seq), f"t{seq} ")
+
+
+def _done(log, seq: int) -> None:
+    log.append_nowait(GEN, frames.done(GEN, seq, "completed", "stop", None))
+
+
+class Reader:
+    """A transport's send: records frames; `gate` cleared = the socket's buffer is full."""
+
+    def __init__(self):
+        self.seqs: list[int] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail: Exception | None = None
+
+    async def send(self, batch) -> None:
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        self.seqs.extend(f.seq for f in batch)
+
+
+async def _caught_up(log, reader_task) -> None:
+    for _ in range(50):  # the reader reads the backlog, then attaches
+        await asyncio.sleep(0)
+        if log._logs[GEN].pushers:
+            return
+    raise AssertionError(f"reader never attached (task done: {reader_task.done()})")
+
+
+async def test_a_caught_up_reader_gets_each_frame_inside_the_append(tmp_path):
+    log = MemoryStreamLog(1000)
+    await log.create(GEN)
+    _append(log, 1)
+    reader = Reader()
+    task = asyncio.create_task(_service(tmp_path, log).relay(GEN, 0, reader.send))
+    await _caught_up(log, task)
+    assert reader.seqs == [1]  # the backlog, pulled
+    for seq in range(2, 6):
+        _append(log, seq)
+        assert reader.seqs[-1] == seq  # already sent: no loop iteration in between
+    _done(log, 6)
+    assert reader.seqs == [1, 2, 3, 4, 5, 6]
+    assert await asyncio.wait_for(task, 1) is True
+    assert log._logs[GEN].pushers == []
+
+
+async def test_a_send_that_must_wait_never_holds_up_the_producer_and_loses_nothing(tmp_path):
+    log = MemoryStreamLog(1000)
+    await log.create(GEN)
+    slow, fast = Reader(), Reader()
+    service = _service(tmp_path, log)
+    tasks = [asyncio.create_task(service.relay(GEN, 0, r.send)) for r in (slow, fast)]
+    await _caught_up(log, tasks[0])
+    while len(log._logs[GEN].pushers) < 2:
+        await asyncio.sleep(0)
+    _append(log, 1)
+    slow.gate.clear()  # its socket's buffer is full from here on
+    for seq in range(2, 201):
+        _append(log, seq)  # returns although the slow reader's send is stuck
+    assert fast.seqs == list(range(1, 201))
+    assert slow.seqs == [1]
+    assert len(log._logs[GEN].pushers) == 1  # the slow one was handed back to its task
+    await asyncio.sleep(0.01)
+    slow.gate.set()
+    _done(log, 201)
+    assert await asyncio.wait_for(asyncio.gather(*tasks), 2) == [True, True]
+    assert slow.seqs == fast.seqs == list(range(1, 202))  # each frame once, in order
+
+
+async def test_a_failing_send_surfaces_in_the_readers_task_not_the_producers(tmp_path):
+    log = MemoryStreamLog(1000)
+    await log.create(GEN)
+    reader = Reader()
+    task = asyncio.create_task(_service(tmp_path, log).relay(GEN, 0, reader.send))
+    await _caught_up(log, task)
+    reader.fail = OSError("peer gone")
+    _append(log, 1)  # must not raise here
+    _append(log, 2)
+    with pytest.raises(OSError, match="peer gone"):
+        await asyncio.wait_for(task, 1)
+    assert log._logs[GEN].pushers == []
+
+
+async def test_a_reader_cancelled_during_a_waiting_send_closes_it(tmp_path):
+    log = MemoryStreamLog(1000)
+    await log.create(GEN)
+    reader = Reader()
+    task = asyncio.create_task(_service(tmp_path, log).relay(GEN, 0, reader.send))
+    await _caught_up(log, task)
+    reader.gate.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _append(log, 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+    assert log._logs[GEN].pushers == [] and reader.seqs == []
+    _append(log, 2)  # the producer goes on
+
+
+async def test_silence_pings_and_frames_after_it_still_arrive(tmp_path):
+    log = MemoryStreamLog(1000)
+    await log.create(GEN)
+    reader, pings = Reader(), []
+
+    async def ping():
+        pings.append(len(reader.seqs))
+    task = asyncio.create_task(_service(tmp_path, log, sse_ping_interval=0.05).relay(GEN, 0, reader.send, ping))
+    await _caught_up(log, task)
+    _append(log, 1)
+    await asyncio.sleep(0.18)
+    assert len(pings) >= 2 and pings[0] == 1
+    await _caught_up(log, task)  # attached again after each ping
+    _append(log, 2)
+    _done(log, 3)
+    assert await asyncio.wait_for(task, 1) is True
+    assert reader.seqs == [1, 2, 3]
+
+
+async def test_server_going_away_releases_pushed_readers(tmp_path):
+    log = MemoryStreamLog(1000)
+    await log.create(GEN)
+    reader = Reader()
+    service = _service(tmp_path, log)
+    task = asyncio.create_task(service.relay(GEN, 0, reader.send))
+    await _caught_up(log, task)
+    _append(log, 1)
+    service.close()
+    assert await asyncio.wait_for(task, 1) is False  # no done frame: the client resumes elsewhere
+    assert reader.seqs == [1]
