@@ -1,8 +1,6 @@
 """Database engine, sessions and start-up migrations."""
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,6 +10,7 @@ from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from config import Settings
+from services.serial_thread import SerialThread
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATION_LOCK_ID = 7_420_119  # any constant: serializes replicas migrating one PostgreSQL
@@ -34,7 +33,7 @@ class Database:
             self.sync_engine = create_engine(make_url(url).set(drivername="sqlite"),
                                              connect_args={"timeout": 30, "check_same_thread": False})
             event.listen(self.sync_engine, "connect", _sqlite_pragmas)
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+            self._thread = SerialThread("sqlite")
         else:
             self.sync_engine = None
             self.engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -55,7 +54,7 @@ class Database:
         a single thread runs them in submission order; on PostgreSQL the async driver does,
         through SQLAlchemy's greenlet bridge."""
         if self.sync_engine is not None:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_sync, fn, args)
+            return await self._thread.call(self._run_sync, fn, args)
         async with self.engine.begin() as conn:
             return await conn.run_sync(fn, *args)
 
@@ -70,8 +69,8 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self.sync_engine is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self.sync_engine.dispose)
-            self._executor.shutdown(wait=False)
+            await self._thread.call(self.sync_engine.dispose)
+            self._thread.stop()
 
 
 def _upgrade(connection) -> None:
