@@ -1,6 +1,6 @@
-"""Push delivery (services/streaming/push.py): a caught-up reader's send runs inside the
-producer's append, and a send that would wait, or fails, hands the reader back to its own
-task without ever holding up the producer."""
+"""Push delivery (services/streaming/push.py): the log runs a caught-up reader's send
+itself, once per loop iteration with what was appended in it, and a send that would wait,
+or fails, hands the reader back to its own task without ever holding up the producer."""
 
 import asyncio
 import gc
@@ -37,6 +37,8 @@ class Reader:
 
     def __init__(self):
         self.seqs: list[int] = []
+        self.sends: list[tuple[list[int], bool]] = []  # (seqs, sent by the reader's own task)
+        self.task: asyncio.Task | None = None
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail: Exception | None = None
@@ -46,6 +48,19 @@ class Reader:
         if self.fail is not None:
             raise self.fail
         self.seqs.extend(f.seq for f in batch)
+        self.sends.append(([f.seq for f in batch], asyncio.current_task() is self.task))
+
+
+async def _relaying(tmp_path, backlog: int = 0, **settings):
+    """A log with `backlog` chunks and one reader relaying it, attached for pushes."""
+    log = MemoryStreamLog(1000)
+    await log.create(GEN)
+    for seq in range(1, backlog + 1):
+        _append(log, seq)
+    reader, service = Reader(), _service(tmp_path, log, **settings)
+    task = reader.task = asyncio.create_task(service.relay(GEN, 0, reader.send))
+    await _caught_up(log, task)
+    return log, reader, service, task
 
 
 async def _caught_up(log, reader_task) -> None:
@@ -56,21 +71,32 @@ async def _caught_up(log, reader_task) -> None:
     raise AssertionError(f"reader never attached (task done: {reader_task.done()})")
 
 
-async def test_a_caught_up_reader_gets_each_frame_inside_the_append(tmp_path):
-    log = MemoryStreamLog(1000)
-    await log.create(GEN)
-    _append(log, 1)
-    reader = Reader()
-    task = asyncio.create_task(_service(tmp_path, log).relay(GEN, 0, reader.send))
-    await _caught_up(log, task)
-    assert reader.seqs == [1]  # the backlog, pulled
-    for seq in range(2, 6):
+async def test_a_caught_up_reader_is_sent_to_by_the_log_once_per_loop_iteration(tmp_path):
+    log, reader, _, task = await _relaying(tmp_path, backlog=1)
+    assert reader.sends == [([1], True)]  # the backlog, pulled by the reader's task
+    _append(log, 2)
+    await asyncio.sleep(0)
+    for seq in range(3, 6):  # a burst in one iteration: one batch, one send
         _append(log, seq)
-        assert reader.seqs[-1] == seq  # already sent: no loop iteration in between
+    await asyncio.sleep(0)
     _done(log, 6)
-    assert reader.seqs == [1, 2, 3, 4, 5, 6]
+    await asyncio.sleep(0)
+    assert reader.sends == [([1], True), ([2], False), ([3, 4, 5], False), ([6], False)]
     assert await asyncio.wait_for(task, 1) is True
     assert log._logs[GEN].pushers == []
+
+
+async def test_a_reader_attached_while_a_batch_is_pending_gets_no_frame_twice(tmp_path):
+    log, first, service, task = await _relaying(tmp_path)
+    second = Reader()
+    second.task = asyncio.create_task(service.relay(GEN, 0, second.send))
+    _append(log, 1)  # pending for `first`; `second` starts first, pulls it, and attaches
+    await asyncio.sleep(0)
+    assert len(log._logs[GEN].pushers) == 2 and second.sends == [([1], True)]
+    _append(log, 2)
+    _done(log, 3)
+    assert await asyncio.wait_for(asyncio.gather(task, second.task), 1) == [True, True]
+    assert first.seqs == second.seqs == [1, 2, 3]
 
 
 async def test_a_send_that_must_wait_never_holds_up_the_producer_and_loses_nothing(tmp_path):
@@ -83,9 +109,11 @@ async def test_a_send_that_must_wait_never_holds_up_the_producer_and_loses_nothi
     while len(log._logs[GEN].pushers) < 2:
         await asyncio.sleep(0)
     _append(log, 1)
+    await asyncio.sleep(0)
     slow.gate.clear()  # its socket's buffer is full from here on
     for seq in range(2, 201):
-        _append(log, seq)  # returns although the slow reader's send is stuck
+        _append(log, seq)
+        await asyncio.sleep(0)  # the slow reader's send is stuck: the producer goes on
     assert fast.seqs == list(range(1, 201))
     assert slow.seqs == [1]
     assert len(log._logs[GEN].pushers) == 1  # the slow one was handed back to its task
@@ -97,13 +125,10 @@ async def test_a_send_that_must_wait_never_holds_up_the_producer_and_loses_nothi
 
 
 async def test_a_failing_send_surfaces_in_the_readers_task_not_the_producers(tmp_path):
-    log = MemoryStreamLog(1000)
-    await log.create(GEN)
-    reader = Reader()
-    task = asyncio.create_task(_service(tmp_path, log).relay(GEN, 0, reader.send))
-    await _caught_up(log, task)
+    log, reader, _, task = await _relaying(tmp_path)
     reader.fail = OSError("peer gone")
-    _append(log, 1)  # must not raise here
+    _append(log, 1)
+    await asyncio.sleep(0)  # the send raises in the log's push: the producer never sees it
     _append(log, 2)
     with pytest.raises(OSError, match="peer gone"):
         await asyncio.wait_for(task, 1)
@@ -111,15 +136,12 @@ async def test_a_failing_send_surfaces_in_the_readers_task_not_the_producers(tmp
 
 
 async def test_a_reader_cancelled_during_a_waiting_send_closes_it(tmp_path):
-    log = MemoryStreamLog(1000)
-    await log.create(GEN)
-    reader = Reader()
-    task = asyncio.create_task(_service(tmp_path, log).relay(GEN, 0, reader.send))
-    await _caught_up(log, task)
+    log, reader, _, task = await _relaying(tmp_path)
     reader.gate.clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _append(log, 1)
+        await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -149,13 +171,9 @@ async def test_silence_pings_and_frames_after_it_still_arrive(tmp_path):
 
 
 async def test_server_going_away_releases_pushed_readers(tmp_path):
-    log = MemoryStreamLog(1000)
-    await log.create(GEN)
-    reader = Reader()
-    service = _service(tmp_path, log)
-    task = asyncio.create_task(service.relay(GEN, 0, reader.send))
-    await _caught_up(log, task)
+    log, reader, service, task = await _relaying(tmp_path)
     _append(log, 1)
+    await asyncio.sleep(0)
     service.close()
     assert await asyncio.wait_for(task, 1) is False  # no done frame: the client resumes elsewhere
     assert reader.seqs == [1]

@@ -10,7 +10,8 @@ from services.streaming.push import Pusher
 
 
 class _GenLog:
-    __slots__ = ("frames", "parts", "last_seq", "last_chunk_seq", "waiters", "pushers", "drop_handle", "finished")
+    __slots__ = ("frames", "parts", "last_seq", "last_chunk_seq", "waiters", "pushers", "outbox", "drop_handle",
+                 "finished")
 
     def __init__(self, max_frames: int):
         self.frames: deque[Frame] | _Packed = deque(maxlen=max_frames)
@@ -18,7 +19,8 @@ class _GenLog:
         self.last_seq = 0
         self.last_chunk_seq = 0
         self.waiters: list[asyncio.Future] = []
-        self.pushers: list[Pusher] = []  # caught-up readers, sent to from append
+        self.pushers: list[Pusher] = []  # caught-up readers
+        self.outbox: list[Frame] | None = None  # frames appended in this loop iteration, not yet pushed
         self.drop_handle: asyncio.TimerHandle | None = None
         self.finished = False
 
@@ -43,6 +45,12 @@ class _Packed:
         if i < 0:
             i += len(self.data)
         return Frame(self.first + i, self.types[i], self.data[i])
+
+
+def _push(log: _GenLog) -> None:
+    batch, log.outbox = log.outbox, None
+    if log.pushers:
+        log.pushers = [p for p in log.pushers if p.push(batch)]
 
 
 def _release(log: _GenLog) -> None:
@@ -90,7 +98,13 @@ class MemoryStreamLog(StreamLog):
             if len(log.parts) > 1:
                 log.parts[:] = ["".join(log.parts)]
         if log.pushers:
-            log.pushers = [p for p in log.pushers if p.push(frame)]
+            # Pushed once per loop iteration: a burst (a producer reading a backlog) goes to
+            # each reader as one batch, one write, as a woken reader would have sent it.
+            if log.outbox is None:
+                log.outbox = [frame]
+                asyncio.get_running_loop().call_soon(_push, log)
+            else:
+                log.outbox.append(frame)
         if log.waiters:
             waiters, log.waiters = log.waiters, []
             for fut in waiters:

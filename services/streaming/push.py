@@ -1,12 +1,12 @@
 """Push delivery to a reader that has caught up with a generation's in-process log.
 
 A caught-up reader that waits for the next frame costs, per token, a future, a timer, a
-wake of its task and a read of the log. A pusher instead runs the reader's send inside
-the producer's append, for as long as that send completes without suspending, which an
-ASGI server's send does while the socket's buffer has room. The first send that would
-suspend (flow control: a slow reader) or fails releases the pusher: the reader's own task
-finishes that send and goes back to pulling from the log, so a slow reader still never
-slows the producer or the other readers."""
+wake of its task and a read of the log. A pusher instead has the log run the reader's
+send itself, once per loop iteration with the frames appended in it, for as long as that
+send completes without suspending, which an ASGI server's send does while the socket's
+buffer has room. The first send that would suspend (flow control: a slow reader) or
+fails releases the pusher: the reader's own task finishes that send and goes back to
+pulling from the log, so a slow reader still never slows the producer or the others."""
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,15 +39,21 @@ class Pusher:
         self.seq, self.released, self.woken = after, False, None
         return self
 
-    def push(self, frame: Frame) -> bool:
-        """The log's call for each appended frame, in the producer; False lets go of this pusher."""
-        self.seq = frame.seq
+    def push(self, batch: Sequence[Frame]) -> bool:
+        """The log's call with the frames appended since its last one; False lets go of this
+        pusher. Frames up to `seq` are skipped: a reader attached while a batch was pending
+        had read them already."""
+        if batch[0].seq <= self.seq:
+            batch = [f for f in batch if f.seq > self.seq]
+            if not batch:
+                return True
+        self.seq = batch[-1].seq
         self.pushed += 1
-        coro = self.send((frame,))
+        coro = self.send(batch)
         try:
             yielded = coro.send(None)
         except StopIteration:
-            if frame.type != "done":
+            if batch[-1].type != "done":
                 return True
             self.finished = True
         except (Exception, asyncio.CancelledError) as exc:  # the reader's failure, never the producer's
