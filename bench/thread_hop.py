@@ -17,6 +17,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import uvloop
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.serial_thread import SerialThread  # noqa: E402
@@ -55,12 +57,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    try:
-        import uvloop  # the service's loop under uvicorn[standard]
-        run = uvloop.run
-    except ImportError:
-        run = asyncio.run
-    results = run(_measure(args.calls, args.rounds))
+    results = uvloop.run(_measure(args.calls, args.rounds))  # the service's loop (uvicorn[standard])
     for name, r in results.items():
         print(f"{name:9s} per call: CPU {statistics.median(r['cpu_us']):6.1f} us {r['cpu_us']}, "
               f"wall {statistics.median(r['wall_us']):6.1f} us {r['wall_us']}")

@@ -90,32 +90,36 @@ class OpenAICompatProvider(Provider):
         return response
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        finish = None
-        usage = None
+        tail = _Tail()
         # Leaving the stack (also by aclose of this generator) closes the HTTP stream.
         async with AsyncExitStack() as stack:
             try:
                 response = await self._open(stack, request)
             except openai.OpenAIError as exc:
                 raise map_error(exc, self.name) from None
+            # The SSE body's `data:` lines are split here, in this one generator: every
+            # layer of async iteration between the socket and the runner costs each token.
+            # Raw bytes unless the server compressed the body (then httpx decodes them).
+            identity = response.headers.get("content-encoding", "identity") == "identity"
+            buf, done = b"", False
             try:
-                async for payload in _data_lines(response):
-                    if payload == b"[DONE]":
+                async for data in response.aiter_raw() if identity else response.aiter_bytes():
+                    if buf:
+                        data = buf + data
+                    *lines, buf = data.split(b"\n")
+                    for line in lines:
+                        if line.startswith(b"data:"):  # blank separators, comments, event names are skipped
+                            text = self._event(line[5:].strip(), tail)
+                            if text:
+                                yield text
+                            elif text is None:
+                                done = True
+                                break
+                    if done:
                         break
-                    chunk = jiter.from_json(payload)  # 2 us per chunk; json.loads 7
-                    if chunk.get("error"):  # an error event inside the stream: the server failed
-                        err = chunk["error"]
-                        message = err.get("message") if isinstance(err, dict) else str(err)
-                        raise failure(self.name, message or "error in stream", "upstream_error", retryable=True)
-                    if chunk.get("usage"):
-                        u = chunk["usage"]
-                        usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0)
-                    for choice in chunk.get("choices") or ():
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
-                            yield text
-                        if choice.get("finish_reason"):
-                            finish = choice["finish_reason"]
+                else:  # a last line without its newline
+                    if buf.startswith(b"data:") and (text := self._event(buf[5:].strip(), tail)):
+                        yield text
             except openai.OpenAIError as exc:
                 raise map_error(exc, self.name) from None
             except (httpx.HTTPError, httpx2.HTTPError) as exc:
@@ -123,28 +127,40 @@ class OpenAICompatProvider(Provider):
                               "upstream_disconnected") from None
             except ValueError:
                 raise failure(self.name, "malformed chunk in the stream", "upstream_error") from None
-        if usage is not None:
-            yield usage
-        yield Finish("length" if finish == "length" else "stop")
+        if tail.usage is not None:
+            yield tail.usage
+        yield Finish("length" if tail.finish == "length" else "stop")
+
+    def _event(self, payload: bytes, tail: "_Tail") -> str | None:
+        """The text of one `data:` payload ("" if none); None at `[DONE]`."""
+        if payload == b"[DONE]":
+            return None
+        chunk = jiter.from_json(payload)  # 2 us per chunk; json.loads 7
+        if chunk.get("error"):  # an error event inside the stream: the server failed
+            err = chunk["error"]
+            message = err.get("message") if isinstance(err, dict) else str(err)
+            raise failure(self.name, message or "error in stream", "upstream_error", retryable=True)
+        if chunk.get("usage"):
+            u = chunk["usage"]
+            tail.usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0)
+        text = ""
+        for choice in chunk.get("choices") or ():
+            text += (choice.get("delta") or {}).get("content") or ""
+            if choice.get("finish_reason"):
+                tail.finish = choice["finish_reason"]
+        return text
 
     async def aclose(self) -> None:
         await self.client.close()
 
 
-async def _data_lines(response: httpx2.Response) -> AsyncIterator[bytes]:
-    """The payloads of an SSE body's `data:` lines. Splits the decoded bytes itself: the
-    text and line decoders of httpx cost more per chunk than the parsing they do, and the
-    payload is JSON (UTF-8), which the parser reads as bytes."""
-    buf = b""
-    async for data in response.aiter_bytes():
-        if buf:
-            data = buf + data
-        *lines, buf = data.split(b"\n")
-        for line in lines:
-            if line.startswith(b"data:"):  # blank separators, comments, event names are skipped
-                yield line[5:].strip()
-    if buf.startswith(b"data:"):
-        yield buf[5:].strip()
+class _Tail:
+    """What the end of a stream reports: usage, and why it finished."""
+    __slots__ = ("usage", "finish")
+
+    def __init__(self):
+        self.usage: Usage | None = None
+        self.finish: str | None = None
 
 
 def _message(exc: openai.OpenAIError) -> str:
