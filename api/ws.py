@@ -200,7 +200,7 @@ class _Conversation:
     async def _forward(self, generation_id: str, after: int) -> None:
         send_text = self.ws.send_text
 
-        async def send(batch) -> None:  # also called inside the producer: see streaming/push.py
+        async def send(batch) -> None:  # also run by the log itself: see streaming/push.py
             for frame in batch:
                 await send_text(frame.data)
         try:

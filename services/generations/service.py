@@ -77,8 +77,8 @@ class GenerationService:
     async def relay(self, generation_id: str, after: int, send: Send,
                     ping: Callable[[], Awaitable[None]] | None = None) -> bool:
         """Sends the frames with seq > after, then live ones until `done`, to `send`, in
-        batches: pulled from the log while behind, pushed by the producer once caught up
-        (see streaming/push.py). `ping()` after every SSE_PING_INTERVAL of silence. True
+        batches: pulled from the log while behind, pushed by the log once caught up (see
+        streaming/push.py). `ping()` after every SSE_PING_INTERVAL of silence. True
         once the done frame went out; False when the server is going away first."""
         pusher = Pusher(send) if hasattr(self.log, "attach") else None
         async for batch in self.follow(generation_id, after, pusher=pusher):

@@ -1,5 +1,6 @@
 """The stream log interface: one append-only log of frames per generation, read from any
-offset by any number of readers. Implementations: memory (embedded) and Redis Streams."""
+offset by any number of readers. Implementations: memory (embedded) and Redis Streams.
+The memory log can also push to readers that have caught up (`attach`, streaming/push.py)."""
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
