@@ -18,7 +18,7 @@ from auth.dependencies import websocket_token
 from auth.security import decode_token
 from models.schemas import ULID_PATTERN, SetLLM
 from services.container import Services
-from services.errors import DomainError, InvalidInput
+from services.errors import DomainError, InvalidInput, NotFound
 from services.streaming import frames
 from services.users import get_user
 
@@ -45,26 +45,20 @@ async def _serve(ws: WebSocket, session_id: str | None) -> None:
     services: Services = ws.app.state.services
     connections = ws.app.state.connections
     s = services.settings
-    user_id = None
+    user_id = None  # set once the connection is counted against its user
     try:
         token, via_subprotocol = websocket_token(ws, s.allow_query_token)
         await ws.accept(subprotocol="bearer" if via_subprotocol else None)
         if token is None:
             token = await _auth_frame(ws, s.ws_auth_timeout)
-        user = await get_user(services.db, decode_token(services.tokens, token))
-        if session_id is None:
-            async with services.db.sessionmaker() as db:
-                chat = await services.sessions.create(db, user.id, SetLLM())
-        elif not _ULID.match(session_id):
-            raise _Close(4404, "session not found")
-        else:
-            chat = await services.sessions.find(services.db, user.id, session_id.upper())
-        if not connections.add(ws, user.id, s.ws_max_connections_per_user):
+        subject = decode_token(services.tokens, token)
+        chat = await _open_session(services, subject, session_id)
+        if not connections.add(ws, subject, s.ws_max_connections_per_user):
             raise _Close(4429, "too many connections")
-        user_id = user.id
+        user_id = subject
         if session_id is None:
             await ws.send_text(frames.encode({"type": "session", "session_id": chat.id}))
-        await _Conversation(ws, services, user.id, chat).run()
+        await _Conversation(ws, services, subject, chat).run()
     except WebSocketDisconnect:
         pass
     except _Close as close:
@@ -74,6 +68,23 @@ async def _serve(ws: WebSocket, session_id: str | None) -> None:
     finally:
         if user_id is not None:
             connections.remove(ws, user_id)
+
+
+async def _open_session(services: Services, user_id: str, session_id: str | None):
+    """A new session, or the user's own; a token whose user is gone closes 4401, not 4404.
+    Finding the session proves its owner exists (sessions go with their user), so the
+    user is only looked up when there is no session to find."""
+    if session_id is None:
+        user = await get_user(services.db, user_id)
+        async with services.db.sessionmaker() as db:
+            return await services.sessions.create(db, user.id, SetLLM())
+    try:
+        if not _ULID.match(session_id):
+            raise NotFound("session not found", code="session_not_found")
+        return await services.sessions.find(services.db, user_id, session_id.upper())
+    except NotFound:
+        await get_user(services.db, user_id)  # Unauthorized if the token outlived its user
+        raise
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:

@@ -1,5 +1,6 @@
 """Users, tokens and their failure cases (PROTOCOL.md, Authentication)."""
 
+import asyncio
 import statistics
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import time
 
 import jwt
 import pytest
+import websockets
 
 from config import Settings
 from tests.support import PASSWORD, Server, make_settings, register
@@ -112,6 +114,13 @@ async def test_token_validation_is_strict(server, client, token):
         for body in ({"session_id": sid, "message": "hi"}, {"message": "hi"}):
             r = await client.post("/chat", json=body, headers={"Authorization": f"Bearer {bad}"})
             assert r.status_code == 401 and r.json()["code"] in {"token_expired", "invalid_token"}, (name, body)
+        # So does a socket, which looks the user up only when its session is not found.
+        for path in (f"/ws/{sid}", "/ws", "/ws/not-a-ulid"):
+            async with websockets.connect(f"{server.ws_base}{path}",
+                                          additional_headers={"Authorization": f"Bearer {bad}"}) as conn:
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(conn.recv(), 5)
+                assert closed.value.rcvd.code == 4401, (name, path)
     assert (await client.get("/sessions")).json()["code"] == "not_authenticated"
 
 
