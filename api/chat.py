@@ -33,13 +33,14 @@ async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: 
         # connection while waiting for another deadlocks the pool under load.
         async with services.db.sessionmaker() as db:
             chat_session = await services.sessions.create(db, user.id, SetLLM())
-    else:  # one lookup, not two: the session row exists only while its owner does
+        accepted = await services.generations.submit(chat_session, body.message, body.client_msg_id)
+    else:  # no lookup first: the send checks the owner (the row exists only while its owner does)
         try:
-            chat_session = await services.sessions.find(services.db, user_id, body.session_id)
+            accepted = await services.generations.submit_owned(user_id, body.session_id, body.message,
+                                                                body.client_msg_id)
         except NotFound:
             await get_user(services.db, user_id)  # a deleted user's token is 401, not 404
             raise
-    accepted = await services.generations.submit(chat_session, body.message, body.client_msg_id)
     headers = {"X-Session-ID": accepted.session_id, "X-Generation-ID": accepted.generation_id}
 
     if body.background:

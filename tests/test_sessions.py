@@ -65,9 +65,14 @@ async def test_another_users_session_is_exactly_a_missing_one(server, auth, clie
         missing = await client.request(method, path.format(MISSING), json=body, headers=headers)
         assert theirs.status_code == missing.status_code == 404, path
         assert theirs.json()["code"] == missing.json()["code"]
-    r = await client.post("/chat", json={"session_id": sid, "message": "hi"}, headers=headers)
-    assert r.status_code == 404
-    assert (await auth.get(f"/sessions/{sid}")).status_code == 200  # untouched
+    for stream in (False, True):  # the send itself checks the owner: nothing may be stored
+        body = {"session_id": sid, "message": "hi", "stream": stream}
+        theirs = await client.post("/chat", json=body, headers=headers)
+        missing = await client.post("/chat", json={**body, "session_id": MISSING}, headers=headers)
+        assert theirs.status_code == missing.status_code == 404
+        assert theirs.json()["code"] == missing.json()["code"] == "session_not_found"
+    mine = await auth.get(f"/sessions/{sid}")
+    assert mine.status_code == 200 and mine.json()["history"] == []  # untouched
 
 
 @pytest.mark.parametrize("bad", ["123", "not-a-ulid-at-all-000000000", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ", "01ARZ3NDEKTSV4RRFFQ69G5FAU!"])

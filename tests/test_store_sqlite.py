@@ -57,6 +57,11 @@ async def _scenario(services, impl) -> tuple[ChatSession, list[Message]]:
     job = await db.run(impl.claim, second.generation_id, "w2", 50)
     assert [m["content"] for m in job.request.messages] == ["be brief", "hello", "Hi there", "more"]
     assert await db.run(impl.claim, second.generation_id, "w3", 50) is None  # taken
+    # With an owner: only into that user's session; its row gives the model, and its title stays.
+    assert await db.run(impl.create_turn, chat.id, None, "not mine", None, "Not mine", 3, None, 50,
+                        "01ARZ3NDEKTSV4RRFFQ69G5FAV") is None
+    mine = await db.run(impl.create_turn, chat.id, None, "mine", None, "Mine", 3, None, 50, chat.user_id)
+    assert (mine.created, mine.status, mine.position) == (True, "queued", 2)
     async with db.sessionmaker() as s:
         chat = await s.get(ChatSession, chat.id)
         rows = list(await s.scalars(select(Message).where(Message.session_id == chat.id).order_by(Message.pk)))
@@ -81,6 +86,8 @@ async def test_both_statement_sets_leave_the_same_rows(services):
     usage = [r.usage for r in fast_rows if r.role == "assistant"]
     assert usage[0] == {"prompt_tokens": 3, "completion_tokens": 2} and usage[1] is None
     assert fast_rows[1].worker_id == "w1" and fast_rows[3].worker_id == "w2"
+    assert [r.content for r in fast_rows if r.role == "user"][-1] == "mine"  # "not mine" left nothing
+    assert fast_rows[-1].model == fast_chat.model_name
     # Stored as the same text, not just read back alike: SQLite compares these as strings
     # (stale heartbeats), so '...+00:00' or a 'T' would sort differently.
     def stored(conn, ids):

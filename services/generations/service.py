@@ -42,14 +42,22 @@ class GenerationService:
     async def submit(self, chat: ChatSession, text: str, client_msg_id: str | None = None) -> Accepted:
         # Shielded: once the turn is stored (maybe already claimed), it must reach the
         # dispatcher even if the caller is cancelled meanwhile, or it would never run.
-        return await asyncio.shield(self._submit(chat, text, client_msg_id))
+        return await asyncio.shield(self._submit(
+            chat.id, lambda claim_for: self.store.create_turn(chat, text, client_msg_id, claim_for), client_msg_id))
 
-    async def _submit(self, chat: ChatSession, text: str, client_msg_id: str | None) -> Accepted:
-        turn = await self.store.create_turn(chat, text, client_msg_id, self.dispatch.claimer(chat.id))
+    async def submit_owned(self, user_id: str, session_id: str, text: str,
+                           client_msg_id: str | None = None) -> Accepted:
+        """`submit` into a session given by id, checking in the same transaction that the user
+        owns it (NotFound otherwise): one database round trip less before the first token."""
+        return await asyncio.shield(self._submit(session_id, lambda claim_for: self.store.create_owned_turn(
+            user_id, session_id, text, client_msg_id, claim_for), client_msg_id))
+
+    async def _submit(self, session_id: str, create, client_msg_id: str | None) -> Accepted:
+        turn = await create(self.dispatch.claimer(session_id))
         if turn.created:
             await self.log.create(turn.generation_id)
-            await self.dispatch.submit(chat.id, turn.generation_id, turn.job)
-        return Accepted(chat.id, turn.generation_id, turn.position, client_msg_id, turn.created)
+            await self.dispatch.submit(session_id, turn.generation_id, turn.job)
+        return Accepted(session_id, turn.generation_id, turn.position, client_msg_id, turn.created)
 
     async def cancel(self, generation_id: str, user_id: str) -> Message:
         """Stops a queued or running generation; on a finished one, changes nothing."""

@@ -45,13 +45,26 @@ class GenerationStore:
         # The caller's `chat` may be stale (a socket loads it once): the title is only a hint
         # of whether to try setting one.
         title = _title(text) if not chat.title else None
-        args = (chat.id, chat.model_name, text, client_msg_id, title, self.max_queued, claim_for, self.max_history)
+        return await self._create(chat.id, chat.model_name, text, client_msg_id, title, claim_for, None)
+
+    async def create_owned_turn(self, user_id: str, session_id: str, text: str, client_msg_id: str | None,
+                                claim_for: str | None = None) -> Turn:
+        """`create_turn` into a session given by id, if `user_id` owns it (NotFound otherwise),
+        checked in the same transaction: a send needs no lookup of its own first."""
+        turn = await self._create(session_id, None, text, client_msg_id, _title(text), claim_for, user_id)
+        if turn is None:
+            raise NotFound(f"session {session_id} not found", code="session_not_found")
+        return turn
+
+    async def _create(self, session_id: str, model: str | None, text: str, client_msg_id: str | None,
+                      title: str | None, claim_for: str | None, owner: str | None) -> Turn | None:
+        args = (session_id, model, text, client_msg_id, title, self.max_queued, claim_for, self.max_history, owner)
         try:
             return await self.db.run(self.fast.create_turn, *args)
         # The same client_msg_id sent twice at once: the first one won. (sqlite3's own error:
         # store_sqlite runs on the driver's cursor, outside SQLAlchemy's exception wrapping.)
         except (IntegrityError, sqlite3.IntegrityError):
-            existing = await self.db.run(store_sql.by_client_msg, chat.id, client_msg_id) if client_msg_id else None
+            existing = await self.db.run(store_sql.by_client_msg, session_id, client_msg_id) if client_msg_id else None
             if existing is None:
                 raise
             return existing

@@ -56,6 +56,8 @@ def by_client_msg(conn: Connection, session_id: str, client_msg_id: str) -> Turn
 
 _insert = insert(messages)
 _lock_chat = select(chats.c.id).where(chats.c.id == bindparam("sid")).with_for_update()
+_owned_chat = select(chats.c.model_name, chats.c.title).where(chats.c.id == bindparam("sid"),
+                                                               chats.c.user_id == bindparam("uid"))
 _set_title = update(chats).where(chats.c.id == bindparam("sid"), chats.c.title == "").values(
     title=bindparam("title"))
 
@@ -66,14 +68,22 @@ def check_queue(active: int, max_queued: int) -> None:
                           "them or cancel one.", code="queue_full")
 
 
-def create_turn(conn: Connection, session_id: str, model: str, text: str, client_msg_id: str | None,
-                title: str | None, max_queued: int, claim_for: str | None = None, max_history: int = 0) -> Turn:
+def create_turn(conn: Connection, session_id: str, model: str | None, text: str, client_msg_id: str | None,
+                title: str | None, max_queued: int, claim_for: str | None = None, max_history: int = 0,
+                owner: str | None = None) -> Turn | None:
     """The user message and its queued answer; `title` is set only while the session has none.
-    With `claim_for`, an answer with nothing ahead is claimed for that worker right away."""
+    With `claim_for`, an answer with nothing ahead is claimed for that worker right away.
+    With `owner`, only into a session of that user (None otherwise), whose row gives the
+    model and tells whether it has a title: no separate lookup before sending."""
     if conn.dialect.name != "sqlite":  # (SQLite: one writer thread already orders them)
         # Sends racing into one session queue here, so each counts the ones committed before
         # it: exact positions, submission order, and at most one claims an idle session.
         conn.execute(_lock_chat, {"sid": session_id})
+    if owner is not None:
+        row = conn.execute(_owned_chat, {"sid": session_id, "uid": owner}).first()
+        if row is None:
+            return None
+        model, title = row.model_name, None if row.title else title
     if client_msg_id is not None:
         existing = by_client_msg(conn, session_id, client_msg_id)
         if existing is not None:

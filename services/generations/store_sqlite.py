@@ -36,6 +36,7 @@ _INSERT = ("INSERT INTO messages (id, session_id, role, content, status, client_
 _SET_TITLE = "UPDATE chat_sessions SET title = ?, updated_at = ? WHERE id = ? AND title = ''"
 _CLAIM = ("UPDATE messages SET status = 'running', started_at = ?, heartbeat_at = ?, worker_id = ? "
           "WHERE id = ? AND status = 'queued' RETURNING session_id, pk, model")
+_OWNED_CHAT = "SELECT model_name, title FROM chat_sessions WHERE id = ? AND user_id = ?"
 _CONFIG = ("SELECT system_prompt, model_name, temperature, max_tokens, top_p, fallback_models "
            "FROM chat_sessions WHERE id = ?")
 _HISTORY = ("SELECT role, content FROM messages WHERE session_id = ? AND pk < ? AND content != '' "
@@ -50,13 +51,19 @@ def _cursor(conn: Connection):
     return conn.connection.driver_connection
 
 
-def create_turn(conn: Connection, session_id: str, model: str, text: str, client_msg_id: str | None,
-                title: str | None, max_queued: int, claim_for: str | None = None, max_history: int = 0) -> Turn:
-    """store_sql.create_turn. The write lock is taken first, so the count and the inserts
-    see no send in between, whichever connection it came from."""
+def create_turn(conn: Connection, session_id: str, model: str | None, text: str, client_msg_id: str | None,
+                title: str | None, max_queued: int, claim_for: str | None = None, max_history: int = 0,
+                owner: str | None = None) -> Turn | None:
+    """store_sql.create_turn. The write lock is taken first, so the owner check, the count
+    and the inserts see no send (or deletion) in between, whichever connection it came from."""
     db = _cursor(conn)
     if not db.in_transaction:
         db.execute("BEGIN IMMEDIATE")
+    if owner is not None:
+        row = db.execute(_OWNED_CHAT, (session_id, owner)).fetchone()
+        if row is None:
+            return None
+        model, title = row[0], None if row[1] else title
     if client_msg_id is not None:
         existing = core.by_client_msg(conn, session_id, client_msg_id)
         if existing is not None:
