@@ -30,6 +30,10 @@ BUDGET = [
     ("idle memory per WebSocket connection", ("idle_ws", None, "kib_per_connection"), 60, "KiB"),
     ("1000 x 25 tok/s: streams falling behind, WebSocket", ("paced_1000x25", "ws", "fell_behind"), 0, "streams"),
     ("1000 x 25 tok/s: streams falling behind, SSE", ("paced_1000x25", "sse", "fell_behind"), 0, "streams"),
+    ("1000 x 25 tok/s: streams falling behind, WebSocket + coalescing", ("paced_1000x25", "ws+coalesce",
+                                                                         "fell_behind"), 0, "streams"),
+    ("1000 x 25 tok/s: streams falling behind, SSE + coalescing", ("paced_1000x25", "sse+coalesce",
+                                                                   "fell_behind"), 0, "streams"),
 ]
 
 

@@ -177,3 +177,21 @@ async def test_server_going_away_releases_pushed_readers(tmp_path):
     service.close()
     assert await asyncio.wait_for(task, 1) is False  # no done frame: the client resumes elsewhere
     assert reader.seqs == [1]
+
+
+async def test_generations_appended_in_one_iteration_each_reach_their_own_readers(tmp_path):
+    log, first, service, task = await _relaying(tmp_path)
+    other_gen = "01JBPVSHRE1AYM1CR000000001"
+    await log.create(other_gen)
+    second = Reader()
+    second.task = asyncio.create_task(service.relay(other_gen, 0, second.send))
+    while not log._logs[other_gen].pushers:
+        await asyncio.sleep(0)
+    for seq in (1, 2):
+        _append(log, seq)
+        log.append_nowait(other_gen, frames.chunk(other_gen, seq, "x"), "x")
+    await asyncio.sleep(0)
+    assert first.sends == [([1, 2], False)] and second.sends == [([1, 2], False)]
+    _done(log, 3)
+    log.append_nowait(other_gen, frames.done(other_gen, 3, "completed", "stop", None))
+    assert await asyncio.wait_for(asyncio.gather(task, second.task), 1) == [True, True]
