@@ -29,10 +29,11 @@ from bench.proc import PYTHON, ROOT, cores, http_json, raise_fd_limit, start_fak
 COMPONENTS = [
     ("upstream client (openai SDK, httpx2, httpcore2, h11, anyio)",
      ("openai/", "httpx2/", "httpcore2/", "h11/", "anyio/", "providers/openai_compat")),
-    ("database (SQLAlchemy, aiosqlite)", ("sqlalchemy/", "aiosqlite/", "generations/store.py")),
+    ("database (SQLAlchemy, aiosqlite, the SQLite thread)", ("sqlalchemy/", "aiosqlite/", "generations/store",
+                                                             "services/serial_thread", "services/db.py")),
     ("WebSocket send (starlette, uvicorn, websockets)", ("websockets/", "starlette/websockets", "websockets_sansio")),
     ("SSE send (StreamingResponse, uvicorn http)", ("starlette/responses", "httptools_impl", "api/sse.py")),
-    ("stream log + follow", ("streaming/memory_log", "generations/service.py")),
+    ("stream log + follow/push", ("streaming/memory_log", "streaming/push", "generations/service.py")),
     ("producer (runner._stream, frames, loop detector)", ("generations/runner.py", "streaming/frames",
                                                            "loop_detector")),
     ("ASGI/FastAPI request handling", ("fastapi/", "starlette/", "api/")),

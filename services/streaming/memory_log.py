@@ -47,12 +47,6 @@ class _Packed:
         return Frame(self.first + i, self.types[i], self.data[i])
 
 
-def _push(log: _GenLog) -> None:
-    batch, log.outbox = log.outbox, None
-    if log.pushers:
-        log.pushers = [p for p in log.pushers if p.push(batch)]
-
-
 def _release(log: _GenLog) -> None:
     pushers, log.pushers = log.pushers, []
     for pusher in pushers:
@@ -68,6 +62,7 @@ class MemoryStreamLog(StreamLog):
     def __init__(self, max_frames: int):
         self.max_frames = max_frames
         self._logs: dict[str, _GenLog] = {}
+        self._dirty: list[_GenLog] = []  # logs with an outbox to push at the end of this iteration
 
     def _get(self, generation_id: str) -> _GenLog:
         log = self._logs.get(generation_id)
@@ -99,10 +94,13 @@ class MemoryStreamLog(StreamLog):
                 log.parts[:] = ["".join(log.parts)]
         if log.pushers:
             # Pushed once per loop iteration: a burst (a producer reading a backlog) goes to
-            # each reader as one batch, one write, as a woken reader would have sent it.
+            # each reader as one batch, one write, as a woken reader would have sent it; and
+            # one callback serves every generation that had frames in that iteration.
             if log.outbox is None:
                 log.outbox = [frame]
-                asyncio.get_running_loop().call_soon(_push, log)
+                if not self._dirty:
+                    asyncio.get_running_loop().call_soon(self._push_dirty)
+                self._dirty.append(log)
             else:
                 log.outbox.append(frame)
         if log.waiters:
@@ -110,6 +108,13 @@ class MemoryStreamLog(StreamLog):
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(True)
+
+    def _push_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for log in dirty:
+            batch, log.outbox = log.outbox, None
+            if log.pushers:
+                log.pushers = [p for p in log.pushers if p.push(batch)]
 
     def attach(self, generation_id: str, after: int, pusher: Pusher) -> bool:
         """Pushes the frames after `after` to `pusher` as they are appended; only a reader that
