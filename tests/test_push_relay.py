@@ -195,3 +195,18 @@ async def test_generations_appended_in_one_iteration_each_reach_their_own_reader
     _done(log, 3)
     log.append_nowait(other_gen, frames.done(other_gen, 3, "completed", "stop", None))
     assert await asyncio.wait_for(asyncio.gather(task, second.task), 1) == [True, True]
+
+
+async def test_waiting_for_the_end_is_a_pushed_reader_that_returns_at_done(tmp_path):
+    log = MemoryStreamLog(1000)
+    await log.create(GEN)
+    _append(log, 1)
+    waiter = asyncio.create_task(_service(tmp_path, log).wait_done(GEN, timeout=5))
+    await _caught_up(log, waiter)  # attached to the log: no wake of its task per token
+    for seq in range(2, 50):
+        _append(log, seq)
+        await asyncio.sleep(0)
+    assert not waiter.done()
+    _done(log, 50)
+    await asyncio.wait_for(waiter, 1)
+    assert log._logs[GEN].pushers == []

@@ -73,12 +73,11 @@ class GenerationService:
         return await self.store.get(generation_id, user_id)
 
     async def wait_done(self, generation_id: str, timeout: float | None = None) -> None:
-        async def drain():
-            async for frame in self.follow_frames(generation_id, 0, ping_interval=1.0):
-                if frame is not None and frame.type == "done":
-                    return
+        """Until the generation's done frame (or the server going away). A relay that drops
+        what it is sent: once caught up, the log pushes to it instead of waking this task
+        for every token of an answer whose text it does not need."""
         try:
-            await asyncio.wait_for(drain(), timeout)
+            await asyncio.wait_for(self.relay(generation_id, 0, _discard), timeout)
         except asyncio.TimeoutError:
             pass
 
@@ -164,6 +163,10 @@ class GenerationService:
             else:
                 for frame in batch:
                     yield frame
+
+
+async def _discard(batch) -> None:
+    return None
 
 
 def stored_frames(row: Message, after: int) -> list[Frame]:
