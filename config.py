@@ -130,6 +130,13 @@ class Settings(BaseSettings):
     # On SIGTERM a worker lets running generations finish this long, then ends them interrupted.
     worker_shutdown_grace: float = Field(20, ge=0)
 
+    # Crash-safe seqs (reliab-core)
+    # Chunk seqs a running answer may send beyond what is stored as reserved: each flush
+    # stores seq + SEQ_RESERVE, and an answer that reaches its reservation before the next
+    # flush waits for one extra write. After a crash, the done frame's seq is placed above
+    # the reservation, so it is above every seq that was sent.
+    seq_reserve: int = Field(256, ge=1, le=1_000_000)
+
     @field_validator("jwt_algorithm")
     @classmethod
     def _pinned_algorithm(cls, value: str) -> str:

@@ -69,7 +69,7 @@ async def relay(tokens: int, readers: int) -> float:
     tasks = [asyncio.create_task(reader(k)) for k in range(readers)]
     await asyncio.sleep(0)
     c0 = time.process_time()
-    state = _State(gen)
+    state = _State(gen, reserved=10**9)  # no store here: seqs need no reservation
     await runner._stream(events(), state, 10**9)
     await log.append(gen, frames.done(gen, state.seq + 1, "completed", "stop", None))
     await asyncio.gather(*tasks)

@@ -92,6 +92,9 @@ class Message(Base):
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     finish_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # Every chunk seq ever sent is <= this (reserved ahead at claim and flush): where a crash
+    # recovery puts the done frame, above seqs that were sent but never stored.
+    seq_reserved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     usage: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -4,7 +4,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import case, update
 
 from auth.security import TokenConfig
 from config import Settings
@@ -75,7 +75,7 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
     )
     providers = ProviderRegistry.from_settings(settings)
     stream_log = build_stream_log(settings)
-    store = GenerationStore(db, settings.max_history_messages, settings.max_queued_per_session)
+    store = GenerationStore(db, settings.max_history_messages, settings.max_queued_per_session, settings.seq_reserve)
     runner = GenerationRunner(settings, store, stream_log, providers, worker_id)
     if settings.rabbitmq_url:
         from services.scaleout.rabbit_dispatch import RabbitDispatch
@@ -95,12 +95,16 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
 
 async def recover_interrupted(db: Database) -> int:
     """Ends generations a crash left queued or running, keeping the text they had stored.
-    The done seq is the stored last_seq + 1: readers resume from the stored snapshot."""
+    A running one may have sent chunks past its last flush, up to its reserved seq: its
+    done frame goes two above that, so the seq before it (a snapshot of the stored text,
+    which replaces what a reader holds) and the done frame are above every seq sent."""
+    sent = case((Message.seq_reserved > Message.last_seq, Message.seq_reserved), else_=Message.last_seq)
     async with db.sessionmaker() as session:
         result = await session.execute(
             update(Message).where(Message.role == "assistant", Message.status.in_(ACTIVE))
             .values(status="failed", finish_reason="interrupted", error=SHUTDOWN_ERROR,
-                    last_seq=Message.last_seq + 1, finished_at=utcnow()))
+                    last_seq=case((Message.status == "running", sent + 2), else_=Message.last_seq + 1),
+                    finished_at=utcnow()))
         await session.commit()
     if result.rowcount:
         log.warning("ended %d generation(s) interrupted by a restart", result.rowcount)

@@ -37,7 +37,7 @@ async def test_first_token_alone_at_once_and_nothing_held_past_the_window(tmp_pa
         yield Finish("stop")  # whatever is held goes out before the stream ends
 
     await log.create(gen)
-    state = _State(gen)
+    state = _State(gen, reserved=10**6)  # the seq reservation is not under test here
     assert await runner._stream(events(), state, 100) == "stop"
     frames = log._logs[gen].frames
     assert seen == [1, 2, 3]
@@ -56,7 +56,7 @@ async def test_window_zero_is_one_frame_per_token(tmp_path):
             yield t
 
     await log.create(gen)
-    await runner._stream(events(), _State(gen), 100)
+    await runner._stream(events(), _State(gen, reserved=10**6), 100)
     assert len(_texts(log, gen)) == 3
 
 
@@ -70,7 +70,7 @@ async def test_length_guard_counts_tokens_not_frames(tmp_path):
             yield t
 
     await log.create(gen)
-    state = _State(gen)
+    state = _State(gen, reserved=10**6)  # the seq reservation is not under test here
     with pytest.raises(_Stop) as stopped:
         await runner._stream(events(), state, 5)
     assert stopped.value.reason == "length"

@@ -34,7 +34,7 @@ async def _scenario(services, impl) -> tuple[ChatSession, list[Message]]:
         row = await s.get(ChatSession, chat.id)
         row.system_prompt, row.fallback_models = "be brief", ["offline/echo"]
         await s.commit()
-    first = await db.run(impl.create_turn, chat.id, chat.model_name, "hello", "c-1", "Hello", 3, "w1", 50)
+    first = await db.run(impl.create_turn, chat.id, chat.model_name, "hello", "c-1", "Hello", 3, "w1", 50, None, 8)
     assert first.created and first.status == "running" and first.position == 0
     assert first.job.request.messages == [{"role": "system", "content": "be brief"},
                                           {"role": "user", "content": "hello"}]
@@ -47,14 +47,18 @@ async def _scenario(services, impl) -> tuple[ChatSession, list[Message]]:
     await db.run(impl.create_turn, chat.id, chat.model_name, "third", None, None, 3, None, 50)
     with pytest.raises(RateLimited):
         await db.run(impl.create_turn, chat.id, chat.model_name, "fourth", None, None, 3, None, 50)
-    await db.run(impl.flush, [(first.generation_id, "Hi the", 2)], [second.generation_id])
+    assert (await services.store.get(first.generation_id)).seq_reserved == 8  # reserved by the claim
+    # The reservation only grows: a flush committing after a later reservation keeps it.
+    await db.run(impl.flush, [(first.generation_id, "Hi", 1, 300)], [])
+    await db.run(impl.flush, [(first.generation_id, "Hi the", 2, 100)], [second.generation_id])
+    assert (await services.store.get(first.generation_id)).seq_reserved == 300
     assert await db.run(impl.finalize, first.generation_id, dict(
         status="completed", finish_reason="stop", last_seq=4, usage={"prompt_tokens": 3, "completion_tokens": 2},
         error=None, finished_at=utcnow(), content="Hi there",
         model="offline/echo"), ("queued", "running"))
     assert not await db.run(impl.finalize, first.generation_id, dict(status="failed"), ("queued", "running"))
     assert await db.run(impl.next_runnable, chat.id) == second.generation_id
-    job = await db.run(impl.claim, second.generation_id, "w2", 50)
+    job = await db.run(impl.claim, second.generation_id, "w2", 50, 16)
     assert [m["content"] for m in job.request.messages] == ["be brief", "hello", "Hi there", "more"]
     assert await db.run(impl.claim, second.generation_id, "w3", 50) is None  # taken
     # With an owner: only into that user's session; its row gives the model, and its title stays.

@@ -12,6 +12,7 @@ from config import Settings
 from services.errors import InvalidInput, ProviderError
 from services.generations.dispatch import Control
 from services.generations.loop_detector import LoopDetector
+from services.generations.persistence import Persistence
 from services.generations.store import GenerationStore, Job
 from services.providers.base import ChatRequest, Finish, Usage, estimate_tokens, prompt_tokens
 from services.providers.registry import ProviderRegistry
@@ -42,6 +43,7 @@ class _State:
     model: str = ""
     watchdog: asyncio.TimerHandle | None = None
     flushed: int = -1  # seq of the text last written
+    reserved: int = 0  # stored bound: no chunk seq above it may be sent (see _reserve)
 
     def content(self) -> str:
         if len(self.parts) > 1:
@@ -54,7 +56,7 @@ class _Stop(Exception):
         self.reason = reason
 
 
-class GenerationRunner:
+class GenerationRunner(Persistence):
     def __init__(self, settings: Settings, store: GenerationStore, log_: StreamLog,
                  providers: ProviderRegistry, worker_id: str = "local"):
         self.s = settings
@@ -71,7 +73,7 @@ class GenerationRunner:
             job = await self.store.claim(generation_id, self.worker_id)
         if job is None:  # cancelled while queued, or another worker has it
             return
-        state = _State(generation_id, model=job.model)
+        state = _State(generation_id, model=job.model, reserved=self.store.seq_reserve)
         control.task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -179,6 +181,8 @@ class GenerationRunner:
         try:
             async for event in events:
                 if type(event) is str:
+                    if state.seq + 2 > state.reserved:  # this token, and a timer's emit meanwhile
+                        await self._reserve(state)
                     tokens += 1
                     now = state.last_token_at = loop.time()
                     if window:
@@ -212,24 +216,6 @@ class GenerationRunner:
                 emit()
             await events.aclose()  # closes the upstream request on every exit path
         return finish
-
-    async def _flush_loop(self) -> None:
-        """Every interval, the text of every running answer in one transaction. The write
-        doubles as the heartbeat that tells other processes an answer is alive, so answers
-        with no new text are written too."""
-        while True:
-            await asyncio.sleep(self.s.flush_interval)
-            states = list(self.running.values())
-            dirty = [st for st in states if st.seq != st.flushed]
-            changed = [(st.generation_id, st.content(), st.seq) for st in dirty]
-            unchanged = [st.generation_id for st in states if st.seq == st.flushed]
-            try:
-                await self.store.flush(changed, unchanged)
-            except Exception:
-                log.warning("flushing %d running answer(s) failed; retrying next interval", len(states))
-                continue
-            for st, (_, _, seq) in zip(dirty, changed):
-                st.flushed = seq
 
     async def _finalize(self, state: _State, ending: str, error: dict | None, request: ChatRequest) -> None:
         status, finish_reason = ENDINGS[ending]

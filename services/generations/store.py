@@ -30,8 +30,9 @@ class Interrupted:
 
 
 class GenerationStore:
-    def __init__(self, db: Database, max_history: int, max_queued: int):
+    def __init__(self, db: Database, max_history: int, max_queued: int, seq_reserve: int = 0):
         self.db = db
+        self.seq_reserve = seq_reserve  # chunk seqs a claimed answer may send before its first flush
         self.sessionmaker = db.sessionmaker
         self.max_history = max_history
         self.max_queued = max_queued
@@ -58,7 +59,8 @@ class GenerationStore:
 
     async def _create(self, session_id: str, model: str | None, text: str, client_msg_id: str | None,
                       title: str | None, claim_for: str | None, owner: str | None) -> Turn | None:
-        args = (session_id, model, text, client_msg_id, title, self.max_queued, claim_for, self.max_history, owner)
+        args = (session_id, model, text, client_msg_id, title, self.max_queued, claim_for, self.max_history, owner,
+                self.seq_reserve)
         try:
             return await self.db.run(self.fast.create_turn, *args)
         # The same client_msg_id sent twice at once: the first one won. (sqlite3's own error:
@@ -84,10 +86,14 @@ class GenerationStore:
 
 
     async def claim(self, generation_id: str, worker_id: str) -> Job | None:
-        return await self.db.run(self.fast.claim, generation_id, worker_id, self.max_history)
+        return await self.db.run(self.fast.claim, generation_id, worker_id, self.max_history, self.seq_reserve)
 
-    async def flush(self, changed: list[tuple[str, str, int]], unchanged: list[str]) -> None:
+    async def flush(self, changed: list[tuple[str, str, int, int]], unchanged: list[str]) -> None:
+        """(id, text, seq, reserved bound) per answer with new text; ids of the others."""
         await self.db.run(self.fast.flush, changed, unchanged)
+
+    async def reserve(self, generation_id: str, bound: int) -> None:
+        await self.db.run(store_sql.reserve, generation_id, bound)
 
     async def finalize(self, generation_id: str, *, content: str | None, last_seq: int, status: str,
                        finish_reason: str, usage: dict | None, error: dict | None = None,
@@ -151,10 +157,13 @@ class GenerationStore:
         async with self.sessionmaker() as db, db.begin():
             row = (await db.execute(update(Message).where(*conditions).values(
                 status="failed", finish_reason="interrupted", error=error, finished_at=utcnow(),
-            ).returning(Message.session_id, Message.content, Message.last_seq, Message.model))).first()
+            ).returning(Message.session_id, Message.content, Message.last_seq, Message.model,
+                        Message.seq_reserved))).first()
             if row is None:
                 return None
-            content, seq = row.content, row.last_seq
+            # Without the log, chunks up to the reservation may have been sent: the stored
+            # text is given a seq above them, so readers get it as a snapshot.
+            content, seq = row.content, max(row.last_seq, row.seq_reserved + 1)
             snap = await seal()
             if snap is not None:
                 content, seq = snap

@@ -6,7 +6,7 @@ map cost more than the statements themselves."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 
 from models.db import ChatSession, Message, new_id, utcnow
 from services.errors import RateLimited
@@ -70,7 +70,7 @@ def check_queue(active: int, max_queued: int) -> None:
 
 def create_turn(conn: Connection, session_id: str, model: str | None, text: str, client_msg_id: str | None,
                 title: str | None, max_queued: int, claim_for: str | None = None, max_history: int = 0,
-                owner: str | None = None) -> Turn | None:
+                owner: str | None = None, reserve: int = 0) -> Turn | None:
     """The user message and its queued answer; `title` is set only while the session has none.
     With `claim_for`, an answer with nothing ahead is claimed for that worker right away.
     With `owner`, only into a session of that user (None otherwise), whose row gives the
@@ -101,13 +101,14 @@ def create_turn(conn: Connection, session_id: str, model: str | None, text: str,
     if title is not None:  # conditional: a title the user chose, even meanwhile, is kept
         conn.execute(_set_title, {"sid": session_id, "title": title})
     if claim_for is not None and active == 0:
-        job = claim(conn, generation_id, claim_for, max_history)
+        job = claim(conn, generation_id, claim_for, max_history, reserve)
         return Turn(generation_id, "running", 0, created=True, job=job)
     return Turn(generation_id, "queued", active, created=True)
 
 
 _claim = update(messages).where(messages.c.id == bindparam("gid"), messages.c.status == "queued").values(
     status="running", started_at=bindparam("now"), heartbeat_at=bindparam("now"), worker_id=bindparam("worker"),
+    seq_reserved=bindparam("reserve"),
 ).returning(messages.c.session_id, messages.c.pk, messages.c.model)
 _config = select(chats.c.system_prompt, chats.c.model_name, chats.c.temperature, chats.c.max_tokens,
                  chats.c.top_p, chats.c.fallback_models).where(chats.c.id == bindparam("sid"))
@@ -116,9 +117,11 @@ _history = select(messages.c.role, messages.c.content).where(
 ).order_by(messages.c.pk.desc()).limit(bindparam("n"))
 
 
-def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int) -> Job | None:
-    """queued -> running, and the request built from the history as it stands now."""
-    row = conn.execute(_claim, {"gid": generation_id, "now": utcnow(), "worker": worker_id}).first()
+def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int, reserve: int = 0) -> Job | None:
+    """queued -> running, and the request built from the history as it stands now; chunk
+    seqs up to `reserve` may be sent before the first flush."""
+    row = conn.execute(_claim, {"gid": generation_id, "now": utcnow(), "worker": worker_id,
+                                "reserve": reserve}).first()
     if row is None:
         return None
     chat = conn.execute(_config, {"sid": row.session_id}).one()
@@ -138,21 +141,30 @@ def build_job(generation_id: str, model: str | None, system_prompt: str | None, 
     return Job(generation_id, request.model, list(fallbacks or []), request)
 
 
+# The reservation only grows: a flush and an early reservation may commit in either order.
+_grown = case((messages.c.seq_reserved > bindparam("res"), messages.c.seq_reserved), else_=bindparam("res"))
 _flush_text = update(messages).where(
     messages.c.id == bindparam("gid"), messages.c.status == "running",
-).values(content=bindparam("text"), last_seq=bindparam("seq"), heartbeat_at=bindparam("now"))
+).values(content=bindparam("text"), last_seq=bindparam("seq"), heartbeat_at=bindparam("now"), seq_reserved=_grown)
+_reserve = update(messages).where(
+    messages.c.id == bindparam("gid"), messages.c.status == "running").values(seq_reserved=_grown)
 _heartbeat = update(messages).where(
     messages.c.id == bindparam("gid"), messages.c.status == "running").values(heartbeat_at=bindparam("now"))
 
 
-def flush(conn: Connection, changed: list[tuple[str, str, int]], unchanged: list[str]) -> None:
-    """Every running answer of this process in one transaction: (id, text, seq) for those
-    with new text, ids only for those whose write is just the heartbeat."""
+def flush(conn: Connection, changed: list[tuple[str, str, int, int]], unchanged: list[str]) -> None:
+    """Every running answer of this process in one transaction: (id, text, seq, reserved
+    seq bound) for those with new text, ids only for those whose write is just the heartbeat."""
     now = utcnow()
     if changed:
-        conn.execute(_flush_text, [{"gid": g, "text": t, "seq": s, "now": now} for g, t, s in changed])
+        conn.execute(_flush_text, [{"gid": g, "text": t, "seq": s, "now": now, "res": r} for g, t, s, r in changed])
     if unchanged:
         conn.execute(_heartbeat, [{"gid": g, "now": now} for g in unchanged])
+
+
+def reserve(conn: Connection, generation_id: str, bound: int) -> None:
+    """Raises a running answer's reserved seq bound between flushes (a fast producer)."""
+    conn.execute(_reserve, {"gid": generation_id, "res": bound})
 
 
 def finalize(conn: Connection, generation_id: str, values: dict, only_if: tuple[str, ...]) -> bool:

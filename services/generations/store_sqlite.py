@@ -34,14 +34,15 @@ _COUNT_ACTIVE = f"SELECT count(*) FROM messages WHERE session_id = ? AND role = 
 _INSERT = ("INSERT INTO messages (id, session_id, role, content, status, client_msg_id, generation_id, "
            "created_at, last_seq, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)")
 _SET_TITLE = "UPDATE chat_sessions SET title = ?, updated_at = ? WHERE id = ? AND title = ''"
-_CLAIM = ("UPDATE messages SET status = 'running', started_at = ?, heartbeat_at = ?, worker_id = ? "
-          "WHERE id = ? AND status = 'queued' RETURNING session_id, pk, model")
+_CLAIM = ("UPDATE messages SET status = 'running', started_at = ?, heartbeat_at = ?, worker_id = ?, "
+          "seq_reserved = ? WHERE id = ? AND status = 'queued' RETURNING session_id, pk, model")
 _OWNED_CHAT = "SELECT model_name, title FROM chat_sessions WHERE id = ? AND user_id = ?"
 _CONFIG = ("SELECT system_prompt, model_name, temperature, max_tokens, top_p, fallback_models "
            "FROM chat_sessions WHERE id = ?")
 _HISTORY = ("SELECT role, content FROM messages WHERE session_id = ? AND pk < ? AND content != '' "
             "ORDER BY pk DESC LIMIT ?")
-_FLUSH = "UPDATE messages SET content = ?, last_seq = ?, heartbeat_at = ? WHERE id = ? AND status = 'running'"
+_FLUSH = ("UPDATE messages SET content = ?, last_seq = ?, heartbeat_at = ?, seq_reserved = max(seq_reserved, ?) "
+          "WHERE id = ? AND status = 'running'")
 _HEARTBEAT = "UPDATE messages SET heartbeat_at = ? WHERE id = ? AND status = 'running'"
 _OLDEST_ACTIVE = (f"SELECT id, status FROM messages WHERE session_id = ? AND role = 'assistant' AND {_ACTIVE} "
                   "ORDER BY pk LIMIT 1")
@@ -53,7 +54,7 @@ def _cursor(conn: Connection):
 
 def create_turn(conn: Connection, session_id: str, model: str | None, text: str, client_msg_id: str | None,
                 title: str | None, max_queued: int, claim_for: str | None = None, max_history: int = 0,
-                owner: str | None = None) -> Turn | None:
+                owner: str | None = None, reserve: int = 0) -> Turn | None:
     """store_sql.create_turn. The write lock is taken first, so the owner check, the count
     and the inserts see no send (or deletion) in between, whichever connection it came from."""
     db = _cursor(conn)
@@ -77,15 +78,15 @@ def create_turn(conn: Connection, session_id: str, model: str | None, text: str,
     if title is not None:  # conditional: a title the user chose, even meanwhile, is kept
         db.execute(_SET_TITLE, (title, now, session_id))
     if claim_for is not None and active == 0:
-        job = claim(conn, generation_id, claim_for, max_history)
+        job = claim(conn, generation_id, claim_for, max_history, reserve)
         return Turn(generation_id, "running", 0, created=True, job=job)
     return Turn(generation_id, "queued", active, created=True)
 
 
-def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int) -> Job | None:
+def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int, reserve: int = 0) -> Job | None:
     db = _cursor(conn)
     now = _when(utcnow())
-    row = db.execute(_CLAIM, (now, now, worker_id, generation_id)).fetchone()
+    row = db.execute(_CLAIM, (now, now, worker_id, reserve, generation_id)).fetchone()
     if row is None:
         return None
     session_id, pk, model = row
@@ -99,7 +100,7 @@ def flush(conn: Connection, changed: list[tuple[str, str, int]], unchanged: list
     db = _cursor(conn)
     now = _when(utcnow())
     if changed:
-        db.executemany(_FLUSH, [(text, seq, now, gid) for gid, text, seq in changed])
+        db.executemany(_FLUSH, [(text, seq, now, res, gid) for gid, text, seq, res in changed])
     if unchanged:
         db.executemany(_HEARTBEAT, [(now, gid) for gid in unchanged])
 

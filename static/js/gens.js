@@ -16,7 +16,7 @@ export class GenStore {
       g = {
         id, text: '', lastSeq: 0, status: 'queued', done: false,
         finishReason: null, error: null, frameError: null, usage: null,
-        position: null, provisional: '', clientMsgId: null, createdAt: null,
+        position: null, provisional: '', clientMsgId: null, createdAt: null, model: null,
         ...init,
       };
       this.map.set(id, g);
@@ -64,7 +64,9 @@ export class GenStore {
         return { gen: g, changed: true };
       }
       case 'snapshot': {
-        if (g.done || f.seq < g.lastSeq) return { gen: g, changed: false };
+        // Replaces whatever is held, even text past its seq: after a server crash that text
+        // was never stored, and the done frame that follows is above every seq sent.
+        if (g.done) return { gen: g, changed: false };
         g.text = f.content ?? '';
         g.lastSeq = f.seq;
         g.provisional = '';
@@ -81,6 +83,7 @@ export class GenStore {
         g.finishReason = f.finish_reason ?? null;
         g.error = f.error ?? null;
         g.usage = f.usage ?? null;
+        if (f.model) g.model = f.model;
         g.provisional = '';
         g.position = null;
         return { gen: g, changed: true, ended: true };
@@ -111,6 +114,7 @@ export class GenStore {
     g.finishReason = data.finish_reason ?? null;
     g.error = data.error ?? null;
     g.usage = data.usage ?? null;
+    if (data.model) g.model = data.model;
     g.done = isFinal(data.status);
     g.gapPending = false;
     return g;
