@@ -40,7 +40,8 @@ async def get_session(session_id: SessionIdPath, user: CurrentUser, services: Se
     history = await services.sessions.history(db, chat.id)
     return SessionDetail(**session_out(chat).model_dump(), history=[
         MessageOut(id=m.id, role=m.role, content=m.content, status=m.status, created_at=m.created_at,
-                   generation_id=m.generation_id, finish_reason=m.finish_reason, error=m.error)
+                   generation_id=m.generation_id, finish_reason=m.finish_reason, error=m.error,
+                   model=m.model if m.role == "assistant" else None)
         for m in history])
 
 

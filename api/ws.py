@@ -184,7 +184,9 @@ class _Conversation:
             raise InvalidInput("message must not be empty", code="empty_message")
         if len(content) > self.s.max_message_chars:
             raise InvalidInput(f"message: at most {self.s.max_message_chars} characters", code="message_too_long")
-        accepted = await self.services.generations.submit(self.chat, content, client_msg_id)
+        # By id, not with the session loaded at connect: the model is read in the same
+        # transaction, so a PATCH made while the socket is open applies to this message.
+        accepted = await self.services.generations.submit_owned(self.user_id, self.chat.id, content, client_msg_id)
         await self.ws.send_text(accepted.frame())
         if accepted.generation_id not in self.followers:
             self._follow(accepted.generation_id, 0)

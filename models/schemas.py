@@ -81,6 +81,7 @@ class MessageOut(BaseModel):
     generation_id: str | None = None
     finish_reason: str | None = None
     error: dict | None = None
+    model: str | None = None  # assistant messages: the `<provider>/<model>` that answered
 
 
 class SessionDetail(SessionOut):

@@ -198,6 +198,13 @@ def test_two_messages_stream_and_complete_in_order(chat_page, user):
     assert "| your message number in this chat | 2 |" in second["content"]
     times = page.eval_on_selector_all("[data-testid=msg-time]", "els => els.map(e => e.textContent)")
     assert len(times) == 4 and all(times)
+    # Each reply names the model that answered (done.model), also once loaded from history.
+    models = "els => els.map(e => e.textContent)"
+    assert page.eval_on_selector_all("[data-testid=msg-model]", models) == [first["model"], second["model"]]
+    assert first["model"] and "/" in first["model"]
+    page.reload()
+    wait_status(page, 1, "completed")
+    assert page.eval_on_selector_all("[data-testid=msg-model]", models) == [first["model"], second["model"]]
     page.wait_for_selector("#stop", state="hidden")
     assert not page.is_visible("#typing")
     assert page.get_attribute("#status-stream", "data-state") == "idle"
@@ -404,10 +411,20 @@ def test_frames_apply_idempotently(make_page, live_server):
         log.push(GenStore.display(h));
         s.apply({ type: 'chunk', generation_id: 'H', seq: 1, chunk: 'stored so far, and more' });
         log.push(GenStore.display(h));
+        // After a crash: text shown past the last flush is replaced by the stored snapshot,
+        // whose seq is above every seq sent, and the done frame names the model.
+        const k = (seq, chunk) => s.apply({ type: 'chunk', generation_id: 'K', seq, chunk });
+        k(1, 'one '); k(2, 'two '); k(3, 'three');
+        s.apply({ type: 'snapshot', generation_id: 'K', seq: 20, content: 'one ', status: 'failed' });
+        s.apply({ type: 'done', generation_id: 'K', seq: 21, status: 'failed', finish_reason: 'interrupted',
+                  model: 'openai/fake-model' });
+        const kg = s.get('K');
+        log.push([kg.text, kg.done, kg.status, kg.model]);
         return log;
     }""")
     assert result == ["queued", "Hello", True, "Hello, world", "Hello, world",
-                      ["Hello, world", "completed", 7, 0], "stored so far", "stored so far, and more"]
+                      ["Hello, world", "completed", 7, 0], "stored so far", "stored so far, and more",
+                      ["one ", True, "failed", "openai/fake-model"]]
 
 
 def test_switching_transport_mid_stream(chat_page, user):

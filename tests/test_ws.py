@@ -195,3 +195,28 @@ async def test_ws_without_session_id_opens_one(server, auth, token):
         frames = await ws.until_done(accepted["generation_id"])
     assert frames[-1]["status"] == "completed"
     assert (await auth.get(f"/sessions/{first['session_id']}")).status_code == 200
+
+
+async def test_patch_applies_to_the_next_message_on_an_open_socket(upstream, up, fake):
+    """A socket opened before PATCH /sessions/{id} sends its next message with the new model,
+    temperature, max_tokens and system prompt, and the done frame, the generation and the
+    history name the model that answered."""
+    sid = await new_session(up, upstream.token, model_name="openai/fake-model", temperature=0.3,
+                            max_tokens=64, top_p=1)
+    async with WS.connect(f"{upstream.ws_base}/ws/{sid}", upstream.token) as ws:
+        await ws.send("before")
+        first = (await ws.recv())["generation_id"]
+        assert (await ws.until_done(first))[-1]["model"] == "openai/fake-model"
+        r = await up.patch(f"/sessions/{sid}", json={"model_name": "openai/fake-model-2", "temperature": 1.5,
+                                                     "max_tokens": 200, "system_prompt": "Answer in French."})
+        assert r.status_code == 200, r.text
+        await ws.send("after")
+        second = (await ws.recv())["generation_id"]
+        done = (await ws.until_done(second))[-1]
+    sent = (await up.get(f"{fake.base_url}/_fake/stats")).json()["last_request"]
+    assert (sent["model"], sent["temperature"], sent["max_tokens"]) == ("fake-model-2", 1.5, 200)
+    assert sent["messages"][0] == {"role": "system", "content": "Answer in French."}
+    assert done["model"] == "openai/fake-model-2"
+    assert (await up.get(f"/generations/{second}")).json()["model"] == "openai/fake-model-2"
+    history = (await up.get(f"/sessions/{sid}")).json()["history"]
+    assert [m.get("model") for m in history if m["role"] == "assistant"] == ["openai/fake-model", "openai/fake-model-2"]

@@ -104,6 +104,7 @@ export class ChatController {
         const g = this.store.ensure(m.generation_id || m.id, {
           status: m.status, done, text: done ? (m.content ?? '') : '', provisional: done ? '' : (m.content ?? ''),
           finishReason: m.finish_reason ?? null, error: m.error ?? null, createdAt: m.created_at,
+          model: done ? (m.model ?? null) : null,
         });
         this.view.addAssistant(g);
       } else {

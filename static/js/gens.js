@@ -64,9 +64,9 @@ export class GenStore {
         return { gen: g, changed: true };
       }
       case 'snapshot': {
-        // Replaces whatever is held, even text past its seq: after a server crash that text
-        // was never stored, and the done frame that follows is above every seq sent.
-        if (g.done) return { gen: g, changed: false };
+        // After a server crash the snapshot's seq is above every seq sent, so it replaces
+        // text that was shown but never stored; an older one is a late duplicate.
+        if (g.done || f.seq < g.lastSeq) return { gen: g, changed: false };
         g.text = f.content ?? '';
         g.lastSeq = f.seq;
         g.provisional = '';

@@ -102,7 +102,9 @@ export class MessageView {
       av.innerHTML = icon('spark', 13);
       meta.append(av);
     }
-    meta.append(who, time, badge);
+    meta.append(who, time);
+    if (role === 'assistant') meta.append(el('span', 'msg-model', { 'data-testid': 'msg-model' }));
+    meta.append(badge);
     const body = el('div', role === 'assistant' ? 'msg-body md' : 'msg-body');
     const err = el('div', 'msg-error', { role: 'status', 'data-testid': 'msg-error' });
     err.hidden = true;
@@ -188,6 +190,9 @@ export class MessageView {
     if (g.finishReason) art.dataset.finishReason = g.finishReason;
     art.setAttribute('aria-busy', String(!final));
     art.querySelector('.badge').textContent = badgeText(g);
+    const model = art.querySelector('.msg-model');
+    model.textContent = final && g.model ? g.model : '';
+    model.title = model.textContent ? `Answered by ${g.model}` : '';
     art.querySelector('.msg-stop').hidden = final;
     const err = art.querySelector('.msg-error');
     const msg = errorText(g);
