@@ -130,12 +130,15 @@ class Settings(BaseSettings):
     # On SIGTERM a worker lets running generations finish this long, then ends them interrupted.
     worker_shutdown_grace: float = Field(20, ge=0)
 
-    # Crash-safe seqs (reliab-core)
+    # Crash-safe seqs and dead workers (reliab-core)
     # Chunk seqs a running answer may send beyond what is stored as reserved: each flush
     # stores seq + SEQ_RESERVE, and an answer that reaches its reservation before the next
     # flush waits for one extra write. After a crash, the done frame's seq is placed above
     # the reservation, so it is above every seq that was sent.
     seq_reserve: int = Field(256, ge=1, le=1_000_000)
+    # Scale-out: how often every process checks whether the workers of running answers are
+    # still alive (their liveness keys); a dead worker's answers are ended at that pace.
+    dead_worker_check_interval: float = Field(1.0, gt=0, le=60)
 
     @field_validator("jwt_algorithm")
     @classmethod

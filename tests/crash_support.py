@@ -31,17 +31,19 @@ async def _sse(base: str, token: str, path: str, after: int, as_header: bool) ->
             return await read_sse(r)
 
 
-async def resume_everywhere(base: str, ws_base: str, token: str, sid: str, gen: str,
-                            after: int) -> tuple[dict[str, list[dict]], float]:
+async def resume_everywhere(base: str, ws_base: str, token: str, sid: str, gen: str, after: int,
+                            by_session: bool = True) -> tuple[dict[str, list[dict]], float]:
     """The frames each transport gives for a resume after `after`, and the slowest one's
-    time to its done frame (seconds)."""
+    time to its done frame (seconds). `by_session`: also GET /stream/{session_id}, which
+    follows the session's latest generation (so only while `gen` is that one)."""
     transports = {
         "ws": lambda: _ws(ws_base, token, sid, gen, after),
         "sse Last-Event-ID": lambda: _sse(base, token, f"/generations/{gen}/events", after, True),
         "sse ?after": lambda: _sse(base, token, f"/generations/{gen}/events", after, False),
         "stream generation": lambda: _sse(base, token, f"/stream/{gen}", after, True),
-        "stream session": lambda: _sse(base, token, f"/stream/{sid}", after, False),
     }
+    if by_session:
+        transports["stream session"] = lambda: _sse(base, token, f"/stream/{sid}", after, False)
     out, slowest = {}, 0.0
     for name, resume in transports.items():
         started = time.monotonic()

@@ -125,6 +125,10 @@ class GenerationStore:
         """Running generations whose last heartbeat is older than `before`."""
         return await self.db.run(store_sql.stale_running, before, limit)
 
+    async def running_by_worker(self, limit: int = 1000) -> list[tuple[str, str, str]]:
+        """(generation, session, worker id) of running generations."""
+        return await self.db.run(store_sql.running_by_worker, limit)
+
     async def stuck_sessions(self, before: datetime, limit: int = 100) -> list[tuple[str, str]]:
         """(session, oldest queued generation) for sessions with a generation queued since
         before `before` and none running: nobody is draining them."""

@@ -192,6 +192,12 @@ def next_runnable(conn: Connection, session_id: str) -> str | None:
     return row.id if row is not None and row.status == "queued" else None
 
 
+def running_by_worker(conn: Connection, limit: int) -> list[tuple[str, str, str]]:
+    """(generation, session, worker) of running generations, for the dead-worker check."""
+    return [tuple(row) for row in conn.execute(select(messages.c.id, messages.c.session_id, messages.c.worker_id).where(
+        *_answers, messages.c.status == "running", messages.c.worker_id.is_not(None)).limit(limit))]
+
+
 def stale_running(conn: Connection, before: datetime, limit: int) -> list[str]:
     return list(conn.scalars(select(messages.c.id).where(
         *_answers, messages.c.status == "running",

@@ -9,6 +9,12 @@ REAPER_INTERVAL seconds (with jitter, so processes spread out):
    publishing its job): its job is published again. Duplicate jobs are harmless: a worker
    only ever starts a session's oldest queued generation, through a conditional claim.
 
+3. Every DEAD_WORKER_CHECK_INTERVAL, the workers of running generations are checked: one
+   whose liveness key is gone (it expires WORKER_HEARTBEAT_TIMEOUT after the worker's last
+   beat) and whose generations' heartbeats have stopped too has its generations ended and
+   their sessions handed on at once, without waiting for the heartbeat age above. The
+   database heartbeat guards a live worker whose key vanished with a Redis restart.
+
 Several reapers racing on one generation are safe: the conditional UPDATE has one winner.
 Re-publishing is deduplicated across processes with a short Redis key per session."""
 
@@ -34,30 +40,56 @@ class Reaper:
         self.store = store
         self.log = stream_log
         self.kick = kick
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop())
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._loop(self.run_once, self.s.reaper_interval)),
+                           asyncio.create_task(self._loop(self.reap_dead_workers, self.s.dead_worker_check_interval))]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             try:
-                await self._task
+                await task
             except BaseException:
                 pass
-            self._task = None
+        self._tasks = []
 
-    async def _loop(self) -> None:
+    async def _loop(self, one_pass: Callable[[], Awaitable[int]], interval: float) -> None:
         while True:
-            await asyncio.sleep(self.s.reaper_interval * random.uniform(0.75, 1.25))
+            await asyncio.sleep(interval * random.uniform(0.75, 1.25))
             try:
-                await self.run_once()
+                await one_pass()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("reaper pass failed: %s: %s", type(exc).__name__, exc)
+
+    async def reap_dead_workers(self) -> int:
+        """Ends the running generations of workers whose liveness key is gone and whose
+        database heartbeats are older than half the timeout; hands their sessions on."""
+        redis = getattr(self.log, "redis", None)
+        running = await self.store.running_by_worker() if redis is not None else []
+        if not running:
+            return 0
+        workers = sorted({worker for _, _, worker in running})
+        async with redis.pipeline(transaction=False) as pipe:
+            for worker in workers:
+                pipe.exists(self.log.key("worker", worker))
+            alive = dict(zip(workers, await pipe.execute()))
+        stale_before = utcnow() - timedelta(seconds=self.s.worker_heartbeat_timeout / 2)
+        ended = 0
+        for generation_id, session_id, worker in running:
+            if alive[worker]:
+                continue
+            if await end_interrupted(self.s, self.store, self.log, generation_id, stale_before=stale_before,
+                                     owner=worker, why=f"worker {worker} is gone"):
+                ended += 1
+                next_id = await self.store.next_runnable(session_id)
+                if next_id is not None and self.kick is not None:
+                    await self.kick(session_id, next_id)  # only the winner gets here: no dedup needed
+        return ended
 
     async def run_once(self) -> int:
         """One pass; returns how many generations it ended."""

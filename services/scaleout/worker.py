@@ -40,6 +40,7 @@ from services.container import build
 from services.errors import NotFound
 from services.generations.dispatch import Control
 from services.generations.runner import GenerationRunner
+from services.scaleout.leases import Leases
 from services.scaleout.rabbit_dispatch import RabbitDispatch, declare_topology
 from services.scaleout.recovery import end_interrupted
 from services.streaming.redis_log import RedisStreamLog, StreamConflict
@@ -51,7 +52,7 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()[:30]}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-class Worker:
+class Worker(Leases):
     def __init__(self, settings: Settings, worker_id: str | None = None):
         self.s = settings
         self.worker_id = worker_id or default_worker_id()
@@ -134,45 +135,6 @@ class Worker:
         await self.services.stop()
         log.info("worker %s stopped", self.worker_id)
 
-    # liveness and leases
-    def _alive_key(self, worker_id: str) -> str:
-        return self.log.key("worker", worker_id)
-
-    def _lease_key(self, session_id: str) -> str:
-        return self.log.key("lease", session_id)
-
-    async def _beat(self) -> None:
-        await self.redis.set(self._alive_key(self.worker_id), "1", px=self._ttl_ms)
-        for session_id in list(self._held):
-            if not await self.log.renew_lease_script(keys=[self._lease_key(session_id)],
-                                                     args=[self.worker_id, self._ttl_ms]):
-                log.warning("lost the lease of session %s; stopping its drain after this generation", session_id)
-                self._held.discard(session_id)
-                self._lost.add(session_id)
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.s.worker_heartbeat_timeout / 3)
-            try:
-                await self._beat()
-            except Exception as exc:
-                log.warning("heartbeat to Redis failed: %s", type(exc).__name__)
-
-    async def is_alive(self, worker_id: str) -> bool:
-        return bool(await self.redis.exists(self._alive_key(worker_id)))
-
-    async def _acquire(self, session_id: str) -> bool:
-        ok = await self.log.acquire_lease_script(
-            keys=[self._lease_key(session_id)], args=[self.worker_id, self._ttl_ms, self.log.key("worker", "")])
-        if ok:
-            self._held.add(session_id)
-            self._lost.discard(session_id)
-        return bool(ok)
-
-    async def _release(self, session_id: str) -> None:
-        self._held.discard(session_id)
-        await self.log.release_lease_script(keys=[self._lease_key(session_id)], args=[self.worker_id])
-
     # jobs
     async def _on_job(self, message) -> None:
         task = asyncio.create_task(self._handle(message))
@@ -239,7 +201,7 @@ class Worker:
             return False
         self._draining.add(session_id)
         try:
-            if not await self._acquire(session_id):
+            if not await self._acquire(session_id) and not await self._await_lease(session_id):
                 return False  # the holder drains it (see the module docstring for the race)
             while True:
                 self._wake[session_id] = False
