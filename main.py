@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import chat, errors, generations, meta, sessions, ui, users, ws
+from api import chat, errors, generations, meta, openapi, sessions, ui, users, ws
 from api.lifecycle import Connections, chain_signal_handlers
 from api.middleware import BodySizeLimit
 from config import Settings, get_settings
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.state.connections = Connections()
     errors.install(app)
+    openapi.install(app, settings, services.providers)
     for router in (users.router, sessions.router, chat.router, generations.router, meta.router, ws.router):
         app.include_router(router)
     for router in (chat.router, meta.router):  # the reference designs' /api/v1 paths

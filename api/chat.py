@@ -4,6 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep, TokenSubject
+from api.openapi import errors, sse
 from api.sse import sse_response
 from models.schemas import ChatIn, ChatOut, SetLLM
 from services.errors import InvalidInput, NotFound
@@ -22,8 +23,9 @@ def check_message(text: str, limit: int) -> str:
 
 
 @router.post("/chat", response_model=ChatOut, responses={
+    **sse("the answer; stream: true or Accept: text/event-stream — SSE frames"),
     202: {"description": "background: true — queued; follow GET /stream/{generation_id}"},
-    200: {"content": {"text/event-stream": {}}, "description": "stream: true — SSE frames"}})
+    **errors(404, 429)})
 async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: ServicesDep):
     check_message(body.message, services.settings.max_message_chars)
     new_session = body.session_id is None

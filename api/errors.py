@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from services import errors
 from services.providers.failures import http_status as provider_http_status
@@ -68,6 +69,19 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route at this path answers: Starlette's 405 names only the first
+    route's, so `Allow: GET` would hide PATCH and DELETE on the same path. Asked through
+    each route's public `matches`, with a fresh scope per method."""
+    base = {"type": "http", "path": request.scope["path"], "root_path": request.scope.get("root_path", ""),
+            "headers": [], "query_string": b""}
+    return ", ".join(method for method in METHODS if any(
+        route.matches({**base, "method": method})[0] is Match.FULL for route in request.app.router.routes))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.DomainError)
     async def domain_error(_: Request, exc: errors.DomainError):
@@ -83,9 +97,12 @@ def install(app: FastAPI) -> None:
         return error_response(422, "validation_error", _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException):
+    async def http_error(request: Request, exc: StarletteHTTPException):
         code = STATUS_CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return error_response(exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 
 from api.deps import CurrentUser, GenerationIdPath, ServicesDep
+from api.openapi import errors, sse
 from api.sse import sse_response
 from models.db import Message
 from models.schemas import GenerationOut
@@ -47,7 +48,7 @@ async def cancel_generation(generation_id: GenerationIdPath, user: CurrentUser, 
     return await describe(services, await services.generations.cancel(generation_id.upper(), user.id))
 
 
-@router.get("/generations/{generation_id}/events")
+@router.get("/generations/{generation_id}/events", responses={**sse("the frames after the resume point"), **errors(429)})
 async def generation_events(generation_id: GenerationIdPath, user: CurrentUser, services: ServicesDep,
                             after: AfterQuery = None, last_event_id: LastEventId = None):
     row = await services.store.get(generation_id.upper(), user.id)
@@ -55,7 +56,7 @@ async def generation_events(generation_id: GenerationIdPath, user: CurrentUser, 
                         headers={"X-Generation-ID": row.id})
 
 
-@router.get("/stream/{stream_id}")
+@router.get("/stream/{stream_id}", responses={**sse("the frames after the resume point"), **errors(429)})
 async def stream(stream_id: GenerationIdPath, user: CurrentUser, services: ServicesDep,
                  after: AfterQuery = None, last_event_id: LastEventId = None):
     """A generation id, or a session id for that session's latest generation."""

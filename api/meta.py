@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, ServicesDep
+from api.openapi import errors
 from services.errors import ProviderError
 from services.providers import presets
 from services.providers.base import ChatRequest, Usage
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["meta"])
 
 
-@router.get("/health")
+@router.get("/health", responses={503: {"description": "degraded: a component is down (same body)"}})
 async def health(services: ServicesDep):
     components = {}
     checks = {"database": services.db.ping, "stream_log": services.log.ping, "dispatch": services.dispatch.ping}
@@ -142,14 +143,14 @@ def _failed(model: str, code: str, message: str) -> JSONResponse:
                          "error": {"code": code, "message": message}}, status_code=http_status(code))
 
 
-@router.get("/test")
+@router.get("/test", responses=errors(404, 429, 502, 503, 504))
 async def test_default_model(services: ServicesDep, user: CurrentUser):
     """Checks the default model end to end with a tiny request: 200 with its latency, or the
     provider's error (502 bad key, 404 unknown model, 429 rate limited, 503 down, 504 timeout)."""
     return await _check(services, services.providers.default_model)
 
 
-@router.get("/models/{model_id:path}/check")
+@router.get("/models/{model_id:path}/check", responses=errors(404, 429, 502, 503, 504))
 async def check_model(model_id: str, services: ServicesDep, user: CurrentUser):
     """Checks one offered model (`<provider>/<model>`) like /test; 422 if no provider offers it."""
     return await _check(services, await services.providers.validate(model_id))

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import CurrentUser, DbDep, ServicesDep, SessionIdPath
+from api.openapi import errors
 from models.db import ChatSession
 from models.schemas import MessageOut, SessionConfig, SessionDetail, SessionOut, SessionPage, SessionPatch, SetLLM
 
@@ -21,7 +22,7 @@ def session_out(chat: ChatSession) -> SessionOut:
     )
 
 
-@router.post("/set-llm", status_code=201, response_model=SessionOut)
+@router.post("/set-llm", status_code=201, response_model=SessionOut, responses=errors(429))
 async def set_llm(body: SetLLM, user: CurrentUser, services: ServicesDep, db: DbDep):
     return session_out(await services.sessions.create(db, user.id, body))
 

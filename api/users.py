@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import DbDep, ServicesDep
+from api.openapi import errors
 from auth.security import create_token
 from models.schemas import Token, UserCreate, UserOut
 from services import users
@@ -14,7 +15,7 @@ from services.errors import Forbidden, Unauthorized
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/users", status_code=201, response_model=UserOut)
+@router.post("/users", status_code=201, response_model=UserOut, responses=errors(403, 409, 429))
 async def register(body: UserCreate, services: ServicesDep, db: DbDep):
     if not services.settings.allow_registration:
         raise Forbidden("Self-registration is turned off; ask an operator for an account.",
@@ -23,7 +24,7 @@ async def register(body: UserCreate, services: ServicesDep, db: DbDep):
     return UserOut(id=user.id, username=user.username)
 
 
-@router.post("/token", response_model=Token)
+@router.post("/token", response_model=Token, responses=errors(401, 429))
 async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
                 services: ServicesDep, db: DbDep):
     client = request.client.host if request.client else "unknown"

@@ -3,20 +3,31 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
 Ulid = Annotated[str, StringConstraints(pattern=ULID_PATTERN), AfterValidator(str.upper)]
 
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0, description="0 to 2")]
-MaxTokens = Annotated[int, Field(ge=1, le=131_072, description="1 to 131072")]
+
+
+def _json_number(value):
+    # JSON Schema counts 5.0 as the integer 5; a boolean or a string is no number at all.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    return value
+
+
+MaxTokens = Annotated[int, Field(ge=1, le=131_072, strict=False, description="1 to 131072"),
+                      BeforeValidator(_json_number)]
 TopP = Annotated[float, Field(gt=0.0, le=1.0, description="greater than 0, at most 1")]
 Title = Annotated[str, StringConstraints(max_length=200, strip_whitespace=True)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict types: `false` is no temperature and "5" no max_tokens, as the schema says.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class UserCreate(Strict):

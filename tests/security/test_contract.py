@@ -1,0 +1,116 @@
+"""The OpenAPI schema is the contract the service really keeps: the native error body, the
+statuses each operation returns, the SSE media type, the rules the services check, and JSON
+types taken as they are (no coercion the schema does not state)."""
+
+import json
+
+import pytest
+
+from tests.support import Server, make_settings, new_session, read_sse
+
+pytestmark = pytest.mark.security
+
+MISSING = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+
+
+def documented(schema: dict, method: str, path: str) -> dict:
+    return schema["paths"][path][method.lower()]["responses"]
+
+
+async def openapi(client) -> dict:
+    r = await client.get("/openapi.json")
+    assert r.status_code == 200
+    return r.json()
+
+
+async def test_every_error_is_documented_as_code_and_detail(client):
+    schema = await openapi(client)
+    assert "HTTPValidationError" not in json.dumps(schema)
+    assert schema["components"]["schemas"]["Error"]["required"] == ["code", "detail"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status in {"422", "401", "404", "409", "413", "429"}:
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref == "#/components/schemas/Error", (method, path, status)
+
+
+async def test_statuses_returned_are_documented(server, client, auth, token):
+    schema = await openapi(client)
+    sid = await new_session(auth, token)
+    cases = [
+        ("GET", "/sessions", client.get("/sessions"), 401),
+        ("GET", "/sessions/{session_id}", auth.get(f"/sessions/{MISSING}"), 404),
+        ("PATCH", "/sessions/{session_id}", auth.patch(f"/sessions/{sid}", json={"model_name": "x/none"}), 422),
+        ("POST", "/users", client.post("/users", json={"username": "alice", "password": "another-long-one"}), 409),
+        ("POST", "/token", client.post("/token", data={"username": "alice", "password": "wrong-password"}), 401),
+        ("POST", "/set-llm", auth.post("/set-llm", content=b"\xff", headers={"Content-Type": "application/json"}), 400),
+        ("POST", "/set-llm", auth.post("/set-llm", content=b"x" * (server.settings.max_request_bytes + 1),
+                                        headers={"Content-Type": "application/json"}), 413),
+        ("POST", "/chat", auth.post("/chat", json={"session_id": MISSING, "message": "hi"}), 404),
+        ("POST", "/generations/{generation_id}/cancel", auth.post(f"/generations/{MISSING}/cancel"), 404),
+        ("GET", "/stream/{stream_id}", auth.get(f"/stream/{MISSING}"), 404),
+    ]
+    for method, path, request, expected in cases:
+        r = await request
+        assert r.status_code == expected, (method, path, r.text)
+        assert set(r.json()) >= {"code", "detail"}
+        assert str(expected) in documented(schema, method, path), (method, path, expected)
+
+
+async def test_streaming_routes_document_event_stream(client, auth, token):
+    schema = await openapi(client)
+    for path in ("/generations/{generation_id}/events", "/stream/{stream_id}"):
+        assert list(documented(schema, "GET", path)["200"]["content"]) == ["text/event-stream"]
+    assert set(documented(schema, "POST", "/chat")["200"]["content"]) == {"application/json", "text/event-stream"}
+    event = documented(schema, "GET", "/stream/{stream_id}")["200"]["content"]["text/event-stream"]["schema"]
+    frame_types = set(event["properties"]["event"]["enum"])
+
+    sid = await new_session(auth, token)
+    async with auth.stream("POST", "/chat", json={"session_id": sid, "message": "hi", "stream": True}) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = await read_sse(r)
+    assert events and {e["_event"] for e in events} <= frame_types
+
+
+async def test_schema_states_the_limits_in_force(tmp_path):
+    server = await Server(make_settings(tmp_path, max_message_chars=500, max_system_prompt_chars=70)).start()
+    try:
+        async with server.client() as client:
+            schemas = (await openapi(client))["components"]["schemas"]
+    finally:
+        await server.stop()
+    message = schemas["ChatIn"]["properties"]["message"]
+    assert (message["minLength"], message["maxLength"]) == (1, 500)
+    prompt = schemas["SetLLM"]["properties"]["system_prompt"]["anyOf"][0]
+    assert prompt["maxLength"] == 70
+    assert schemas["SetLLM"]["properties"]["model_name"]["anyOf"][0]["enum"] == ["offline/simulated"]
+    assert schemas["UserCreate"]["properties"]["password"]["minLength"] == 8
+    # PATCH may leave a field out but never set it to null (the service refuses null).
+    assert "anyOf" not in schemas["SessionPatch"]["properties"]["temperature"]
+
+
+@pytest.mark.parametrize("body", [
+    {"temperature": False}, {"top_p": True}, {"max_tokens": "5"}, {"max_tokens": True}, {"temperature": "0.5"},
+])
+async def test_json_types_are_not_coerced(auth, body):
+    r = await auth.post("/set-llm", json=body)
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
+
+
+async def test_chat_flags_are_booleans(auth, token):
+    sid = await new_session(auth, token)
+    r = await auth.post("/chat", json={"session_id": sid, "message": "hi", "background": "yes"})
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
+
+
+async def test_an_integral_number_is_an_integer(auth):
+    r = await auth.post("/set-llm", json={"max_tokens": 5.0})
+    assert r.status_code == 201 and r.json()["config"]["max_tokens"] == 5
+
+
+async def test_method_not_allowed_lists_every_method_of_the_path(auth, token):
+    sid = await new_session(auth, token)
+    r = await auth.put(f"/sessions/{sid}", json={})
+    assert (r.status_code, r.json()["code"]) == (405, "method_not_allowed")
+    assert set(r.headers["allow"].replace(" ", "").split(",")) >= {"GET", "PATCH", "DELETE"}
