@@ -29,13 +29,15 @@ async def describe(services: Services, row: Message) -> GenerationOut:
 
 
 def resume_point(after: int | None, last_event_id: str | None) -> int:
-    if after is not None:
-        return after
+    # The header is checked even when `after` wins: a malformed one is refused, never ignored.
+    resume = None
     if last_event_id:
         if not last_event_id.strip().isdigit():
             raise InvalidInput("Last-Event-ID must be a seq number", code="invalid_last_event_id")
-        return int(last_event_id)
-    return 0
+        resume = int(last_event_id)
+    if after is not None:
+        return after
+    return resume or 0
 
 
 @router.get("/generations/{generation_id}", response_model=GenerationOut)

@@ -114,3 +114,12 @@ async def test_method_not_allowed_lists_every_method_of_the_path(auth, token):
     r = await auth.put(f"/sessions/{sid}", json={})
     assert (r.status_code, r.json()["code"]) == (405, "method_not_allowed")
     assert set(r.headers["allow"].replace(" ", "").split(",")) >= {"GET", "PATCH", "DELETE"}
+
+
+async def test_a_malformed_last_event_id_is_refused_even_beside_after(auth, token):
+    sid = await new_session(auth, token)
+    r = await auth.post("/chat", json={"session_id": sid, "message": "hi", "background": True})
+    generation_id = r.json()["generation_id"]
+    for path in (f"/generations/{generation_id}/events?after=0", f"/stream/{generation_id}?after=0"):
+        r = await auth.get(path, headers={"Last-Event-ID": "f)"})
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_last_event_id"), path
