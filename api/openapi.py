@@ -72,6 +72,7 @@ def install(app: FastAPI, settings: Settings, providers: ProviderRegistry) -> No
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
             document_errors(schema)
             document_rules(schema, settings, providers)
+            document_links(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -139,6 +140,24 @@ def document_rules(schema: dict, settings: Settings, providers: ProviderRegistry
     patch = components["SessionPatch"]["properties"]
     for key in ("model_name", "temperature", "max_tokens", "top_p"):  # omitted or set, never null
         patch[key] = {**_nullable_branch(patch[key]), "title": patch[key].get("title", key)}
+
+
+# What feeds GET /stream/{stream_id}, whose id no response field is named after: a new
+# session's id, and an answer's generation id (a stateful client follows these links).
+STREAM_SOURCES = [("/set-llm", "post", "201", "session_id"), ("/chat", "post", "200", "generation_id"),
+                  ("/chat", "post", "202", "generation_id")]
+
+
+def document_links(schema: dict) -> None:
+    target = schema["paths"].get("/stream/{stream_id}", {}).get("get")
+    if target is None:
+        return
+    for path, method, status, field in STREAM_SOURCES:
+        response = schema["paths"].get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is not None:
+            response.setdefault("links", {})["Stream"] = {
+                "operationId": target["operationId"],
+                "parameters": {"stream_id": f"$response.body#/{field}"}}
 
 
 def _nullable_branch(prop: dict) -> dict:

@@ -123,3 +123,18 @@ async def test_a_malformed_last_event_id_is_refused_even_beside_after(auth, toke
     for path in (f"/generations/{generation_id}/events?after=0", f"/stream/{generation_id}?after=0"):
         r = await auth.get(path, headers={"Last-Event-ID": "f)"})
         assert (r.status_code, r.json()["code"]) == (422, "invalid_last_event_id"), path
+
+
+async def test_links_lead_a_stateful_client_to_the_stream_route(client, auth, token):
+    schema = await openapi(client)
+    stream_op = schema["paths"]["/stream/{stream_id}"]["get"]["operationId"]
+    link = documented(schema, "POST", "/set-llm")["201"]["links"]["Stream"]
+    assert link == {"operationId": stream_op, "parameters": {"stream_id": "$response.body#/session_id"}}
+    link = documented(schema, "POST", "/chat")["202"]["links"]["Stream"]
+    assert link["parameters"] == {"stream_id": "$response.body#/generation_id"}
+
+    sid = await new_session(auth, token)  # following the link reaches a real stream
+    r = await auth.post("/chat", json={"session_id": sid, "message": "hi", "background": True})
+    async with auth.stream("GET", f"/stream/{r.json()['generation_id']}") as response:
+        assert response.status_code == 200
+        assert (await read_sse(response))[-1]["type"] == "done"
