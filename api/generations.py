@@ -8,14 +8,14 @@ from api.deps import CurrentUser, GenerationIdPath, ServicesDep
 from api.openapi import errors, sse
 from api.sse import sse_response
 from models.db import Message
-from models.schemas import GenerationOut
+from models.schemas import INT64_MAX, GenerationOut
 from services.container import Services
 from services.errors import InvalidInput, NotFound
 from services.generations.service import generation_view
 
 router = APIRouter(tags=["generations"])
 
-AfterQuery = Annotated[int | None, Query(ge=0, description="resume after this seq")]
+AfterQuery = Annotated[int | None, Query(ge=0, le=INT64_MAX, description="resume after this seq")]
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
 
 
@@ -32,7 +32,9 @@ def resume_point(after: int | None, last_event_id: str | None) -> int:
     # The header is checked even when `after` wins: a malformed one is refused, never ignored.
     resume = None
     if last_event_id:
-        if not last_event_id.strip().isdigit():
+        # ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits,
+        # which int() then refuses or reads as a number the client never sent.
+        if not (last_event_id.isascii() and last_event_id.isdigit()) or int(last_event_id) > INT64_MAX:
             raise InvalidInput("Last-Event-ID must be a seq number", code="invalid_last_event_id")
         resume = int(last_event_id)
     if after is not None:

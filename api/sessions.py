@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response
 from api.deps import CurrentUser, DbDep, ServicesDep, SessionIdPath
 from api.openapi import errors
 from models.db import ChatSession
-from models.schemas import MessageOut, SessionConfig, SessionDetail, SessionOut, SessionPage, SessionPatch, SetLLM
+from models.schemas import INT64_MAX, MessageOut, SessionConfig, SessionDetail, SessionOut, SessionPage, SessionPatch, SetLLM
 
 router = APIRouter(tags=["sessions"])
 
@@ -30,7 +30,7 @@ async def set_llm(body: SetLLM, user: CurrentUser, services: ServicesDep, db: Db
 @router.get("/sessions", response_model=SessionPage)
 async def list_sessions(user: CurrentUser, services: ServicesDep, db: DbDep,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                        offset: Annotated[int, Query(ge=0)] = 0):
+                        offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0):
     rows, total = await services.sessions.page(db, user.id, limit, offset)
     return SessionPage(items=[session_out(c) for c in rows], total=total, limit=limit, offset=offset)
 

@@ -4,11 +4,36 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
 Ulid = Annotated[str, StringConstraints(pattern=ULID_PATTERN), AfterValidator(str.upper)]
+# The largest integer SQLite and PostgreSQL (BIGINT) store: every integer input that reaches
+# a query is bounded by it, so none overflows the driver.
+INT64_MAX = 2**63 - 1
 
-ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+def is_unicode_text(value: str) -> bool:
+    """False for a string no database can store: JSON may escape a lone surrogate (`"\\ud800"`)
+    that Python decodes into a str but UTF-8 cannot encode."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unicode_text(value: str) -> str:
+    if not is_unicode_text(value):
+        raise PydanticCustomError("invalid_unicode", "must be valid Unicode text (no lone surrogates)")
+    return value
+
+
+# Every string of a request body is Text (or a type built on it).
+Text = Annotated[str, AfterValidator(_unicode_text)]
+ModelName = Annotated[Text, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0, description="0 to 2")]
 
 
@@ -22,7 +47,7 @@ def _json_number(value):
 MaxTokens = Annotated[int, Field(ge=1, le=131_072, strict=False, description="1 to 131072"),
                       BeforeValidator(_json_number)]
 TopP = Annotated[float, Field(gt=0.0, le=1.0, description="greater than 0, at most 1")]
-Title = Annotated[str, StringConstraints(max_length=200, strip_whitespace=True)]
+Title = Annotated[Text, StringConstraints(max_length=200, strip_whitespace=True)]
 
 
 class Strict(BaseModel):
@@ -31,8 +56,8 @@ class Strict(BaseModel):
 
 
 class UserCreate(Strict):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
+    username: Text = Field(min_length=1, max_length=64)
+    password: Text = Field(min_length=1, max_length=256)
 
 
 class UserOut(BaseModel):
@@ -60,7 +85,7 @@ class SetLLM(Strict):
     temperature: Temperature = 0.7
     max_tokens: MaxTokens = 1024
     top_p: TopP = 1.0
-    system_prompt: str | None = None
+    system_prompt: Text | None = None
     fallback_models: list[ModelName] = Field(default_factory=list, max_length=3)
     title: Title | None = None
 
@@ -70,7 +95,7 @@ class SessionPatch(Strict):
     temperature: Temperature | None = None
     max_tokens: MaxTokens | None = None
     top_p: TopP | None = None
-    system_prompt: str | None = None
+    system_prompt: Text | None = None
     fallback_models: list[ModelName] | None = Field(default=None, max_length=3)
     title: Title | None = None
 
@@ -108,8 +133,8 @@ class SessionPage(BaseModel):
 
 class ChatIn(Strict):
     session_id: Ulid | None = None
-    message: str
-    client_msg_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    message: Text
+    client_msg_id: Annotated[Text, StringConstraints(min_length=1, max_length=128)] | None = None
     stream: bool = False
     background: bool = False
 
