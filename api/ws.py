@@ -16,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from api.errors import ws_close_code
 from auth.dependencies import websocket_token
 from auth.security import decode_token
-from models.schemas import ULID_PATTERN, SetLLM
+from models.schemas import ULID_PATTERN, SetLLM, is_unicode_text
 from services.container import Services
 from services.errors import DomainError, InvalidInput, NotFound
 from services.streaming import frames
@@ -50,7 +50,7 @@ async def _serve(ws: WebSocket, session_id: str | None) -> None:
         token, via_subprotocol = websocket_token(ws, s.allow_query_token)
         await ws.accept(subprotocol="bearer" if via_subprotocol else None)
         if token is None:
-            token = await _auth_frame(ws, s.ws_auth_timeout)
+            token = await _auth_frame(ws, s.ws_auth_timeout, s.ws_auth_frame_max_bytes)
         subject = decode_token(services.tokens, token)
         chat = await _open_session(services, subject, session_id)
         if not connections.add(ws, subject, s.ws_max_connections_per_user):
@@ -95,13 +95,23 @@ async def _close(ws: WebSocket, code: int, reason: str) -> None:
             pass
 
 
-async def _auth_frame(ws: WebSocket, timeout: float) -> str:
+def utf8_size_over(text: str, limit: int) -> bool:
+    """Whether `text` is over `limit` bytes in UTF-8 (as it came on the wire), encoding it
+    only when its length alone cannot tell."""
+    if len(text) > limit:
+        return True
+    return len(text) * 4 > limit and len(text.encode()) > limit
+
+
+async def _auth_frame(ws: WebSocket, timeout: float, max_bytes: int) -> str:
     try:
         raw = await asyncio.wait_for(ws.receive_text(), timeout)
+        if utf8_size_over(raw, max_bytes):
+            raise _Close(1009, "auth frame too large")
         frame = json.loads(raw)
     except asyncio.TimeoutError:
         raise _Close(4401, "no auth frame in time")
-    except (ValueError, KeyError, RuntimeError):
+    except (ValueError, KeyError, RuntimeError, RecursionError):
         raise _Close(4401, "first frame must be an auth frame")
     if not isinstance(frame, dict) or frame.get("type") != "auth" or not isinstance(frame.get("token"), str):
         raise _Close(4401, "first frame must be an auth frame")
@@ -124,7 +134,7 @@ class _Conversation:
                 text = message.get("text")
                 if text is None:
                     raise _Close(1003, "binary frames are not supported")
-                if len(text) > self.s.ws_max_frame_bytes:
+                if utf8_size_over(text, self.s.ws_max_frame_bytes):
                     raise _Close(1009, "frame too large")
                 self._rate_limit()
                 await self._handle(text)
@@ -148,7 +158,7 @@ class _Conversation:
                 return await self._error(exc.code, exc.detail)
         try:
             frame = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return await self._error("invalid_json", "frame is not valid JSON")
         kind = frame.get("type")
         try:
@@ -156,8 +166,11 @@ class _Conversation:
                 content, client_msg_id = frame.get("content"), frame.get("client_msg_id")
                 if not isinstance(content, str):
                     raise InvalidInput("message frame needs a string 'content'", code="missing_field")
-                if client_msg_id is not None and (not isinstance(client_msg_id, str) or not 0 < len(client_msg_id) <= 128):
+                if client_msg_id is not None and (not isinstance(client_msg_id, str) or not 0 < len(client_msg_id) <= 128
+                                                  or not is_unicode_text(client_msg_id)):
                     raise InvalidInput("client_msg_id must be a string of 1-128 characters", code="invalid_field")
+                if not is_unicode_text(content):
+                    raise InvalidInput("content must be valid Unicode text (no lone surrogates)", code="invalid_field")
                 await self._message(content, client_msg_id)
             elif kind == "resume":
                 generation_id, after = frame.get("generation_id"), frame.get("after_seq", 0)
@@ -176,8 +189,9 @@ class _Conversation:
                                    code="unknown_type" if kind is not None else "missing_field")
         except DomainError as exc:
             gen_id, msg_id = frame.get("generation_id"), frame.get("client_msg_id")
-            await self._error(exc.code, exc.detail, gen_id if isinstance(gen_id, str) else None,
-                              msg_id if isinstance(msg_id, str) else None)
+            # Echoed only when sendable: a lone surrogate cannot be encoded into a text frame.
+            await self._error(exc.code, exc.detail, gen_id if _echoable(gen_id) else None,
+                              msg_id if _echoable(msg_id) else None)
 
     async def _message(self, content: str, client_msg_id: str | None) -> None:
         if not content.strip():
@@ -224,6 +238,10 @@ class _Conversation:
     async def _error(self, code: str, message: str, generation_id: str | None = None,
                      client_msg_id: str | None = None) -> None:
         await self.ws.send_text(frames.error(code, message, generation_id, client_msg_id))
+
+
+def _echoable(value) -> bool:
+    return isinstance(value, str) and len(value) <= 128 and is_unicode_text(value)
 
 
 def _generation_id(value) -> str:
