@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     allow_query_token: bool = False
     max_queued_per_session: int = Field(32, ge=1)
 
+    # Input hardening (sec-input): request heads (api/serving.py) and unauthenticated frames.
+    # A request line plus headers over MAX_HEADER_BYTES, one header line over
+    # MAX_HEADER_LINE_BYTES (the WebSocket handshake parser's own line limit is 8192 bytes) or
+    # more than MAX_HEADERS headers is 431; a head not complete in HEADER_TIMEOUT seconds is 408.
+    max_header_bytes: int = Field(16_384, ge=1024, le=1_048_576)
+    max_header_line_bytes: int = Field(8_190, ge=256, le=8_190)
+    max_headers: int = Field(100, ge=16, le=1000)
+    header_timeout: float = Field(10, gt=0, le=300)
+    # The first frame of a socket not yet authenticated is an auth frame: a token, not a chat.
+    ws_auth_frame_max_bytes: int = Field(4096, ge=512)
+
     # Generation guards (seconds unless noted)
     first_token_timeout: float = Field(60, gt=0)
     idle_timeout: float = Field(30, gt=0)

@@ -18,5 +18,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 echo "==> serving on http://127.0.0.1:8000 (web UI at /, API docs at /docs)"
-# Per-message deflate costs CPU on every token frame for a few bytes saved: off.
-exec .venv/bin/python -m uvicorn main:app --host 127.0.0.1 --port 8000 --ws-per-message-deflate false "$@"
+# Per-message deflate costs CPU on every token frame for a few bytes saved: off. The HTTP
+# protocol bounds request heads and WebSocket frames by the settings (api/serving.py).
+exec .venv/bin/python -m uvicorn main:app --host 127.0.0.1 --port 8000 --ws-per-message-deflate false \
+  --http api.serving:LimitedHttpProtocol --no-server-header "$@"

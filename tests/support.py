@@ -10,10 +10,13 @@ import httpx
 import uvicorn
 import websockets
 
+from api.serving import uvicorn_options
 from config import Settings
 from main import create_app
 
 PASSWORD = "correct-horse-battery"
+# The service's uvicorn options as scripts/run.sh passes them (api/serving.py).
+UVICORN_ARGS = ["--http", "api.serving:LimitedHttpProtocol", "--no-server-header", "--ws-per-message-deflate", "false"]
 
 
 def make_settings(tmp_path, **overrides) -> Settings:
@@ -32,15 +35,15 @@ def free_port() -> int:
 class Server:
     """The app under a real uvicorn on 127.0.0.1, served from the test's own loop."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, **uvicorn_overrides):
         self.settings = settings
         self.app = create_app(settings)
         self.services = self.app.state.services
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_base = f"ws://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                ws_per_message_deflate=False)
+        options = {"log_level": "warning", **uvicorn_options(settings), **uvicorn_overrides}
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **options)
         self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None  # older uvicorn; newer capture only on main
         self.task: asyncio.Task | None = None
@@ -153,7 +156,7 @@ class ServerProcess:
         self.ws_base = f"ws://127.0.0.1:{self.port}"
         self.env = {**os.environ, **{k: str(v) for k, v in env.items()}}
         self.cmd = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1",
-                    "--port", str(self.port), "--log-level", "warning"]
+                    "--port", str(self.port), "--log-level", "warning", *UVICORN_ARGS]
         self.proc = None
 
     async def start(self) -> "ServerProcess":
