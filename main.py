@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import chat, errors, generations, meta, openapi, sessions, ui, users, ws
+from api import access_log, chat, errors, generations, meta, openapi, sessions, ui, users, ws
 from api.lifecycle import Connections, chain_signal_handlers
-from api.middleware import BodySizeLimit
+from api.middleware import BodySizeLimit, SecurityHeaders
 from config import Settings, get_settings
 from services.container import build
 from services.users import seed_initial_user
@@ -19,6 +19,7 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 # the path to its first token. Their warnings still show.
 for _name in ("httpx", "httpx2"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+access_log.install()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if ui.STATIC_DIR.exists():
         app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: on every response, the 413 included
     return app
 
 

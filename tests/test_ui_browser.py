@@ -2,6 +2,7 @@
 started as a subprocess with the offline model paced at 50 ms per chunk."""
 
 import json
+import time
 
 import pytest
 
@@ -36,6 +37,20 @@ def user(live_server):
     return Api(live_server.base).signup()
 
 
+def _poll_outside_the_page(page) -> None:
+    """page.wait_for_function evaluates its predicate with eval() inside the page, which the
+    UI's Content-Security-Policy refuses (no 'unsafe-eval'); page.evaluate runs through the
+    DevTools protocol, outside it. The same condition, polled with a deadline."""
+    def wait_for_function(expression, arg=None, timeout=None, polling=None):
+        deadline = time.monotonic() + (20000 if timeout is None else timeout) / 1000
+        while not (value := page.evaluate(expression, arg)):
+            if time.monotonic() > deadline:
+                raise sync_api.TimeoutError(f"wait_for_function timed out: {expression}")
+            page.wait_for_timeout(50)
+        return value
+    page.wait_for_function = wait_for_function
+
+
 @pytest.fixture
 def make_page(browser):
     """New browser contexts; fails the test on any uncaught page error or JS dialog."""
@@ -48,6 +63,10 @@ def make_page(browser):
         page = ctx.new_page()
         page.set_default_timeout(20000)
         page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        # The UI runs under the service's CSP: a violation is a bug in the page.
+        page.on("console", lambda m: m.type == "error" and "Content Security Policy" in m.text
+                and problems.append(f"csp: {m.text}"))
+        _poll_outside_the_page(page)
         page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
         # Everything is served by the service itself: no CDN, no third-party request.
         page.on("request", lambda r: r.url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:", "data:"))
