@@ -148,7 +148,7 @@ async def read_sse(response: httpx.Response, limit: int | None = None) -> list[d
 class ServerProcess:
     """`python -m uvicorn main:app` as a real child process, for signal and crash tests."""
 
-    def __init__(self, env: dict, port: int | None = None):
+    def __init__(self, env: dict, port: int | None = None, log_level: str = "warning", log_file=None):
         import os
         import sys
         self.port = port or free_port()
@@ -156,14 +156,15 @@ class ServerProcess:
         self.ws_base = f"ws://127.0.0.1:{self.port}"
         self.env = {**os.environ, **{k: str(v) for k, v in env.items()}}
         self.cmd = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1",
-                    "--port", str(self.port), "--log-level", "warning", *UVICORN_ARGS]
+                    "--port", str(self.port), "--log-level", log_level, *UVICORN_ARGS]
+        self.log_file = log_file  # an open file for the server's stdout and stderr
         self.proc = None
 
     async def start(self) -> "ServerProcess":
         import subprocess
         from pathlib import Path
         root = Path(__file__).resolve().parent.parent
-        self.proc = subprocess.Popen(self.cmd, cwd=root, env=self.env)
+        self.proc = subprocess.Popen(self.cmd, cwd=root, env=self.env, stdout=self.log_file, stderr=self.log_file)
         async with asyncio.timeout(30):
             while True:
                 try:
