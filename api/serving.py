@@ -134,6 +134,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+# The same, for uvicorn's command line (scripts/run.sh, docker-compose.yml, scripts/cluster.py).
+UVICORN_ARGS = ["--http", "api.serving:LimitedHttpProtocol", "--no-server-header", "--ws-per-message-deflate", "false"]
+
+
 def uvicorn_options(settings: Settings) -> dict:
     """uvicorn.Config keyword arguments for this service, its limits taken from `settings`."""
     protocol = type("LimitedHttpProtocol", (LimitedHttpProtocol,), {"settings": settings})

@@ -135,7 +135,9 @@ async def main() -> int:
     for i in range(args.api):
         port = args.port + i
         await runner.start(f"api{i + 1}:{port}", [PYTHON, "-m", "uvicorn", "main:app", "--host", args.host,
-                                                  "--port", str(port)], env)
+                                                  "--port", str(port),
+                                                  # as scripts/run.sh: bounded request heads (api/serving.py)
+                                                  "--http", "api.serving:LimitedHttpProtocol", "--no-server-header"], env)
     for i in range(args.workers):
         await runner.start(f"worker{i + 1}", [PYTHON, "-m", "worker"], env)
     print(f"cluster: {args.api} replica(s) on {args.host}:{args.port}..{args.port + args.api - 1}, "

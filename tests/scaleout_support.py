@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from api.serving import UVICORN_ARGS
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -149,7 +151,7 @@ class Proc:
     @classmethod
     def api(cls, name: str, port: int, env: dict, log_dir: Path) -> "Proc":
         return cls(name, [PYTHON, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port),
-                          "--log-level", "warning"], env, log_dir, port)
+                          "--log-level", "warning", *UVICORN_ARGS], env, log_dir, port)
 
     @classmethod
     def worker(cls, name: str, env: dict, log_dir: Path) -> "Proc":

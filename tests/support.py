@@ -10,13 +10,11 @@ import httpx
 import uvicorn
 import websockets
 
-from api.serving import uvicorn_options
+from api.serving import UVICORN_ARGS, uvicorn_options
 from config import Settings
 from main import create_app
 
 PASSWORD = "correct-horse-battery"
-# The service's uvicorn options as scripts/run.sh passes them (api/serving.py).
-UVICORN_ARGS = ["--http", "api.serving:LimitedHttpProtocol", "--no-server-header", "--ws-per-message-deflate", "false"]
 
 
 def make_settings(tmp_path, **overrides) -> Settings:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import UVICORN_ARGS
+from api.serving import UVICORN_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
