@@ -16,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from api.errors import ws_close_code
 from auth.dependencies import websocket_token
 from auth.security import decode_token
-from models.schemas import ULID_PATTERN, SetLLM, is_unicode_text
+from models.schemas import INT64_MAX, ULID_PATTERN, SetLLM, is_unicode_text
 from services.container import Services
 from services.errors import DomainError, InvalidInput, NotFound
 from services.streaming import frames
@@ -174,8 +174,8 @@ class _Conversation:
                 await self._message(content, client_msg_id)
             elif kind == "resume":
                 generation_id, after = frame.get("generation_id"), frame.get("after_seq", 0)
-                if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-                    raise InvalidInput("after_seq must be a non-negative integer", code="invalid_field")
+                if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= INT64_MAX:
+                    raise InvalidInput("after_seq must be an integer from 0 to 2**63-1", code="invalid_field")
                 gen = await self.services.store.get(_generation_id(generation_id), self.user_id)
                 self._follow(gen.id, after)
             elif kind == "cancel":

@@ -95,3 +95,15 @@ async def test_command_line_server_refuses_an_oversized_frame(tmp_path):
         assert codes == [1009] * 12
     finally:
         await proc.stop()
+
+
+async def test_resume_after_seq_is_bounded(server, auth, token):
+    sid = await new_session(auth, token)
+    async with WS.connect(f"{server.ws_base}/ws/{sid}", token) as ws:
+        await ws.send({"type": "message", "content": "hi"})
+        generation_id = (await ws.recv())["generation_id"]
+        await ws.until_done(generation_id)
+        await ws.send({"type": "resume", "generation_id": generation_id, "after_seq": 2**64})
+        error = await ws.recv()
+        assert error["type"] == "error" and error["code"] == "invalid_field", error
+        await _still_open(ws)
