@@ -1,6 +1,6 @@
 """Chat sessions: the model config and history behind every chat."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
@@ -30,8 +30,10 @@ async def set_llm(body: SetLLM, user: CurrentUser, services: ServicesDep, db: Db
 @router.get("/sessions", response_model=SessionPage)
 async def list_sessions(user: CurrentUser, services: ServicesDep, db: DbDep,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                        offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0):
-    rows, total = await services.sessions.page(db, user.id, limit, offset)
+                        offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+                        kind: Annotated[Literal["chat", "api"], Query(
+                            description="api: the sessions of OpenAI-compatible calls")] = "chat"):
+    rows, total = await services.sessions.page(db, user.id, limit, offset, kind)
     return SessionPage(items=[session_out(c) for c in rows], total=total, limit=limit, offset=offset)
 
 

@@ -50,6 +50,7 @@ class User(Base):
 
 class ChatSession(Base):
     __tablename__ = "chat_sessions"
+    __table_args__ = (Index("ix_chat_sessions_user_kind", "user_id", "kind"),)
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -60,6 +61,9 @@ class ChatSession(Base):
     top_p: Mapped[float] = mapped_column(Float)
     system_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     fallback_models: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # "chat" (the UI's), or "api": one per OpenAI-compatible call, listed apart (0002)
+    kind: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
+    options: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # stop, metadata, input items
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

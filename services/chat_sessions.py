@@ -61,9 +61,12 @@ class SessionService:
             raise NotFound(f"session {session_id} not found", code="session_not_found")
         return chat
 
-    async def page(self, db: AsyncSession, user_id: str, limit: int, offset: int) -> tuple[list[ChatSession], int]:
-        total = await db.scalar(select(func.count()).select_from(ChatSession).where(ChatSession.user_id == user_id))
-        rows = (await db.scalars(select(ChatSession).where(ChatSession.user_id == user_id)
+    async def page(self, db: AsyncSession, user_id: str, limit: int, offset: int,
+                   kind: str = "chat") -> tuple[list[ChatSession], int]:
+        """One kind only: the sessions /v1 calls create ("api") stay out of the UI's list."""
+        mine = (ChatSession.user_id == user_id, ChatSession.kind == kind)
+        total = await db.scalar(select(func.count()).select_from(ChatSession).where(*mine))
+        rows = (await db.scalars(select(ChatSession).where(*mine)
                                  .order_by(ChatSession.created_at.desc(), ChatSession.id.desc())
                                  .limit(limit).offset(offset))).all()
         return list(rows), total

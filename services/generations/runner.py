@@ -137,7 +137,7 @@ class GenerationRunner(Persistence):
                 last_error = ProviderError(exc.detail, code="unknown_model")
                 continue
             request = ChatRequest(model, job.request.messages, job.request.temperature,
-                                  job.request.max_tokens, job.request.top_p)
+                                  job.request.max_tokens, job.request.top_p, job.request.stop)
             state.model = f"{provider.name}/{model}"
             for attempt in range(self.s.provider_max_retries + 1):
                 try:

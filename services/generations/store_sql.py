@@ -111,7 +111,7 @@ _claim = update(messages).where(messages.c.id == bindparam("gid"), messages.c.st
     seq_reserved=bindparam("reserve"),
 ).returning(messages.c.session_id, messages.c.pk, messages.c.model)
 _config = select(chats.c.system_prompt, chats.c.model_name, chats.c.temperature, chats.c.max_tokens,
-                 chats.c.top_p, chats.c.fallback_models).where(chats.c.id == bindparam("sid"))
+                 chats.c.top_p, chats.c.fallback_models, chats.c.options).where(chats.c.id == bindparam("sid"))
 _history = select(messages.c.role, messages.c.content).where(
     messages.c.session_id == bindparam("sid"), messages.c.pk < bindparam("pk"), messages.c.content != "",
 ).order_by(messages.c.pk.desc()).limit(bindparam("n"))
@@ -127,17 +127,18 @@ def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int
     chat = conn.execute(_config, {"sid": row.session_id}).one()
     history = conn.execute(_history, {"sid": row.session_id, "pk": row.pk, "n": max_history}).all()
     return build_job(generation_id, row.model, chat.system_prompt, chat.model_name, chat.temperature,
-                     chat.max_tokens, chat.top_p, chat.fallback_models, history)
+                     chat.max_tokens, chat.top_p, chat.fallback_models, history, chat.options)
 
 
 def build_job(generation_id: str, model: str | None, system_prompt: str | None, model_name: str,
               temperature: float, max_tokens: int, top_p: float, fallbacks: list[str] | None,
-              history_newest_first) -> Job:
-    """The request as the session's config and history stand at claim time."""
+              history_newest_first, options: dict | None = None) -> Job:
+    """The request as the session's config and history stand at claim time. `options` are an
+    OpenAI-compatible call's extras (only `stop` reaches the provider)."""
     turns = [{"role": "system", "content": system_prompt}] if system_prompt else []
     turns += [{"role": role, "content": content} for role, content in reversed(history_newest_first)]
     request = ChatRequest(model=model or model_name, messages=turns, temperature=temperature,
-                          max_tokens=max_tokens, top_p=top_p)
+                          max_tokens=max_tokens, top_p=top_p, stop=tuple((options or {}).get("stop") or ()))
     return Job(generation_id, request.model, list(fallbacks or []), request)
 
 

@@ -28,6 +28,7 @@ def _bind(column):
 _when = _bind(_m.created_at)  # every datetime column is UTCDateTime: one format
 _json = _bind(_m.usage)  # usage and error: JSON
 _fallbacks = _c.fallback_models.type.dialect_impl(_dialect).result_processor(_dialect, None) or (lambda v: v)
+_options = _c.options.type.dialect_impl(_dialect).result_processor(_dialect, None) or (lambda v: v)
 
 _ACTIVE = "status IN ('queued', 'running')"
 _COUNT_ACTIVE = f"SELECT count(*) FROM messages WHERE session_id = ? AND role = 'assistant' AND {_ACTIVE}"
@@ -37,7 +38,7 @@ _SET_TITLE = "UPDATE chat_sessions SET title = ?, updated_at = ? WHERE id = ? AN
 _CLAIM = ("UPDATE messages SET status = 'running', started_at = ?, heartbeat_at = ?, worker_id = ?, "
           "seq_reserved = ? WHERE id = ? AND status = 'queued' RETURNING session_id, pk, model")
 _OWNED_CHAT = "SELECT model_name, title FROM chat_sessions WHERE id = ? AND user_id = ?"
-_CONFIG = ("SELECT system_prompt, model_name, temperature, max_tokens, top_p, fallback_models "
+_CONFIG = ("SELECT system_prompt, model_name, temperature, max_tokens, top_p, fallback_models, options "
            "FROM chat_sessions WHERE id = ?")
 _HISTORY = ("SELECT role, content FROM messages WHERE session_id = ? AND pk < ? AND content != '' "
             "ORDER BY pk DESC LIMIT ?")
@@ -90,10 +91,11 @@ def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int
     if row is None:
         return None
     session_id, pk, model = row
-    system_prompt, model_name, temperature, max_tokens, top_p, fallbacks = db.execute(_CONFIG, (session_id,)).fetchone()
+    system_prompt, model_name, temperature, max_tokens, top_p, fallbacks, options = db.execute(
+        _CONFIG, (session_id,)).fetchone()
     history = db.execute(_HISTORY, (session_id, pk, max_history)).fetchall()
     return core.build_job(generation_id, model, system_prompt, model_name, temperature, max_tokens, top_p,
-                          _fallbacks(fallbacks), history)
+                          _fallbacks(fallbacks), history, _options(options) if options is not None else None)
 
 
 def flush(conn: Connection, changed: list[tuple[str, str, int]], unchanged: list[str]) -> None:

@@ -77,6 +77,8 @@ class AnthropicProvider(Provider):
         params: dict = dict(model=request.model, messages=messages, max_tokens=request.max_tokens, stream=True)
         if system:
             params["system"] = system
+        if request.stop:
+            params["stop_sequences"] = list(request.stop)
         try:
             stream = await self.client.messages.create(**params)
         except anthropic.AnthropicError as exc:

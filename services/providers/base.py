@@ -17,6 +17,7 @@ class ChatRequest:
     temperature: float = 1.0
     max_tokens: int = 1024
     top_p: float = 1.0
+    stop: tuple[str, ...] = ()  # stop sequences (OpenAI-compatible calls); the text ends before one
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,11 @@ class OfflineProvider(Provider):
         return [MODEL]
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        tokens = _TOKEN.findall(compose_reply(request))
+        reply = compose_reply(request)
+        cut = min((i for i in (reply.find(s) for s in request.stop) if i >= 0), default=-1)
+        if cut >= 0:  # a stop sequence ends the text before it, as upstream models do
+            reply = reply[:cut]
+        tokens = _TOKEN.findall(reply)
         sent = 0
         for token in tokens:
             if sent >= request.max_tokens:

@@ -72,6 +72,8 @@ class OpenAICompatProvider(Provider):
         params = dict(model=request.model, messages=request.messages, temperature=request.temperature,
                       top_p=request.top_p, stream=True)
         params[self.max_tokens_param] = request.max_tokens
+        if request.stop:
+            params["stop"] = list(request.stop)
         if self.stream_usage:
             try:
                 return await self._post(stack, {**params, "stream_options": {"include_usage": True}})
