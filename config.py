@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     # held longer than the window. 0 = one frame per token. Needs the embedded stream log.
     coalesce_window_ms: float = Field(0, ge=0, le=20)
 
+    # OpenAI-compatible API (/v1, services/openai)
+    # The answer length of a /v1 call that sets none (OpenAI's default is the model's limit).
+    openai_default_max_tokens: int = Field(4096, ge=1, le=131_072)
+    # Messages (or input items) one /v1 call may send, history included.
+    openai_max_messages: int = Field(512, ge=1, le=1024)
+
     # Scale-out backends (unset: embedded in-process implementations)
     redis_url: str | None = None
     rabbitmq_url: str | None = None

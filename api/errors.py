@@ -61,6 +61,36 @@ def error_response(status: int, code: str, detail: str, headers: dict | None = N
     return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
 
 
+# The OpenAI-compatible routes answer OpenAI's error body, whose SDKs pick the exception
+# class by status: a request they would refuse is 400 there (ours say 422), and a model
+# nobody offers is 404, as OpenAI answers it.
+OPENAI_PREFIX = "/v1/"
+OPENAI_STATUS = {"unknown_model": 404}
+OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+
+
+def openai_error_body(status: int, code: str, detail: str, param: str | None = None) -> dict:
+    kind = OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": detail, "type": kind, "param": param, "code": code}}
+
+
+def respond(request: Request, status: int, code: str, detail: str, headers: dict | None = None,
+            param: str | None = None) -> JSONResponse:
+    """The native body, or OpenAI's under /v1/ (with the statuses its SDKs expect)."""
+    if not request.url.path.startswith(OPENAI_PREFIX):
+        return error_response(status, code, detail, headers)
+    status = OPENAI_STATUS.get(code, 400 if status == 422 else status)
+    return JSONResponse(openai_error_body(status, code, detail, param), status_code=status, headers=headers)
+
+
+def _validation_param(exc: RequestValidationError) -> str | None:
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        if loc:
+            return ".".join(loc)
+    return None
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -84,17 +114,17 @@ def allowed_methods(request: Request) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.DomainError)
-    async def domain_error(_: Request, exc: errors.DomainError):
+    async def domain_error(request: Request, exc: errors.DomainError):
         headers = None
         if isinstance(exc, errors.RateLimited):
             headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
         elif isinstance(exc, errors.Unauthorized):
             headers = {"WWW-Authenticate": "Bearer"}
-        return error_response(http_status(exc), exc.code, exc.detail, headers)
+        return respond(request, http_status(exc), exc.code, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError):
-        return error_response(422, "validation_error", _validation_message(exc))
+    async def validation_error(request: Request, exc: RequestValidationError):
+        return respond(request, 422, "validation_error", _validation_message(exc), param=_validation_param(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -102,10 +132,10 @@ def install(app: FastAPI) -> None:
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             headers = {**(headers or {}), "Allow": allowed_methods(request)}
-        return error_response(exc.status_code, code, str(exc.detail), headers)
+        return respond(request, exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
         # Logged with the trace for operators; the client gets no internals.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "Internal server error; it has been logged.")
+        return respond(request, 500, "internal_error", "Internal server error; it has been logged.")
