@@ -1,0 +1,137 @@
+"""The Responses API driven by the official `openai` Python SDK over real HTTP: streaming,
+background, resume after a sequence number, cancel, previous_response_id, delete, and
+ownership. The offline model is paced so that answers are still running when a test acts."""
+
+import asyncio
+
+import httpx
+import openai
+import pytest
+
+from tests.support import make_settings, register
+from tests.test_openai_sdk import poll, sdk
+
+MODEL = "offline/simulated"
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return make_settings(tmp_path, time_between_chunks=0.01)
+
+
+def deltas(events) -> str:
+    return "".join(e.delta for e in events if e.type == "response.output_text.delta")
+
+
+async def test_stream_events_in_order_and_contiguous(server, auth, token):
+    client = sdk(server, token)
+    events = [e async for e in await client.responses.create(model=MODEL, input="Hello", stream=True)]
+    kinds = [e.type for e in events]
+    assert kinds[:4] == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.content_part.added"]
+    assert kinds[-4:] == ["response.output_text.done", "response.content_part.done",
+                          "response.output_item.done", "response.completed"]
+    assert set(kinds[4:-4]) == {"response.output_text.delta"}
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    final = events[-1].response
+    assert final.status == "completed" and final.output_text == deltas(events) == events[-4].text
+    assert final.usage.output_tokens > 0
+    stored = (await auth.get(f"/generations/{final.id.removeprefix('resp_')}")).json()
+    assert stored["content"] == final.output_text
+    again = await client.responses.retrieve(final.id)
+    assert again.status == "completed" and again.output_text == final.output_text
+
+
+async def test_background_runs_without_a_client_and_resumes_after_k(server, token):
+    client = sdk(server, token)
+    created = await client.responses.create(model=MODEL, input="Write it in the background", background=True)
+    assert created.status in ("queued", "in_progress") and created.background
+    # A client that follows, then drops mid-answer, ...
+    stream = await client.responses.retrieve(created.id, stream=True)
+    seen = []
+    async for event in stream:
+        seen.append(event)
+        if event.type == "response.output_text.delta" and len(seen) >= 12:
+            break
+    await stream.close()
+    k = seen[-1].sequence_number
+    # ... resumes after the last event it had, and gets exactly the rest.
+    rest = [e async for e in await client.responses.retrieve(created.id, stream=True, starting_after=k)]
+    assert [e.sequence_number for e in rest] == list(range(k + 1, k + 1 + len(rest)))
+    assert rest[-1].type == "response.completed"
+    done = await poll(lambda: client.responses.retrieve(created.id), lambda r: r.status == "completed")
+    assert deltas(seen) + deltas(rest) == done.output_text
+    # Replaying the finished response from the same point gives the same events.
+    replay = [e async for e in await client.responses.retrieve(created.id, stream=True, starting_after=k)]
+    assert [(e.type, e.sequence_number) for e in replay] == [(e.type, e.sequence_number) for e in rest]
+    assert deltas(replay) == deltas(rest)
+
+
+async def test_cancel_keeps_the_text_and_is_idempotent(server, token):
+    client = sdk(server, token)
+    created = await client.responses.create(model=MODEL, input="x " * 2000, background=True)
+    await poll(lambda: client.responses.retrieve(created.id), lambda r: len(r.output_text) > 20)
+    cancelled = await client.responses.cancel(created.id)
+    assert cancelled.status == "cancelled" and cancelled.output_text
+    again = await client.responses.cancel(created.id)
+    assert again.status == "cancelled" and again.output_text == cancelled.output_text
+    events = [e async for e in await client.responses.retrieve(created.id, stream=True)]
+    assert deltas(events) == cancelled.output_text and events[-1].response.status == "cancelled"
+
+
+async def test_max_output_tokens_is_incomplete(server, token):
+    events = [e async for e in await sdk(server, token).responses.create(
+        model=MODEL, input="long", max_output_tokens=5, stream=True)]
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.incomplete_details.reason == "max_output_tokens"
+
+
+async def test_previous_response_id_continues_and_input_items(server, token):
+    client = sdk(server, token)
+    first = await client.responses.create(model=MODEL, input="first question", instructions="Be brief.")
+    assert first.status == "completed" and "A system prompt of 9 characters" in first.output_text
+    second = await client.responses.create(
+        model=MODEL, previous_response_id=first.id,
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "second question"}]}])
+    assert "| your message number in this chat | 2 |" in second.output_text
+    assert "A system prompt" not in second.output_text  # instructions are not carried over
+    assert second.previous_response_id == first.id
+    items = await client.responses.input_items.list(second.id)
+    assert [(i.role, i.content[0].text) for i in items.data] == [("user", "second question")]
+
+
+async def test_delete_then_not_found(server, token):
+    client = sdk(server, token)
+    created = await client.responses.create(model=MODEL, input="to delete")
+    deleted = await client.responses.delete(created.id)
+    assert deleted is None or getattr(deleted, "deleted", True)
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(created.id)
+
+
+async def test_another_users_response_is_not_found(server, client, token):
+    mine = await sdk(server, token).responses.create(model=MODEL, input="mine")
+    other = sdk(server, await register(client, "mallory"))
+    errors = []
+    for call in (lambda: other.responses.retrieve(mine.id), lambda: other.responses.cancel(mine.id),
+                 lambda: other.responses.delete(mine.id), lambda: other.responses.input_items.list(mine.id),
+                 lambda: other.responses.retrieve("resp_01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+                 lambda: other.responses.create(model=MODEL, input="x", previous_response_id=mine.id)):
+        with pytest.raises(openai.NotFoundError) as err:
+            await call()
+        errors.append(err.value.body)
+    assert errors[0]["code"] == errors[4]["code"] == "not_found"
+    assert errors[0]["message"].replace(mine.id, "X") == errors[4]["message"].replace(
+        "resp_01ARZ3NDEKTSV4RRFFQ69G5FAV", "X")
+    assert (await sdk(server, token).responses.retrieve(mine.id)).status == "completed"
+
+
+async def test_provider_error_is_response_failed(upstream, fake):
+    httpx.post(f"{fake.base_url}/_fake/behaviour", json={"status": 400})
+    client = sdk(upstream, upstream.token)
+    events = [e async for e in await client.responses.create(model="openai/fake-model", input="hi", stream=True)]
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.error.code == "provider_bad_request"
+    with pytest.raises(openai.APIStatusError) as err:
+        await client.chat.completions.create(model="openai/fake-model", messages=[{"role": "user", "content": "hi"}])
+    assert err.value.status_code == 502 and err.value.body["code"] == "provider_bad_request"
