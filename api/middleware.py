@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import OPENAI_PREFIX, openai_error_body
+
 
 class BodySizeLimit:
     def __init__(self, app: ASGIApp, max_bytes: int):
@@ -18,7 +20,7 @@ class BodySizeLimit:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
-                    return await self._reject(send)
+                    return await self._reject(send, scope)
                 # The server delivers no more than a declared length: nothing to count, and
                 # no wrapper on `send` for every chunk of a streamed response (SSE tokens).
                 return await self.app(scope, receive, send)
@@ -44,11 +46,14 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not response_started:
-                await self._reject(send)
+                await self._reject(send, scope)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps({"code": "payload_too_large",
-                           "detail": f"request body over {self.max_bytes} bytes"}).encode()
+    async def _reject(self, send: Send, scope: Scope) -> None:
+        detail = f"request body over {self.max_bytes} bytes"
+        if scope["path"].startswith(OPENAI_PREFIX):
+            body = json.dumps(openai_error_body(413, "payload_too_large", detail)).encode()
+        else:
+            body = json.dumps({"code": "payload_too_large", "detail": detail}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})

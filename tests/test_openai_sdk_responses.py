@@ -135,3 +135,39 @@ async def test_provider_error_is_response_failed(upstream, fake):
     with pytest.raises(openai.APIStatusError) as err:
         await client.chat.completions.create(model="openai/fake-model", messages=[{"role": "user", "content": "hi"}])
     assert err.value.status_code == 502 and err.value.body["code"] == "provider_bad_request"
+
+
+async def test_chat_stream_error_mid_answer_raises_api_error(upstream, fake):
+    httpx.post(f"{fake.base_url}/_fake/behaviour", json={"error_after": 3})
+    stream = await sdk(upstream, upstream.token).chat.completions.create(
+        model="openai/fake-model", messages=[{"role": "user", "content": "hi"}], stream=True)
+    got = []
+    with pytest.raises(openai.APIError) as err:
+        async for chunk in stream:
+            got.append(chunk.choices[0].delta.content or "")
+    assert "".join(got) == "t0 t1 t2 " and err.value.body["code"] == "upstream_error"
+
+
+async def test_dropped_chat_stream_runs_on_and_is_followed_natively(server, auth, token):
+    raw = await sdk(server, token).chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "keep going"}], stream=True)
+    generation_id = raw.headers["x-generation-id"]
+    stream, got = raw.parse(), ""
+    async for chunk in stream:
+        got += chunk.choices[0].delta.content or ""
+        if len(got) > 30:
+            break
+    await stream.close()
+    done = await poll(lambda: auth.get(f"/generations/{generation_id}"),
+                      lambda r: r.json()["status"] == "completed")
+    assert done.json()["content"].startswith(got) and len(done.json()["content"]) > len(got)
+    async with auth.stream("GET", f"/generations/{generation_id}/events", params={"after": 3}) as r:
+        body = (await r.aread()).decode()
+    assert "event: done" in body and "id: 4\n" in body
+
+
+async def test_oversized_body_gets_the_openai_error_body(server, token):
+    async with httpx.AsyncClient(base_url=server.base, headers={"Authorization": f"Bearer {token}"}) as c:
+        r = await c.post("/v1/chat/completions", json={
+            "model": MODEL, "messages": [{"role": "user", "content": "x" * 1_100_000}]})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
