@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import (access_log, chat, errors, generations, meta, openai_chat, openai_models, openai_responses, openapi,
+from api import (access_log, chat, errors, generations, meta, openai_chat, openai_responses, openapi,
                  sessions, ui, users, ws)
 from api.lifecycle import Connections, chain_signal_handlers
 from api.middleware import BodySizeLimit, SecurityHeaders
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     openapi.install(app, settings, services.providers)
     for router in (users.router, sessions.router, chat.router, generations.router, meta.router, ws.router,
-                   openai_models.router, openai_chat.router, openai_responses.router):
+                   openai_chat.router, openai_responses.router):
         app.include_router(router)
     for router in (chat.router, meta.router):  # the reference designs' /api/v1 paths
         app.include_router(router, prefix="/api/v1", include_in_schema=False)

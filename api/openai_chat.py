@@ -1,15 +1,25 @@
-"""POST /v1/chat/completions: OpenAI's chat completions over durable generations."""
+"""OpenAI's chat surface over durable generations: GET /v1/models and
+POST /v1/chat/completions."""
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, ServicesDep
+from api.meta import models as native_models
 from api.openai_sse import TranslatedSSE
 from models.openai_schemas import ChatCompletionIn
 from services.openai import chat
 from services.openai.chat_stream import ChatChunks
 
 router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+@router.get("/models")
+async def list_models(user: CurrentUser, services: ServicesDep):
+    """The models of GET /models, in OpenAI's list format."""
+    listing = await native_models(services)
+    return {"object": "list", "data": [
+        {"id": m["id"], "object": "model", "created": 0, "owned_by": m["provider"]} for m in listing["data"]]}
 
 
 @router.post("/chat/completions", responses={200: {"content": {"text/event-stream": {}}}})
