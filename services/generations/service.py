@@ -52,6 +52,11 @@ class GenerationService:
         return await asyncio.shield(self._submit(session_id, lambda claim_for: self.store.create_owned_turn(
             user_id, session_id, text, client_msg_id, claim_for), client_msg_id))
 
+    async def submit_with(self, session_id: str, create) -> Accepted:
+        """`submit` where the caller stores the turn: `create(claim_for)` writes it (and
+        whatever must be written with it, in the same transaction) and returns its Turn."""
+        return await asyncio.shield(self._submit(session_id, create, None))
+
     async def _submit(self, session_id: str, create, client_msg_id: str | None) -> Accepted:
         turn = await create(self.dispatch.claimer(session_id))
         if turn.created:

@@ -8,11 +8,14 @@ generation. So the answer is an ordinary generation: stored, resumable, cancella
 import re
 from dataclasses import dataclass
 
-from models.db import ChatSession, Message
+from sqlalchemy import Connection, insert
+
+from models.db import ChatSession, Message, new_id, utcnow
 from models.openai_schemas import Content
 from services.container import Services
 from services.errors import InvalidInput, NotFound
 from services.generations.service import Accepted
+from services.generations.store import Turn
 
 TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
 _ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")
@@ -72,21 +75,33 @@ def conversation(services: Services, items: list[tuple[str, str]], instructions:
     return Conversation(prompt, [*(prefix or ()), *turns[:-1]], turns[-1][1])
 
 
+_chats, _messages = ChatSession.__table__, Message.__table__
+
+
+def _create_call(conn: Connection, fast, chat: dict, history: list[tuple[str, str]], turn: str,
+                 claim_for: str | None, max_queued: int, max_history: int) -> Turn:
+    """The session, its history and its turn in one transaction, on the connection the
+    generation path writes with (SQLite: its one writer thread), like any other send."""
+    conn.execute(insert(_chats), chat)
+    if history:  # executemany in list order: the rows' integer keys order the history
+        conn.execute(insert(_messages), [
+            {"id": new_id(), "session_id": chat["id"], "role": role, "content": text, "status": "completed",
+             "created_at": chat["created_at"], "last_seq": 0} for role, text in history])
+    return fast.create_turn(conn, chat["id"], chat["model_name"], turn, None, None, max_queued,
+                            claim_for, max_history)
+
+
 async def open_call(services: Services, user_id: str, conv: Conversation, *, model: str,
                     temperature: float | None, top_p: float | None, max_tokens: int | None,
                     options: dict) -> tuple[ChatSession, Accepted]:
-    """Creates the call's session with its history, then submits its turn."""
-    qualified = await services.providers.validate(model)
-    chat = ChatSession(
-        user_id=user_id, title="", model_name=qualified, kind="api", options=options,
-        temperature=1.0 if temperature is None else temperature, top_p=1.0 if top_p is None else top_p,
-        max_tokens=max_tokens or services.settings.openai_default_max_tokens,
-        system_prompt=conv.system, fallback_models=[])
-    async with services.db.sessionmaker() as db:  # closed before submit (see api/deps.py)
-        db.add(chat)
-        await db.flush()
-        # Inserted in the order added: the rows' integer keys order the history.
-        db.add_all([Message(session_id=chat.id, role=role, content=text, status="completed", last_seq=0)
-                    for role, text in conv.history])
-        await db.commit()
-    return chat, await services.generations.submit(chat, conv.turn)
+    """Creates the call's session with its history and submits its turn."""
+    s, store = services.settings, services.store
+    now = utcnow()
+    chat = dict(
+        id=new_id(), user_id=user_id, title="", model_name=await services.providers.validate(model),
+        kind="api", options=options, temperature=1.0 if temperature is None else temperature,
+        top_p=1.0 if top_p is None else top_p, max_tokens=max_tokens or s.openai_default_max_tokens,
+        system_prompt=conv.system, fallback_models=[], created_at=now, updated_at=now)
+    accepted = await services.generations.submit_with(chat["id"], lambda claim_for: services.db.run(
+        _create_call, store.fast, chat, conv.history, conv.turn, claim_for, store.max_queued, store.max_history))
+    return ChatSession(**chat), accepted

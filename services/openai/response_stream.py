@@ -32,6 +32,9 @@ class ResponseEvents:
     def __init__(self, services, stored: "responses.Stored", after: int = -1):
         self.services, self.stored, self.after = services, stored, after
         self.seq = max(0, after - (PRELUDE - 1))  # the last chunk seq this reader has
+        # The chunks' JSON string literals, while this reader has seen every one from the
+        # first: the text for the closing events, without reading the row again.
+        self.literals: list[str] | None = [] if self.seq == 0 else None
         gid = stored.generation_id
         self.ids = f'"item_id":"{MESSAGE_PREFIX}{gid}","output_index":0,"content_index":0'
         self.delta_head = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
@@ -47,11 +50,11 @@ class ResponseEvents:
 
     def prelude(self) -> bytes:
         row, chat = self.stored.row, self.stored.chat
-        opening = response_object(row, chat, status="queued" if row.status == "queued" else "in_progress",
-                                  with_output=False)
+        created = "queued" if row.status == "queued" else "in_progress"
         events = [
-            ("response.created", {"response": opening}),
-            ("response.in_progress", {"response": opening}),
+            ("response.created", {"response": response_object(row, chat, status=created, with_output=False)}),
+            ("response.in_progress", {"response": response_object(row, chat, status="in_progress",
+                                                                  with_output=False)}),
             ("response.output_item.added", {"output_index": 0, "item": message_item(row.id, "in_progress", None)}),
             ("response.content_part.added", {"item_id": MESSAGE_PREFIX + row.id, "output_index": 0,
                                              "content_index": 0, "part": output_part("")}),
@@ -68,19 +71,22 @@ class ResponseEvents:
         for frame in batch:
             if frame.type == "chunk":
                 self.seq = frame.seq
+                literal = chunk_text(frame)
+                if self.literals is not None:
+                    self.literals.append(literal)
                 if frame.seq + PRELUDE - 1 > self.after:
-                    out.append(self.delta(frame.seq + PRELUDE - 1, chunk_text(frame)))
+                    out.append(self.delta(frame.seq + PRELUDE - 1, literal))
             elif frame.type == "snapshot":
                 out.append(self.snapshot(frame))
             elif frame.type == "done":
-                out.append(await self.closing(frame.seq))
+                out.append(await self.closing(frame))
         return b"".join(out)
 
     def snapshot(self, frame: Frame) -> bytes:
         """Frames the log no longer holds: their text as one delta, exact for a reader that
         had no text yet. One that had some cannot be told where its text ends."""
         content = json.loads(frame.data)["content"]
-        seq, self.seq = self.seq, frame.seq
+        seq, self.seq, self.literals = self.seq, frame.seq, None
         if seq == 0:
             return self.delta(frame.seq + PRELUDE - 1, _str(content)) if content else b""
         return sse("error", {"type": "error", "sequence_number": frame.seq + PRELUDE - 1,
@@ -88,8 +94,13 @@ class ResponseEvents:
                              "message": "the events after this sequence number are no longer kept; "
                                         "GET the response for its full text"})
 
-    async def closing(self, done_seq: int) -> bytes:
-        stored = await responses.load_by_id(self.services, self.stored)
+    async def closing(self, frame: Frame) -> bytes:
+        done_seq = frame.seq
+        if self.literals is not None:
+            text = json.loads('"' + "".join(lit[1:-1] for lit in self.literals) + '"')
+            stored = responses.ended(self.stored, json.loads(frame.data), text)
+        else:
+            stored = await responses.load_by_id(self.services, self.stored)
         row, chat = stored.row, stored.chat
         final = response_object(row, chat)
         item = final["output"][0] if final["output"] else message_item(row.id, final["status"], "")

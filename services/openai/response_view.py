@@ -48,7 +48,7 @@ def response_object(row, chat: ChatSession, content: str | None = None, status: 
                  "message": (row.error or {}).get("message", "the model failed")}
     incomplete = {"reason": INCOMPLETE.get(row.finish_reason, row.finish_reason)} if status == "incomplete" else None
     return {
-        "id": RESPONSE_PREFIX + row.id, "object": "response", "created_at": int(row.created_at.timestamp()),
+        "id": RESPONSE_PREFIX + row.id, "object": "response", "created_at": int(chat.created_at.timestamp()),
         "status": status, "background": bool(opts.get("background")), "error": error,
         "incomplete_details": incomplete, "instructions": opts.get("instructions"),
         "max_output_tokens": opts.get("max_output_tokens"), "model": row.model or chat.model_name,

@@ -3,6 +3,7 @@
 output, and what it continued) into the new session's history, so responses branch freely."""
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from sqlalchemy import select
 
@@ -58,7 +59,11 @@ async def create(services: Services, user_id: str, body: ResponseIn) -> Stored:
     chat, accepted = await open_call(
         services, user_id, conv, model=body.model, temperature=body.temperature, top_p=body.top_p,
         max_tokens=body.max_output_tokens, options=options)
-    return Stored(await services.store.get(accepted.generation_id), chat)
+    # What the row holds now, without reading it back: its own state is what comes next.
+    row = SimpleNamespace(id=accepted.generation_id, session_id=chat.id, status="queued", content="",
+                          created_at=chat.created_at, model=None, finish_reason=None, usage=None,
+                          error=None, last_seq=0)
+    return Stored(row, chat)
 
 
 async def history_through(services: Services, row) -> list[tuple[str, str]]:
@@ -128,3 +133,12 @@ async def input_items(services: Services, stored: Stored, limit: int, order: str
 async def load_by_id(services: Services, stored: Stored) -> Stored:
     """The same response read again (its final row), without the owner check done before."""
     return Stored(await services.store.get(stored.generation_id), stored.chat)
+
+
+def ended(stored: Stored, done: dict, content: str) -> Stored:
+    """The response as its done frame says it ended, with the text a reader saw whole."""
+    row = SimpleNamespace(id=stored.row.id, session_id=stored.row.session_id, created_at=stored.row.created_at,
+                          status=done["status"], finish_reason=done["finish_reason"], usage=done.get("usage"),
+                          error=done.get("error"), model=done.get("model"), content=content,
+                          last_seq=done["seq"])
+    return Stored(row, stored.chat)
