@@ -171,3 +171,16 @@ async def test_oversized_body_gets_the_openai_error_body(server, token):
         r = await c.post("/v1/chat/completions", json={
             "model": MODEL, "messages": [{"role": "user", "content": "x" * 1_100_000}]})
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_stop_and_parameters_reach_the_upstream(upstream, fake):
+    completion = await sdk(upstream, upstream.token).chat.completions.create(
+        model="openai/fake-model", stop=["t5"], temperature=0.2, top_p=0.5, max_completion_tokens=7,
+        messages=[{"role": "developer", "content": "Rules."}, {"role": "user", "content": "a"},
+                  {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}])
+    sent = httpx.get(f"{fake.base_url}/_fake/stats").json()["last_request"]
+    assert sent["stop"] == ["t5"] and sent["temperature"] == 0.2 and sent["top_p"] == 0.5
+    assert sent["max_tokens"] == 7
+    assert [(m["role"], m["content"]) for m in sent["messages"]] == [
+        ("system", "Rules."), ("user", "a"), ("assistant", "b"), ("user", "c")]
+    assert completion.choices[0].finish_reason == "length"
