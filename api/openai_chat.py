@@ -4,7 +4,7 @@ POST /v1/chat/completions."""
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentUser, ServicesDep
+from api.deps import CurrentUser, ServicesDep, TokenSubject
 from api.meta import models as native_models
 from api.openai_sse import TranslatedSSE
 from models.openai_schemas import ChatCompletionIn
@@ -23,10 +23,10 @@ async def list_models(user: CurrentUser, services: ServicesDep):
 
 
 @router.post("/chat/completions", responses={200: {"content": {"text/event-stream": {}}}})
-async def chat_completions(body: ChatCompletionIn, user: CurrentUser, services: ServicesDep):
+async def chat_completions(body: ChatCompletionIn, user_id: TokenSubject, services: ServicesDep):
     """Every call is a generation in a session of kind "api" of its own: `X-Generation-ID` and
     `X-Session-ID` name them for the native routes (GET /generations/{id}, its events)."""
-    started = await chat.start(services, user.id, body)
+    started = await chat.start(services, user_id, body)
     headers = {"X-Generation-ID": started.accepted.generation_id, "X-Session-ID": started.accepted.session_id}
     if body.stream:
         chunks = ChatChunks(started)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentUser, ServicesDep
+from api.deps import CurrentUser, ServicesDep, TokenSubject
 from api.openai_sse import TranslatedSSE
 from models.openai_schemas import ResponseIn
 from services.openai import responses
@@ -33,10 +33,10 @@ async def _view(services, stored: responses.Stored) -> JSONResponse:
 
 
 @router.post("/responses", responses={200: {"content": {"text/event-stream": {}}}})
-async def create_response(body: ResponseIn, user: CurrentUser, services: ServicesDep):
+async def create_response(body: ResponseIn, user_id: TokenSubject, services: ServicesDep):
     """Runs to its end whether or not a client stays: `background` answers at once
     (status queued or in_progress), `stream` streams the events, otherwise the call waits."""
-    stored = await responses.create(services, user.id, body)
+    stored = await responses.create(services, user_id, body)
     if body.stream:
         return _stream(services, stored, -1)
     if not body.background:

@@ -116,3 +116,19 @@ async def test_unknown_model_is_not_found(server, token):
 async def test_native_error_body_unchanged(auth):
     r = await auth.post("/chat", json={"message": ""})
     assert r.status_code == 422 and set(r.json()) == {"code", "detail"}
+
+
+async def test_a_deleted_users_token_is_refused(server, token):
+    from sqlalchemy import delete
+
+    from models.db import User
+    async with server.services.db.sessionmaker() as db:
+        await db.execute(delete(User))
+        await db.commit()
+    client = sdk(server, token)
+    for call in (lambda: client.chat.completions.create(model="offline/simulated",
+                                                        messages=[{"role": "user", "content": "hi"}]),
+                 lambda: client.responses.create(model="offline/simulated", input="hi")):
+        with pytest.raises(openai.AuthenticationError) as err:
+            await call()
+        assert err.value.body["code"] == "invalid_token"

@@ -8,12 +8,12 @@ generation. So the answer is an ordinary generation: stored, resumable, cancella
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, bindparam, insert, select
 
-from models.db import ChatSession, Message, new_id, utcnow
+from models.db import ChatSession, Message, User, new_id, utcnow
 from models.openai_schemas import Content
 from services.container import Services
-from services.errors import InvalidInput, NotFound
+from services.errors import InvalidInput, NotFound, Unauthorized
 from services.generations.service import Accepted
 from services.generations.store import Turn
 
@@ -76,12 +76,16 @@ def conversation(services: Services, items: list[tuple[str, str]], instructions:
 
 
 _chats, _messages = ChatSession.__table__, Message.__table__
+_user_exists = select(User.__table__.c.id).where(User.__table__.c.id == bindparam("uid"))
 
 
 def _create_call(conn: Connection, fast, chat: dict, history: list[tuple[str, str]], turn: str,
                  claim_for: str | None, max_queued: int, max_history: int) -> Turn:
     """The session, its history and its turn in one transaction, on the connection the
-    generation path writes with (SQLite: its one writer thread), like any other send."""
+    generation path writes with (SQLite: its one writer thread), like any other send. The
+    token's user is looked up here, not in a round trip of its own before."""
+    if conn.execute(_user_exists, {"uid": chat["user_id"]}).first() is None:
+        raise Unauthorized("The token's user no longer exists.", code="invalid_token")
     conn.execute(insert(_chats), chat)
     if history:  # executemany in list order: the rows' integer keys order the history
         conn.execute(insert(_messages), [
