@@ -30,8 +30,8 @@ class ChatChunks:
         head = (f'data: {{"id":"{started.completion_id}","object":"chat.completion.chunk",'
                 f'"created":{started.created:d},"model":{_str(started.model)},"system_fingerprint":null,"choices":')
         self.head = head
-        self.delta_head = (head + '[{"index":0,"delta":{"content":').encode()
-        self.delta_tail = b'},"logprobs":null,"finish_reason":null}]}\n\n'
+        self.delta_format = (head.replace("%", "%%") + '[{"index":0,"delta":{"content":%s},'
+                             '"logprobs":null,"finish_reason":null}]}\n\n').encode()
         self.finished = False
 
     def first(self) -> bytes:
@@ -39,15 +39,15 @@ class ChatChunks:
                 '"logprobs":null,"finish_reason":null}]}\n\n').encode()
 
     def translate(self, batch: list[Frame]) -> bytes:
-        out = []
+        out, delta_format = [], self.delta_format
         for frame in batch:
             kind = frame.type
             if kind == "chunk":
-                out.append(self.delta_head + chunk_text(frame).encode() + self.delta_tail)
+                out.append(delta_format % chunk_text(frame).encode())
             elif kind == "snapshot":  # frames no longer kept: their text at once
                 content = json.loads(frame.data)["content"]
                 if content:
-                    out.append(self.delta_head + _str(content).encode() + self.delta_tail)
+                    out.append(delta_format % _str(content).encode())
             elif kind == "done":
                 out.append(self.end(json.loads(frame.data)))
         return b"".join(out)

@@ -35,10 +35,9 @@ class ResponseEvents:
         # The chunks' JSON string literals, while this reader has seen every one from the
         # first: the text for the closing events, without reading the row again.
         self.literals: list[str] | None = [] if self.seq == 0 else None
-        gid = stored.generation_id
-        self.ids = f'"item_id":"{MESSAGE_PREFIX}{gid}","output_index":0,"content_index":0'
-        self.delta_head = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
-        self.delta_mid = f',{self.ids},"delta":'.encode()
+        ids = f'"item_id":"{MESSAGE_PREFIX}{stored.generation_id}","output_index":0,"content_index":0'
+        self.delta_format = (b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+                             b'"sequence_number":%d,' + ids.encode() + b',"delta":%s,"logprobs":[]}\n\n')
 
     def relay_from(self) -> int:
         """The seq to follow the generation from; a finished one is always read up to its
@@ -50,11 +49,11 @@ class ResponseEvents:
 
     def prelude(self) -> bytes:
         row, chat = self.stored.row, self.stored.chat
-        created = "queued" if row.status == "queued" else "in_progress"
+        opening = response_object(row, chat, status="in_progress", with_output=False)
+        created = {**opening, "status": "queued" if row.status == "queued" else "in_progress"}
         events = [
-            ("response.created", {"response": response_object(row, chat, status=created, with_output=False)}),
-            ("response.in_progress", {"response": response_object(row, chat, status="in_progress",
-                                                                  with_output=False)}),
+            ("response.created", {"response": created}),
+            ("response.in_progress", {"response": opening}),
             ("response.output_item.added", {"output_index": 0, "item": message_item(row.id, "in_progress", None)}),
             ("response.content_part.added", {"item_id": MESSAGE_PREFIX + row.id, "output_index": 0,
                                              "content_index": 0, "part": output_part("")}),
@@ -63,24 +62,33 @@ class ResponseEvents:
                         for n, (kind, body) in enumerate(events) if n > self.after)
 
     def delta(self, number: int, literal: str) -> bytes:
-        return (self.delta_head + f'"sequence_number":{number:d}'.encode() + self.delta_mid
-                + literal.encode() + b',"logprobs":[]}\n\n')
+        return self.delta_format % (number, literal.encode())
 
-    async def translate(self, batch: list[Frame]) -> bytes:
-        out = []
+    def translate(self, batch: list[Frame]):
+        """The batch's events: bytes, or (a done frame whose text this reader has not all
+        seen) a coroutine that reads the stored row first. Synchronous per token."""
+        out, literals, after, delta_format = [], self.literals, self.after, self.delta_format
         for frame in batch:
-            if frame.type == "chunk":
-                self.seq = frame.seq
+            kind = frame.type
+            if kind == "chunk":
                 literal = chunk_text(frame)
-                if self.literals is not None:
-                    self.literals.append(literal)
-                if frame.seq + PRELUDE - 1 > self.after:
-                    out.append(self.delta(frame.seq + PRELUDE - 1, literal))
-            elif frame.type == "snapshot":
+                if literals is not None:
+                    literals.append(literal)
+                if frame.seq + PRELUDE - 1 > after:
+                    out.append(delta_format % (frame.seq + PRELUDE - 1, literal.encode()))
+                self.seq = frame.seq
+            elif kind == "snapshot":
                 out.append(self.snapshot(frame))
-            elif frame.type == "done":
-                out.append(await self.closing(frame))
+                literals = self.literals
+            elif kind == "done":
+                if self.literals is None:
+                    return self._closing_from_store(b"".join(out), frame.seq)
+                text = json.loads('"' + "".join(lit[1:-1] for lit in self.literals) + '"')
+                out.append(self.closing(responses.ended(self.stored, json.loads(frame.data), text), frame.seq))
         return b"".join(out)
+
+    async def _closing_from_store(self, head: bytes, done_seq: int) -> bytes:
+        return head + self.closing(await responses.load_by_id(self.services, self.stored), done_seq)
 
     def snapshot(self, frame: Frame) -> bytes:
         """Frames the log no longer holds: their text as one delta, exact for a reader that
@@ -94,13 +102,7 @@ class ResponseEvents:
                              "message": "the events after this sequence number are no longer kept; "
                                         "GET the response for its full text"})
 
-    async def closing(self, frame: Frame) -> bytes:
-        done_seq = frame.seq
-        if self.literals is not None:
-            text = json.loads('"' + "".join(lit[1:-1] for lit in self.literals) + '"')
-            stored = responses.ended(self.stored, json.loads(frame.data), text)
-        else:
-            stored = await responses.load_by_id(self.services, self.stored)
+    def closing(self, stored: "responses.Stored", done_seq: int) -> bytes:
         row, chat = stored.row, stored.chat
         final = response_object(row, chat)
         item = final["output"][0] if final["output"] else message_item(row.id, final["status"], "")
