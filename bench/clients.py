@@ -221,7 +221,8 @@ class WSClient(asyncio.Protocol):
 class SSEClient(asyncio.Protocol):
     """A keep-alive HTTP/1.1 connection that POSTs a JSON body and reads a chunked SSE
     response. `kind` "service" reads the service's frames (event: chunk / done),
-    "openai" the upstream's chat.completion.chunk events."""
+    "openai" chat.completion.chunk events (the upstream's, or the service's /v1 route),
+    "responses" the service's /v1/responses events."""
 
     def __init__(self, host: str, port: int, kind: str, headers: dict[str, str] | None = None):
         self.host, self.port, self.kind = host, port, kind
@@ -287,6 +288,9 @@ class SSEClient(asyncio.Protocol):
             if self.on_headers is not None:
                 self.on_headers()
             status = head.split(" ", 2)[1] if " " in head else "?"
+            gid = head.lower().find("\r\nx-generation-id: ")
+            if gid >= 0 and self.stream is not None:  # the /v1 routes: no accepted frame
+                self.stream.generation_id = head[gid + 20:gid + 46]
             if status != "200" or "chunked" not in head.lower():
                 self._end(now, "error", f"HTTP {status}")
                 self.transport.close()
@@ -351,6 +355,14 @@ class SSEClient(asyncio.Protocol):
                 s.generation_id = _loads(data)["generation_id"]
             elif kind == b"error":
                 s.finish(now, "error", _loads(data).get("message", ""))
+        elif self.kind == "responses":  # event: response.<type> \n data: {...}
+            if event.startswith(b"event: response.output_text.delta\n"):
+                s.times.append(now)
+                s.counts.append(_tokens_in(_loads(event[event.find(b"data: ") + 6:])["delta"]))
+            elif event.startswith((b"event: response.completed", b"event: response.incomplete",
+                                   b"event: response.failed")):
+                response = _loads(event[event.find(b"data: ") + 6:])["response"]
+                s.finish(now, response["status"], str(response.get("error") or ""))
         else:
             data = event[6:] if event.startswith(b"data: ") else event
             if data == b"[DONE]":

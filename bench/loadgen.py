@@ -53,6 +53,10 @@ async def _connect(spec: dict, i: int):
     if mode == "sse":
         host, port = _hostport(spec["service"])
         return await SSEClient(host, port, "service", {"Authorization": f"Bearer {spec['token']}"}).connect()
+    if mode in ("v1chat", "v1resp"):  # the service's OpenAI-compatible routes
+        host, port = _hostport(spec["service"])
+        kind = "openai" if mode == "v1chat" else "responses"
+        return await SSEClient(host, port, kind, {"Authorization": f"Bearer {spec['token']}"}).connect()
     host, port = _hostport(spec["fake"])
     return await SSEClient(host, port, "openai", {"Authorization": "Bearer bench"}).connect()
 
@@ -64,6 +68,14 @@ def _send(spec: dict, conn, i: int, stream: Stream) -> None:
     elif mode == "sse":
         conn.post("/chat", {"session_id": spec["sessions"][i], "message": spec.get("message", "hi"),
                             "stream": True}, stream)
+    elif mode == "v1chat":
+        conn.post("/v1/chat/completions", {
+            "model": "openai/fake-model", "stream": True, "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": spec.get("message", "hi")}],
+            "max_tokens": spec.get("max_tokens", 1024)}, stream)
+    elif mode == "v1resp":
+        conn.post("/v1/responses", {"model": "openai/fake-model", "stream": True, "input": spec.get("message", "hi"),
+                                    "max_output_tokens": spec.get("max_tokens", 1024)}, stream)
     else:  # what the service's SDK sends upstream, give or take the history
         conn.post("/v1/chat/completions", {
             "model": spec.get("model", "fake-model"), "stream": True, "stream_options": {"include_usage": True},

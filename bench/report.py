@@ -11,7 +11,8 @@ import html
 import re
 
 SHAPES = [("one_stream", "1 stream"), ("paced_200x50", "200 x 50 tok/s"), ("paced_1000x25", "1000 x 25 tok/s"),
-          ("unpaced", "unpaced ceiling"), ("ramp", "ramped arrivals")]
+          ("unpaced", "unpaced ceiling"), ("ramp", "ramped arrivals"),
+          ("openai_200x50", "OpenAI-compatible /v1 streams, 200 x 50 tok/s (against native SSE)")]
 
 BUDGET = [
     # (label, path to the value, limit, unit)

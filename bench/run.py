@@ -43,6 +43,8 @@ VARIANTS = {
     "sse": ("main", "sse", False),
     "ws+coalesce": ("coalesce", "ws", False),
     "sse+coalesce": ("coalesce", "sse", False),
+    "v1chat": ("main", "v1chat", False),  # POST /v1/chat/completions, stream
+    "v1resp": ("main", "v1resp", False),  # POST /v1/responses, stream
     "ws+deflate": ("deflate", "ws", True),
     # --baseline TREE: the same service from another copy of the tree, interleaved in the same rounds
     "ws@baseline": ("baseline", "ws", False),
@@ -63,6 +65,8 @@ FULL = {
     "idle": {"connections": 2000},
     "stall": {"seconds": 5.0, "tps": 1000, "n": 20000},
     "scaleout": {"args": ["--concurrency", "10", "--tokens", "200"], "timeout": 120},
+    "openai_200x50": {"streams": 200, "tps": 50, "n": 100, "ramp": 1.0, "grace": 2.0, "procs": 1, "rounds": 4,
+                      "variants": ["sse", "v1chat", "v1resp"]},
 }
 QUICK = {
     "rounds": 1,
@@ -78,6 +82,8 @@ QUICK = {
     "idle": {"connections": 60},
     "stall": {"seconds": 1.0, "tps": 1000, "n": 5000},
     "scaleout": None,  # minutes, and PostgreSQL/Redis/RabbitMQ: full runs only
+    "openai_200x50": {"streams": 20, "tps": 50, "n": 20, "ramp": 0.2, "grace": 1.5, "procs": 1,
+                      "variants": ["sse", "v1chat", "v1resp"]},
 }
 
 
@@ -313,7 +319,8 @@ class Bench(Shapes):
             steps = [("one stream", self.one_stream), ("idle connections", self.idle),
                      ("stalled reader", self.stall), ("200 x 50 tok/s", lambda: self.paced("paced_200x50")),
                      ("1000 x 25 tok/s", lambda: self.paced("paced_1000x25")), ("unpaced", self.unpaced),
-                     ("ramped arrivals", self.ramp), ("scale-out", self.scaleout)]
+                     ("ramped arrivals", self.ramp), ("scale-out", self.scaleout),
+                     ("OpenAI /v1 200 x 50 tok/s", lambda: self.paced("openai_200x50"))]
             only = set(self.args.only.split(",")) if self.args.only else None
             for i, (title, step) in enumerate(steps):
                 if only and not any(o in title.replace(" ", "") or o in title for o in only):

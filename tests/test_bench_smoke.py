@@ -34,6 +34,10 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path):
             assert data["rounds"], (name, variant)
             assert RUN_FIGURES <= data["rounds"][0].keys(), (name, variant)
         assert {"ws", "sse"} <= shape["added"].keys(), name
+    openai_shape = results["shapes"]["openai_200x50"]["variants"]  # the /v1 routes against native SSE
+    assert {"sse", "v1chat", "v1resp"} <= openai_shape.keys()
+    for variant in ("v1chat", "v1resp"):
+        assert openai_shape[variant]["rounds"][0]["tokens"] > 0, variant
     assert results["idle_ws"]["connections"] > 0 and "kib_per_connection" in results["idle_ws"]
     for case in ("control", "stalled"):
         assert results["stalled_reader"][case]["samples_mib"], case
