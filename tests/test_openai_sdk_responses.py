@@ -15,8 +15,8 @@ MODEL = "offline/simulated"
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return make_settings(tmp_path, time_between_chunks=0.01)
+def settings(tmp_path, request):
+    return make_settings(tmp_path, time_between_chunks=0.01, **getattr(request, "param", {}))
 
 
 def deltas(events) -> str:
@@ -184,3 +184,21 @@ async def test_stop_and_parameters_reach_the_upstream(upstream, fake):
     assert [(m["role"], m["content"]) for m in sent["messages"]] == [
         ("system", "Rules."), ("user", "a"), ("assistant", "b"), ("user", "c")]
     assert completion.choices[0].finish_reason == "length"
+
+
+@pytest.mark.parametrize("settings", [{"stream_log_ttl": 0.2}], indirect=True)
+async def test_after_the_log_expired_the_numbers_are_the_same(server, token):
+    client = sdk(server, token)
+    live = [e async for e in await client.responses.create(model=MODEL, input="remember me", stream=True)]
+    generation_id = live[-1].response.id.removeprefix("resp_")
+    await poll(lambda: server.services.log.read(generation_id, 0), lambda result: result is None)
+    last_delta = live[-5].sequence_number
+    tail = [e async for e in await client.responses.retrieve(live[-1].response.id, stream=True,
+                                                            starting_after=last_delta)]
+    assert [(e.type, e.sequence_number) for e in tail] == [(e.type, e.sequence_number) for e in live[-4:]]
+    assert tail[-1].response.output_text == live[-1].response.output_text
+    whole = [e async for e in await client.responses.retrieve(live[-1].response.id, stream=True, starting_after=2)]
+    assert [e.sequence_number for e in whole] == [3, last_delta, *range(last_delta + 1, last_delta + 5)]
+    assert deltas(whole) == live[-1].response.output_text
+    inside = [e async for e in await client.responses.retrieve(live[-1].response.id, stream=True, starting_after=6)]
+    assert inside[0].type == "error" and inside[0].code == "resume_unavailable"
