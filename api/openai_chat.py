@@ -7,11 +7,11 @@ from fastapi.responses import JSONResponse
 from api.deps import CurrentUser, ServicesDep, TokenSubject
 from api.meta import models as native_models
 from api.openai_sse import TranslatedSSE
-from models.openai_schemas import ChatCompletionIn
+from models.openai_schemas import OPENAI_ERRORS, ChatCompletionIn
 from services.openai import chat
 from services.openai.chat_stream import ChatChunks
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_ERRORS)
 
 
 @router.get("/models")

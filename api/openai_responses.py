@@ -8,12 +8,12 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, ServicesDep, TokenSubject
 from api.openai_sse import TranslatedSSE
-from models.openai_schemas import ResponseIn
+from models.openai_schemas import OPENAI_ERRORS, ResponseIn
 from services.openai import responses
 from services.openai.response_stream import ResponseEvents
 from services.openai.response_view import input_item, response_object
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_ERRORS)
 ResponseId = Annotated[str, Path(max_length=64)]
 
 
