@@ -15,6 +15,9 @@ MetadataValue = Annotated[str, StringConstraints(max_length=512)]
 # OpenAI's own bounds: at most 16 pairs, keys of 64 and values of 512 characters.
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16)]
 Stop = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+# Beyond OpenAI's API (SDKs send it with extra_body): the models tried in order when the
+# primary fails before its first token, as a session's fallback_models.
+Fallbacks = Annotated[list[ModelName], Field(max_length=3)] | None
 
 
 class Lenient(BaseModel):
@@ -55,6 +58,7 @@ class ChatCompletionIn(Lenient):
     n: Annotated[int, Field(ge=1, le=128)] | None = None
     user: Annotated[str, StringConstraints(max_length=256)] | None = None
     metadata: Metadata | None = None
+    fallback_models: Fallbacks = None
 
 
 class InputItem(Lenient):
@@ -76,6 +80,7 @@ class ResponseIn(Lenient):
     previous_response_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     metadata: Metadata | None = None
     user: Annotated[str, StringConstraints(max_length=256)] | None = None
+    fallback_models: Fallbacks = None
 
 
 class OpenAIErrorDetail(BaseModel):

@@ -202,3 +202,15 @@ async def test_after_the_log_expired_the_numbers_are_the_same(server, token):
     assert deltas(whole) == live[-1].response.output_text
     inside = [e async for e in await client.responses.retrieve(live[-1].response.id, stream=True, starting_after=6)]
     assert inside[0].type == "error" and inside[0].code == "resume_unavailable"
+
+
+async def test_fallback_models_answer_when_the_primary_fails(upstream, fake):
+    httpx.post(f"{fake.base_url}/_fake/behaviour", json={"status": 400})
+    client = sdk(upstream, upstream.token)
+    completion = await client.chat.completions.create(
+        model="openai/fake-model", messages=[{"role": "user", "content": "hi"}],
+        extra_body={"fallback_models": ["offline/simulated"]})
+    assert completion.model == "offline/simulated" and "> hi" in completion.choices[0].message.content
+    response = await client.responses.create(model="openai/fake-model", input="hi",
+                                             extra_body={"fallback_models": ["offline/simulated"]})
+    assert response.status == "completed" and response.model == "offline/simulated"

@@ -47,7 +47,8 @@ async def start(services: Services, user_id: str, body: ChatCompletionIn) -> Sta
     options = {"api": "chat.completions", "stop": stop, "metadata": body.metadata or {}, "user": body.user}
     chat, accepted = await open_call(
         services, user_id, conversation(services, items), model=body.model, temperature=body.temperature,
-        top_p=body.top_p, max_tokens=body.max_completion_tokens or body.max_tokens, options=options)
+        top_p=body.top_p, max_tokens=body.max_completion_tokens or body.max_tokens, options=options,
+        fallbacks=body.fallback_models)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return Started(accepted, COMPLETION_PREFIX + accepted.generation_id, chat.model_name, int(time.time()),
                    include_usage)

@@ -97,7 +97,7 @@ def _create_call(conn: Connection, fast, chat: dict, history: list[tuple[str, st
 
 async def open_call(services: Services, user_id: str, conv: Conversation, *, model: str,
                     temperature: float | None, top_p: float | None, max_tokens: int | None,
-                    options: dict) -> tuple[ChatSession, Accepted]:
+                    options: dict, fallbacks: list[str] | None = None) -> tuple[ChatSession, Accepted]:
     """Creates the call's session with its history and submits its turn."""
     s, store = services.settings, services.store
     now = utcnow()
@@ -105,7 +105,8 @@ async def open_call(services: Services, user_id: str, conv: Conversation, *, mod
         id=new_id(), user_id=user_id, title="", model_name=await services.providers.validate(model),
         kind="api", options=options, temperature=1.0 if temperature is None else temperature,
         top_p=1.0 if top_p is None else top_p, max_tokens=max_tokens or s.openai_default_max_tokens,
-        system_prompt=conv.system, fallback_models=[], created_at=now, updated_at=now)
+        system_prompt=conv.system, created_at=now, updated_at=now,
+        fallback_models=[await services.providers.validate(m) for m in fallbacks or ()])
     accepted = await services.generations.submit_with(chat["id"], lambda claim_for: services.db.run(
         _create_call, store.fast, chat, conv.history, conv.turn, claim_for, store.max_queued, store.max_history))
     return ChatSession(**chat), accepted

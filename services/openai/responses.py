@@ -58,7 +58,7 @@ async def create(services: Services, user_id: str, body: ResponseIn) -> Stored:
                "input_count": sum(1 for role, _ in items if role in ("user", "assistant"))}
     chat, accepted = await open_call(
         services, user_id, conv, model=body.model, temperature=body.temperature, top_p=body.top_p,
-        max_tokens=body.max_output_tokens, options=options)
+        max_tokens=body.max_output_tokens, options=options, fallbacks=body.fallback_models)
     # What the row holds now, without reading it back: its own state is what comes next.
     row = SimpleNamespace(id=accepted.generation_id, session_id=chat.id, status="queued", content="",
                           created_at=chat.created_at, model=None, finish_reason=None, usage=None,
