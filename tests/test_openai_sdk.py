@@ -62,6 +62,7 @@ async def test_chat_completion_is_a_stored_generation(server, auth, token):
     assert (await auth.get("/sessions")).json()["total"] == 0
     api_sessions = (await auth.get("/sessions", params={"kind": "api"})).json()
     assert [s["session_id"] for s in api_sessions["items"]] == [raw.headers["x-session-id"]]
+    assert api_sessions["items"][0]["title"] == "Hello there"
 
 
 async def test_chat_stream_with_usage(server, auth, token):

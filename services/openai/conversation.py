@@ -102,7 +102,8 @@ async def open_call(services: Services, user_id: str, conv: Conversation, *, mod
     s, store = services.settings, services.store
     now = utcnow()
     chat = dict(
-        id=new_id(), user_id=user_id, title="", model_name=await services.providers.validate(model),
+        id=new_id(), user_id=user_id, title=" ".join(conv.turn.split())[:60],  # for GET /sessions?kind=api
+        model_name=await services.providers.validate(model),
         kind="api", options=options, temperature=1.0 if temperature is None else temperature,
         top_p=1.0 if top_p is None else top_p, max_tokens=max_tokens or s.openai_default_max_tokens,
         system_prompt=conv.system, created_at=now, updated_at=now,
