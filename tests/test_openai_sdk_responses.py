@@ -214,3 +214,12 @@ async def test_fallback_models_answer_when_the_primary_fails(upstream, fake):
     response = await client.responses.create(model="openai/fake-model", input="hi",
                                              extra_body={"fallback_models": ["offline/simulated"]})
     assert response.status == "completed" and response.model == "offline/simulated"
+
+
+async def test_continuing_a_running_response_is_a_conflict(server, token):
+    client = sdk(server, token)
+    running = await client.responses.create(model=MODEL, input="x " * 2000, background=True)
+    with pytest.raises(openai.ConflictError) as err:
+        await client.responses.create(model=MODEL, input="next", previous_response_id=running.id)
+    assert err.value.body["code"] == "response_in_progress"
+    await client.responses.cancel(running.id)
