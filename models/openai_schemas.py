@@ -82,21 +82,3 @@ class ResponseIn(Lenient):
     user: Annotated[str, StringConstraints(max_length=256)] | None = None
     fallback_models: Fallbacks = None
 
-
-class OpenAIErrorDetail(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str
-
-
-class OpenAIError(BaseModel):
-    """The error body of every /v1 route (api/errors.py)."""
-    error: OpenAIErrorDetail
-
-
-OPENAI_ERRORS = {status: {"model": OpenAIError, "description": description} for status, description in (
-    (400, "invalid or unsupported request (BadRequestError)"), (401, "missing or invalid token"),
-    (404, "no such object, or another user's"), (409, "conflict"), (413, "body too large"),
-    (429, "rate limited or queue full"), (500, "internal error"), (502, "provider error"),
-    (503, "provider or service unavailable"))}

@@ -4,16 +4,16 @@
 of GET /sessions by default); `options` holds what a /v1 call asked for beyond the session
 config (stop sequences, metadata, the input items of a response).
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0002_openai
+Revises: 0002_reliab_core
 Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0002_openai"
+down_revision = "0002_reliab_core"  # chained after main's migration
 branch_labels = None
 depends_on = None
 
