@@ -21,6 +21,6 @@ unit_tests=(tests/test_loop_detector.py tests/test_memory_log.py tests/test_open
             tests/test_provider_registry.py tests/test_serial_thread.py tests/test_push_relay.py
             tests/test_auth.py tests/test_sessions.py tests/test_chat.py tests/test_ws.py
             tests/test_providers.py tests/test_anthropic.py tests/test_resume.py
-            tests/test_cancel_and_guards.py tests/test_datadir_lock.py)
+            tests/test_cancel_and_guards.py)
 echo "==> unit tests on the lowest allowed versions"
 exec .venv-lowest/bin/python -m pytest -m "not scaleout and not browser" "${unit_tests[@]}" "$@"

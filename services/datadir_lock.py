@@ -9,7 +9,9 @@ one refuses to start, saying how to scale instead: the scale-out mode."""
 
 import fcntl
 import logging
+import multiprocessing
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -42,6 +44,14 @@ def requested_workers(argv: list[str] | None = None, environ: dict | None = None
         return 1
 
 
+def stop_supervisor() -> None:
+    """In a worker spawned by uvicorn's supervisor, ask the supervisor to stop: older
+    uvicorn releases start a worker that failed its start-up again, forever."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid:
+        os.kill(parent.pid, signal.SIGTERM)
+
+
 class DataDirLock:
     def __init__(self, data_dir: Path):
         self.path = Path(data_dir) / LOCK_NAME
@@ -50,7 +60,9 @@ class DataDirLock:
     def acquire(self) -> None:
         workers = requested_workers()
         if workers > 1:
-            raise self._refuse(f"{workers} workers were requested: {HOW_TO_SCALE}")
+            refusal = self._refuse(f"{workers} workers were requested: {HOW_TO_SCALE}")
+            stop_supervisor()
+            raise refusal
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
