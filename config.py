@@ -144,6 +144,17 @@ class Settings(BaseSettings):
     # A session with a queued generation this old and nothing running gets its job published
     # again (covers a replica that died between storing a message and publishing its job).
     stuck_queue_after: float = Field(60, gt=0)
+    # Texts that show commands (reliab-infra): the address clients reach this service at;
+    # unset, such texts use a placeholder instead of guessing one.
+    public_base_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=2048)
+
+    # Broker restarts (reliab-infra): jobs accepted while RabbitMQ is away wait in a backlog
+    # that retries with this backoff (doubling, capped) and at once when the connection is
+    # back; the cap is also the reconnect interval, so it bounds the delay after a restart.
+    broker_retry_initial: float = Field(0.2, gt=0, le=60)
+    broker_retry_max: float = Field(2.0, gt=0, le=60)
+    # Jobs a replica holds for the broker; past it the oldest wait for the STUCK_QUEUE_AFTER sweep.
+    broker_backlog_max: int = Field(100_000, ge=1, le=10_000_000)
     # On SIGTERM a worker lets running generations finish this long, then ends them interrupted.
     worker_shutdown_grace: float = Field(20, ge=0)
 

@@ -65,7 +65,7 @@ async def help_(services: ServicesDep):
     s = services.settings
     listing = await models(services)
     return {
-        "service": "LLM chat service", "protocol": "PROTOCOL.md, version 1",
+        "service": "LLM chat service", "protocol": "docs/protocol.md, version 1.1",
         "auth": {"token": "POST /token (form: username, password)", "register": "POST /users",
                  "rest": "Authorization: Bearer <jwt>",
                  "websocket": ["Authorization header", "Sec-WebSocket-Protocol: bearer, <jwt>",

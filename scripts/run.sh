@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the service into .venv (once, and again when requirements change) and runs it on
-# http://127.0.0.1:8000 with the embedded default: SQLite in ./data, in-process workers,
-# the offline model. Extra arguments go to uvicorn (e.g. --reload, --port 9000).
+# Installs the service into .venv (once, and again when requirements.lock changes: exactly
+# the pinned, hash-checked versions CI tested) and runs it on http://127.0.0.1:8000 with the
+# embedded default: SQLite in ./data, in-process workers, the offline model. Extra arguments
+# go to uvicorn (e.g. --reload, --port 9000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -10,14 +11,21 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(sha256sum requirements.lock | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "==> installing requirements (first run takes a minute)"
+  echo "==> installing requirements.lock (first run takes a minute)"
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -r requirements.txt
+  .venv/bin/pip install --quiet --require-hashes -r requirements.lock
   echo "$want" > "$stamp"
 fi
-echo "==> serving on http://127.0.0.1:8000 (web UI at /, API docs at /docs)"
+# The address uvicorn will serve on: the defaults below, or the last --host/--port given.
+host=127.0.0.1 port=8000 prev=
+for arg in "$@"; do
+  case "$prev" in --host) host=$arg ;; --port) port=$arg ;; esac
+  case "$arg" in --host=*) host=${arg#--host=} ;; --port=*) port=${arg#--port=} ;; esac
+  prev=$arg
+done
+echo "==> serving on http://$host:$port (web UI at /, API docs at /docs)"
 # Per-message deflate costs CPU on every token frame for a few bytes saved: off. The HTTP
 # protocol bounds request heads and WebSocket frames by the settings (api/serving.py).
 exec .venv/bin/python -m uvicorn main:app --host 127.0.0.1 --port 8000 --ws-per-message-deflate false \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything the tests need and runs the whole suite: the dev requirements into
-# .venv, Debian's chromium for the browser tests, and PostgreSQL, Redis and RabbitMQ for
+# Installs everything the tests need and runs the whole suite: requirements-dev.lock (pinned,
+# hash-checked) into .venv, Debian's chromium for the browser tests, and PostgreSQL, Redis and RabbitMQ for
 # the scale-out tests (started here when they are down, never skipped). Extra arguments go
 # to pytest (e.g. -k resume, -x).
 set -euo pipefail
@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 stamp=.venv/.requirements-dev.sha
-want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+want=$(sha256sum requirements-dev.lock | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "==> installing dev requirements"
+  echo "==> installing requirements-dev.lock"
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -r requirements-dev.txt
+  .venv/bin/pip install --quiet --require-hashes -r requirements-dev.lock
   echo "$want" > "$stamp"
 fi
 

@@ -10,6 +10,7 @@ from auth.security import TokenConfig
 from config import Settings
 from models.db import Message, utcnow
 from services.chat_sessions import SessionService
+from services.datadir_lock import DataDirLock
 from services.db import Database
 from services.generations.dispatch import JobDispatch
 from services.generations.local_dispatch import LocalDispatch
@@ -37,8 +38,12 @@ class Services:
     sessions: SessionService
     login_limiter: LoginLimiter
     reaper: Any = None  # scale-out: ends generations of dead workers (services/scaleout/reaper.py)
+    data_dir_lock: DataDirLock | None = None  # embedded: held for the process's life
 
     async def start(self) -> None:
+        if self.dispatch.runs_locally:  # before recovery, which would end another process's answers
+            self.data_dir_lock = DataDirLock(self.settings.data_dir)
+            self.data_dir_lock.acquire()
         await self.db.migrate()
         if self.dispatch.runs_locally:
             await recover_interrupted(self.db)
@@ -58,6 +63,8 @@ class Services:
         await self.log.aclose()
         await self.providers.aclose()
         await self.db.dispose()
+        if self.data_dir_lock is not None:
+            self.data_dir_lock.release()
 
 
 def build_stream_log(settings: Settings) -> StreamLog:

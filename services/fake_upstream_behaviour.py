@@ -74,10 +74,12 @@ def error_body(anthropic: bool, status: int, message: str | None = None) -> dict
 
 
 def split_model(model: str) -> tuple[str, dict[str, str]]:
-    """Split ``base@key=value,key=value`` into the base name and its (percent-decoded) options."""
+    """Split ``base@key=value,key=value`` into the base name and its (percent-decoded) options.
+    `;` separates options too, so a name fits in a comma list such as OPENAI_MODELS, which is
+    how the service offers it to /set-llm."""
     base, _, spec = model.partition("@")
     options: dict[str, str] = {}
-    for item in filter(None, spec.split(",")):
+    for item in filter(None, spec.replace(";", ",").split(",")):
         key, eq, value = item.partition("=")
         if not eq:
             raise BehaviourError(f"expected key=value in model name, got {item!r}")

@@ -1,5 +1,5 @@
 """Each reference design's documented client flow, written as its README uses it
-(../shared/seeds/), with the one addition this service requires: a bearer token."""
+(the reference designs' seed clients), with the one addition this service requires: a bearer token."""
 
 import asyncio
 

@@ -4,7 +4,7 @@ model is named `offline/simulated` so nobody mistakes it for a real model."""
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from services.providers.base import ChatRequest, Finish, Provider, StreamEvent, Usage, estimate_tokens, prompt_tokens
 
@@ -12,15 +12,15 @@ _TOKEN = re.compile(r"\S+\s*|\s+")
 MODEL = "simulated"
 
 
-def compose_reply(request: ChatRequest) -> str:
+def compose_reply(request: ChatRequest, base_url: str | None = None, models: list[str] | None = None) -> str:
     user_turns = [m for m in request.messages if m["role"] == "user"]
     last = user_turns[-1]["content"] if user_turns else ""
     quoted = "\n".join("> " + line for line in last.splitlines()) or "> (empty message)"
     words = len(last.split())
     system = next((m["content"] for m in request.messages if m["role"] == "system"), None)
     lines = [
-        "**Simulated reply** from the built-in offline model: no real LLM is configured, "
-        "so this text is composed locally from your message.",
+        "**Simulated reply** from the built-in offline model (`offline/simulated`): no LLM "
+        "wrote this, it is composed locally from your message.",
         "",
         "You wrote:",
         "",
@@ -35,31 +35,45 @@ def compose_reply(request: ChatRequest) -> str:
     ]
     if system:
         lines += ["", f"A system prompt of {len(system)} characters is set for this session."]
-    lines += [
+    return "\n".join(lines + how_to_switch(base_url, models or [])) + "\n"
+
+
+def how_to_switch(base_url: str | None, models: list[str]) -> list[str]:
+    """How to pick a real model: one this service offers right now, at its own address (or a
+    placeholder for it when PUBLIC_BASE_URL is unset), never a hard-coded one."""
+    url = (base_url or "$BASE").rstrip("/")
+    where = [] if base_url else ["", "(with `BASE` set to this service's address)."]
+    if not models:
+        return ["", "No other model is configured. To chat with a real model, set `OPENAI_API_KEY` "
+                "(or `OLLAMA_BASE_URL`, `ANTHROPIC_API_KEY`, ...) and restart; then "
+                f"`GET {url}/models` lists the models you can pick.", *where]
+    return [
         "",
-        "To chat with a real model, set `OPENAI_API_KEY` (or `OLLAMA_BASE_URL`, "
-        "`ANTHROPIC_API_KEY`, ...) and pick it with:",
+        f"Models this service offers: {', '.join(f'`{m}`' for m in models[:5])}. Pick one with:",
         "",
         "```bash",
-        'curl -X POST http://127.0.0.1:8000/set-llm -H "Authorization: Bearer $TOKEN" \\',
-        "  -H 'Content-Type: application/json' -d '{\"model_name\": \"openai/gpt-4o-mini\"}'",
+        f'curl -X POST {url}/set-llm -H "Authorization: Bearer $TOKEN" \\',
+        f"  -H 'Content-Type: application/json' -d '{{\"model_name\": \"{models[0]}\"}}'",
         "```",
+        *where,
     ]
-    return "\n".join(lines) + "\n"
 
 
 class OfflineProvider(Provider):
     name = "offline"
     kind = "offline"
 
-    def __init__(self, time_between_chunks: float):
+    def __init__(self, time_between_chunks: float, base_url: str | None = None,
+                 other_models: Callable[[], list[str]] | None = None):
         self.delay = time_between_chunks
+        self.base_url = base_url
+        self.other_models = other_models or list  # the real models to suggest, known right now
 
     async def list_models(self) -> list[str]:
         return [MODEL]
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        reply = compose_reply(request)
+        reply = compose_reply(request, self.base_url, self.other_models())
         cut = min((i for i in (reply.find(s) for s in request.stop) if i >= 0), default=-1)
         if cut >= 0:  # a stop sequence ends the text before it, as upstream models do
             reply = reply[:cut]

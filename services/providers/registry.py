@@ -57,7 +57,8 @@ class ProviderRegistry:
     @classmethod
     def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> "ProviderRegistry":
         """The offline provider, then every provider the environment configures (presets.py)."""
-        providers: list[Provider] = [OfflineProvider(settings.time_between_chunks)]
+        offline = OfflineProvider(settings.time_between_chunks, settings.public_base_url)
+        providers: list[Provider] = [offline]
         for config in discover(settings, environ):
             providers.append(build_provider(config, settings))
             log.info("provider %s (%s, %s) at %s", config.name, config.kind, config.source,
@@ -65,6 +66,7 @@ class ProviderRegistry:
         registry = cls(providers, settings.default_model, model_list_ttl=settings.model_list_ttl,
                        model_list_error_ttl=settings.model_list_error_ttl,
                        model_list_timeout=settings.model_list_timeout)
+        offline.other_models = registry.offered_now
         prefix = settings.default_model.split("/", 1)[0]
         if "/" in settings.default_model and prefix not in registry.providers:
             log.warning("DEFAULT_MODEL %s names provider %r, which is not configured (configured: %s)",
@@ -125,6 +127,18 @@ class ProviderRegistry:
                                   f"{provider.name}: {type(exc).__name__}")
         # The provider's own list first, then the configured ids it does not list.
         return ProviderStatus(provider.name, provider.kind, True, listed + [m for m in configured if m not in listed])
+
+    def offered_now(self) -> list[str]:
+        """The other providers' models, as far as known without asking anyone (the cached
+        lists of providers that are up, else what is configured): for texts, never a check."""
+        models = []
+        for name, provider in self.providers.items():
+            if provider.kind == "offline":
+                continue
+            status = self._cache.get(name)
+            listed = status.models if status is not None and status.up else list(provider.configured_models)
+            models += [f"{name}/{m}" for m in listed]
+        return models
 
     async def all_status(self) -> list[ProviderStatus]:
         return list(await asyncio.gather(*(self.status(n) for n in self.providers)))

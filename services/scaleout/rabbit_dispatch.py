@@ -2,13 +2,14 @@
 
 - submit: a persistent message {session_id, generation_id} to the durable queue
   RABBITMQ_QUEUE, with publisher confirms (the broker has it on disk when submit returns).
-  If the broker cannot be reached the generation stays queued in the database and a reaper
-  publishes its job again after STUCK_QUEUE_AFTER: accepting a message never depends on the
-  broker being up.
+  If the broker cannot be reached the generation stays queued in the database and its job
+  goes to a backlog (services/scaleout/backlog.py) that publishes it as soon as the broker
+  is back: accepting a message never depends on the broker being up.
 - cancel: a message on the fanout exchange "<queue>.cancel"; every worker has its own
   exclusive queue bound to it, so the worker that owns the generation gets it whichever
   replica received the cancel, and stops the upstream request.
-- connect_robust reconnects (and re-declares) after a broker restart; ping reports it."""
+- connect_robust reconnects (and re-declares) after a broker restart and wakes the backlog;
+  ping reports it."""
 
 import asyncio
 import json
@@ -22,6 +23,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from config import Settings
 from services.generations.dispatch import JobDispatch
 from services.generations.store import GenerationStore
+from services.scaleout.backlog import Backlog
 from services.streaming.log import StreamLog
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ class RabbitDispatch(JobDispatch):
         self.cancel_exchange = None
         self._connecting: asyncio.Task | None = None
         self._closed = False
+        self.backlog = Backlog(self.publish_job, settings.broker_retry_initial, settings.broker_retry_max,
+                               settings.broker_backlog_max)
 
     async def start(self) -> None:
         try:
@@ -70,7 +74,9 @@ class RabbitDispatch(JobDispatch):
     async def _connect(self) -> None:
         name = f"{socket.gethostname()}:{os.getpid()}"
         connection = await aio_pika.connect_robust(
-            self.s.rabbitmq_url, client_properties={"connection_name": name}, reconnect_interval=1.0)
+            self.s.rabbitmq_url, client_properties={"connection_name": name},
+            reconnect_interval=self.s.broker_retry_max)
+        connection.reconnect_callbacks.add(self.backlog.wake)
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             _, self.cancel_exchange = await declare_topology(channel, self.s)
@@ -78,9 +84,10 @@ class RabbitDispatch(JobDispatch):
             await connection.close()
             raise
         self.connection, self.channel = connection, channel
+        self.backlog.wake()
 
     async def _connect_forever(self) -> None:
-        delay = 1.0
+        delay = self.s.broker_retry_initial
         while not self._closed:
             await asyncio.sleep(delay)
             try:
@@ -88,11 +95,11 @@ class RabbitDispatch(JobDispatch):
                 log.info("connected to RabbitMQ")
                 return
             except Exception:
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, self.s.broker_retry_max)
 
     async def publish_job(self, session_id: str, generation_id: str) -> None:
         """Raises if the broker did not confirm the message."""
-        if self.channel is None:
+        if self.channel is None or self.channel.is_closed:  # fail fast while it reconnects
             raise ConnectionError("not connected to RabbitMQ")
         message = aio_pika.Message(job_body(session_id, generation_id), content_type="application/json",
                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=generation_id)
@@ -101,11 +108,15 @@ class RabbitDispatch(JobDispatch):
                                                         mandatory=True)
 
     async def submit(self, session_id: str, generation_id: str, job=None) -> None:
+        if len(self.backlog):  # keep the order of acceptance behind the jobs already waiting
+            self.backlog.add(session_id, generation_id)
+            return
         try:
             await self.publish_job(session_id, generation_id)
         except Exception as exc:
             log.warning("could not publish the job of generation %s (%s: %s); it stays queued and is "
-                        "published again within STUCK_QUEUE_AFTER", generation_id, type(exc).__name__, exc)
+                        "published when the broker is back", generation_id, type(exc).__name__, exc)
+            self.backlog.add(session_id, generation_id)
 
     async def cancel(self, generation_id: str) -> None:
         try:
@@ -128,6 +139,7 @@ class RabbitDispatch(JobDispatch):
         self._closed = True
         if self._connecting is not None:
             self._connecting.cancel()
+        await self.backlog.aclose()
         if self.connection is not None and not self.connection.is_closed:
             try:
                 await self.connection.close()

@@ -5,8 +5,10 @@ REAPER_INTERVAL seconds (with jitter, so processes spread out):
    worker: it is ended `interrupted` (services/scaleout/recovery.py), so readers never hang.
    Its session's queued generations are then handed to a worker again (a job is published).
 2. A session whose oldest queued generation is older than STUCK_QUEUE_AFTER, with nothing
-   running, has nobody draining it (e.g. a replica died between storing the message and
-   publishing its job): its job is published again. Duplicate jobs are harmless: a worker
+   running, has nobody draining it (a replica died between storing the message and
+   publishing its job, or holding jobs it accepted while the broker was away: a live
+   replica publishes those itself on reconnection, services/scaleout/backlog.py): its job
+   is published again. Duplicate jobs are harmless: a worker
    only ever starts a session's oldest queued generation, through a conditional claim.
 
 3. Every DEAD_WORKER_CHECK_INTERVAL, the workers of running generations are checked: one

@@ -59,7 +59,9 @@ class RedisStreamLog(_Writing, _Waiting, StreamLog):
                  max_connections: int = MAX_CONNECTIONS):
         self.max_frames = max_frames
         self.prefix = key_prefix
-        retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=6)
+        # About 15 s of retries (backoff capped at 1 s): a request that meets a Redis restart
+        # waits for it to come back instead of failing with a 500 (issue 14, point 3).
+        retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=20)
         pool = aioredis.BlockingConnectionPool.from_url(
             redis_url, max_connections=max_connections, timeout=30, retry=retry,
             retry_on_error=[RedisConnectionError, RedisTimeoutError], socket_timeout=15,

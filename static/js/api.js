@@ -1,4 +1,4 @@
-// REST client for the public API (see shared/PROTOCOL.md). Keeps the bearer token in
+// REST client for the public API (see docs/protocol.md). Keeps the bearer token in
 // sessionStorage for the life of the tab. Every error body is {"code", "detail"}.
 
 const TOKEN_KEY = 'llmchat.token';
