@@ -44,6 +44,10 @@ def _fmt(v, unit="") -> str:
     return (f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}") + unit
 
 
+def _count(v) -> str:
+    return "–" if v is None else f"{v:.0f}"
+
+
 def markdown(results: dict, shapes: list[tuple[str, str]]) -> list[str]:
     lines: list[str] = []
     floor_rows, peer_rows = [], []
@@ -60,16 +64,16 @@ def markdown(results: dict, shapes: list[tuple[str, str]]) -> list[str]:
             for k in ("cpu_us_per_token", "ttft_p50_ms", "tokens_per_s"):
                 r = (d.get(f"ratio_{k}") or {}).get("median")
                 cells += [_fmt(_median(results, key, v, k)), _fmt(_median(results, key, "litellm", k)), _fmt(r, "×")]
-            behind = f"{_fmt(_median(results, key, v, 'fell_behind'))} / {_fmt(_median(results, key, 'litellm', 'fell_behind'))}"
+            behind = " / ".join(_count(_median(results, key, x, "fell_behind")) for x in (v, "litellm"))
             peer_rows.append(f"| {title} | {v} | " + " | ".join(cells) + f" | {behind} |")
-    head = ("| shape | variant | CPU µs/token | {0} | ratio | TTFT p50 ms | {0} | ratio | tok/s | {0} | ratio |")
+    head = "| shape | variant | CPU µs/token | {0} | {1} | TTFT p50 ms | {0} | {1} | tok/s | {0} | {1} |"
     if floor_rows:
         lines += ["## Against the floor (bench/minimal_relay.py: no auth, database or history; ratio = ours / "
                   "floor per round, then median; 1.0× costs what a bare relay does)", "",
-                  head.format("floor"), "|---|---|---|---|---|---|---|---|---|---|---|", *floor_rows, ""]
+                  head.format("floor", "ratio"), "|---|---|---|---|---|---|---|---|---|---|---|", *floor_rows, ""]
     if peer_rows:
         lines += ["## Against the peer (LiteLLM proxy, one worker, same upstream; lead = LiteLLM / ours per "
                   "round, then median: above 1.0× LiteLLM spends more; for tok/s the lead is LiteLLM's share "
-                  "of ours)", "", head.format("LiteLLM")[:-1] + " fell behind ours / LiteLLM |",
+                  "of ours)", "", head.format("LiteLLM", "lead") + " fell behind ours / LiteLLM |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|", *peer_rows, ""]
     return lines

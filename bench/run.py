@@ -139,7 +139,7 @@ class Bench(Shapes):
             self.services["litellm"] = peer.start(self.args.peer, self.work, self.fake_url, self.cpu_service)
         for name, svc in self.services.items():
             if name in UNAUTHENTICATED:
-                self.tokens[name], self.pools[name] = "", []
+                self.tokens[name], self.pools[name] = svc.extra.get("token", ""), []
                 continue
             base = svc.extra["base"]
             http_json("POST", f"{base}/users", {"username": "bench", "password": PASSWORD})
