@@ -58,7 +58,8 @@ async def _connect(spec: dict, i: int):
         kind = "openai" if mode == "v1chat" else "responses"
         return await SSEClient(host, port, kind, {"Authorization": f"Bearer {spec['token']}"}).connect()
     host, port = _hostport(spec["fake"])
-    return await SSEClient(host, port, "openai", {"Authorization": "Bearer bench"}).connect()
+    # the upstream takes any key; the peer (--peer litellm) its master key
+    return await SSEClient(host, port, "openai", {"Authorization": f"Bearer {spec.get('token') or 'bench'}"}).connect()
 
 
 def _send(spec: dict, conn, i: int, stream: Stream) -> None:

@@ -213,8 +213,9 @@ def start_fake(work: Path, cpus: set[int] | None, models: list[str]) -> tuple[Pr
 
 def start_service(name: str, work: Path, fake_url: str, cpus: set[int] | None, *, deflate: bool = False,
                   workers: int = 1, env: dict | None = None, ws_impl: str | None = None,
-                  root: Path | None = None) -> Proc:
-    """`root`: run the service from another copy of the tree (a baseline to compare with)."""
+                  root: Path | None = None, app: str = "main:app") -> Proc:
+    """`root`: run the service from another copy of the tree (a baseline to compare with);
+    `app`: another ASGI app served the same way (the floor, bench.minimal_relay:app)."""
     port = free_port()
     data = work / f"data-{name}"
     data.mkdir(parents=True, exist_ok=True)
@@ -228,8 +229,9 @@ def start_service(name: str, work: Path, fake_url: str, cpus: set[int] | None, *
         **(env or {}),
     }
     python = str(Path(root) / ".venv" / "bin" / "python") if root else PYTHON
-    cmd = [python, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port),
-           "--log-level", "warning", "--ws-per-message-deflate", "true" if deflate else "false"]
+    cmd = [python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+           "--log-level", "warning", *serving_args(Path(root or ROOT)),
+           "--ws-per-message-deflate", "true" if deflate else "false"]
     if ws_impl:
         cmd += ["--ws", ws_impl]
     if workers > 1:
@@ -240,6 +242,22 @@ def start_service(name: str, work: Path, fake_url: str, cpus: set[int] | None, *
     wait_healthy(svc, svc.extra["base"])
     svc.repin()
     return svc
+
+
+def serving_args(tree: Path) -> list[str]:
+    """uvicorn's options as the service's launchers pass them (api/serving.py's UVICORN_ARGS),
+    so the service is measured as it runs; the deflate flag is the caller's. An older tree
+    without api/serving.py (a baseline) ran with uvicorn's defaults."""
+    if not (tree / "api" / "serving.py").exists():
+        return []
+    from api.serving import UVICORN_ARGS
+    out, args = [], iter(UVICORN_ARGS)
+    for arg in args:
+        if arg == "--ws-per-message-deflate":
+            next(args)
+        else:
+            out.append(arg)
+    return out
 
 
 def wait_healthy(svc: Proc, base: str, timeout: float = 60) -> None:

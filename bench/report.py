@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 import re
 
+from bench import compare
+
 SHAPES = [("one_stream", "1 stream"), ("paced_200x50", "200 x 50 tok/s"), ("paced_1000x25", "1000 x 25 tok/s"),
           ("unpaced", "unpaced ceiling"), ("ramp", "ramped arrivals"),
           ("openai_200x50", "OpenAI-compatible /v1 streams, 200 x 50 tok/s (against native SSE)")]
@@ -108,6 +110,7 @@ def markdown(results: dict, brief: bool = False) -> str:
             cells = [d.get(f"ratio_{k}") for k in ("tokens_per_s", "ttft_p50_ms", "ttft_p99_ms")]
             lines.append(f"| {title} | {v} | " + " | ".join(_cell(c, 2) + ("×" if c else "") for c in cells) + " |")
         lines.append("")
+    lines += compare.markdown(results, SHAPES)
     lines.append("## Budget")
     lines.append("")
     lines.append("| item | budget | measured (median [min–max]) | met |")

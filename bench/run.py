@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import report  # noqa: E402
+from bench import compare, peer, report  # noqa: E402
 from bench.proc import (PYTHON, ROOT, Proc, cores, http_json, loadavg, log, raise_fd_limit,  # noqa: E402
                         start_fake, start_service)
 from bench.shapes import Shapes  # noqa: E402
@@ -49,7 +49,14 @@ VARIANTS = {
     # --baseline TREE: the same service from another copy of the tree, interleaved in the same rounds
     "ws@baseline": ("baseline", "ws", False),
     "sse@baseline": ("baseline", "sse", False),
+    # the floor (bench/minimal_relay.py): the same transports with no auth, database or history
+    "ws@floor": ("floor", "ws", False),
+    "sse@floor": ("floor", "sse", False),
+    # --peer litellm: the LiteLLM proxy in front of the same upstream, read as an OpenAI stream
+    "litellm": ("litellm", "direct", False),
 }
+UNAUTHENTICATED = {"floor", "litellm"}  # no users, sessions or cancel frames
+PEER_SHAPES = ("one_stream", "paced_200x50", "unpaced")
 
 FULL = {
     "rounds": 2,
@@ -116,6 +123,7 @@ class Bench(Shapes):
             "main": dict(deflate=False),
             "coalesce": dict(deflate=False, env={"COALESCE_WINDOW_MS": "20"}),
             "deflate": dict(deflate=True),
+            "floor": dict(deflate=False, app="bench.minimal_relay:app"),
         }
         if self.args.baseline:
             specs["baseline"] = dict(deflate=False, root=Path(self.args.baseline).resolve())
@@ -127,7 +135,12 @@ class Bench(Shapes):
                 svc = self.services[name] = fut.result()
                 svc.cpus = self.cpu_service
                 svc.repin()
+        if self.args.peer:
+            self.services["litellm"] = peer.start(self.args.peer, self.work, self.fake_url, self.cpu_service)
         for name, svc in self.services.items():
+            if name in UNAUTHENTICATED:
+                self.tokens[name], self.pools[name] = svc.extra.get("token", ""), []
+                continue
             base = svc.extra["base"]
             http_json("POST", f"{base}/users", {"username": "bench", "password": PASSWORD})
             status, body = http_json("POST", f"{base}/token", form={"username": "bench", "password": PASSWORD})
@@ -168,19 +181,20 @@ class Bench(Shapes):
         name, mode, deflate = VARIANTS[variant]
         svc = self.services.get(name) if name else None
         count = len(arrivals)
-        if svc is None:
-            sessions = [""] * count
+        if svc is None or name in UNAUTHENTICATED:
+            sessions = [f"floor-{i}" for i in range(count)]
         elif fresh:
             sessions = self.new_sessions(name, count)
         else:
             sessions = self.sessions(name, count)
         self.behaviour(tps=tps, n=n, ttft=ttft)
         procs = max(1, min(procs, count))
-        lg_cpus = self.cpu_side if mode != "direct" else self.cpu_service
+        lg_cpus = self.cpu_side if svc else self.cpu_service
         runners = []
         for p in range(procs):
             idx = list(range(p, count, procs))
-            spec = {"kind": "streams", "mode": mode, "deflate": deflate, "fake": self.fake_url,
+            upstream = svc.extra["base"] if name == "litellm" else self.fake_url
+            spec = {"kind": "streams", "mode": mode, "deflate": deflate, "fake": upstream,
                     "service": svc.extra["base"] if svc else "", "token": self.tokens.get(name or "", ""),
                     "sessions": [sessions[i] for i in idx], "arrivals": [arrivals[i] for i in idx],
                     "cutoff": cutoff, "sequential": sequential, "max_tokens": 131072,
@@ -237,7 +251,7 @@ class Bench(Shapes):
         no round pays for the previous one."""
         base, token = self.services[name].extra["base"], self.tokens[name]
         left = [g["generation_id"] for g in gens
-                if g.get("generation_id") and g["status"] not in ("completed", "cancelled", "failed", "incomplete")]
+                if name not in UNAUTHENTICATED and g.get("generation_id") and g["status"] not in ("completed", "cancelled", "failed", "incomplete")]
         if left:
             spec = {"kind": "cancel", "service": base, "token": token, "sessions": self.sessions(name, 1),
                     "generation_ids": left, "linger": 0.5}
@@ -254,6 +268,9 @@ class Bench(Shapes):
             if now - last < 0.025:  # under 10% of a core: idle
                 return
             last = now
+        if name == "litellm":  # no /health to restart against: let it dig out instead
+            log("  (peer litellm still busy after the run)")
+            return
         # Still busy (an overloaded embedded service can take minutes to dig out, its DB pool
         # timing out): start it afresh rather than let the next run pay for this one.
         svc.restart()
@@ -264,8 +281,11 @@ class Bench(Shapes):
 
     def shape_rounds(self, key: str, variants: list[str], rounds: int, make) -> dict:
         """Interleaved rounds: each round runs every variant once, the order rotating."""
+        variants = [x for v in variants for x in (v, f"{v}@floor") if x in VARIANTS]
         if self.args.baseline and key in ("one_stream", "paced_200x50", "unpaced"):
             variants = list(variants) + ["ws@baseline", "sse@baseline"]
+        if self.args.peer and key in PEER_SHAPES:
+            variants = list(variants) + ["litellm"]
         per: dict[str, list[dict]] = {v: [] for v in variants}
         for r in range(rounds):
             order = variants[r % len(variants):] + variants[:r % len(variants)]
@@ -283,11 +303,16 @@ class Bench(Shapes):
         for v, figs in per.items():
             out["variants"][v] = {"rounds": figs, "summary": summarize(figs, FIGURES)}
         out["added"] = added_over_direct(per)
+        out["vs_floor"] = compare.ratios(per, compare.floor_pairs(per, floor_of))
+        if "litellm" in per:
+            out["vs_peer"] = compare.ratios(per, compare.peer_pairs(per))
         return out
 
     def warm_up(self) -> None:
         """Imports, lazy schemas, connection pools: one short run of each variant, not measured."""
-        variants = ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce", "ws+deflate"]
+        variants = ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce", "ws+deflate", "ws@floor", "sse@floor"]
+        if self.args.peer:
+            variants.append("litellm")
         if self.args.baseline:
             variants += ["ws@baseline", "sse@baseline"]
         for v in variants:
@@ -376,6 +401,14 @@ def added_over_direct(per: dict[str, list[dict]]) -> dict:
     return out
 
 
+def floor_of(variant: str) -> str | None:
+    """The floor variant a service variant is compared with: the same transport."""
+    for transport in ("ws", "sse"):
+        if variant == transport or variant.startswith(f"{transport}+") or variant == f"{transport}@baseline":
+            return f"{transport}@floor"
+    return None
+
+
 def _brief(f: dict) -> str:
     def g(k, fmt="{:.1f}"):
         return fmt.format(f[k]) if f.get(k) is not None else "-"
@@ -397,6 +430,9 @@ def main(argv=None) -> int:
                     help="SSE clients: at most this many POST /chat awaiting response headers, per load "
                          "generator (0: unlimited, the default since the service no longer nests pooled "
                          "DB connections on that route; see README)")
+    ap.add_argument("--peer", choices=["litellm"], default="",
+                    help="also run the LiteLLM proxy (bench/requirements-peer.txt, installed into bench/.venv-peer "
+                         "on first use) in front of the same upstream, in the same rounds")
     args = ap.parse_args(argv)
 
     def stop(*_):

@@ -34,6 +34,12 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path):
             assert data["rounds"], (name, variant)
             assert RUN_FIGURES <= data["rounds"][0].keys(), (name, variant)
         assert {"ws", "sse"} <= shape["added"].keys(), name
+        # the floor (bench/minimal_relay.py) ran beside the service, and each figure has its ratio to it
+        assert {"ws@floor", "sse@floor"} <= shape["variants"].keys(), name
+        for variant in ("ws", "sse"):
+            floor = shape["vs_floor"][variant]
+            assert floor["over"] == f"{variant}@floor", name
+            assert floor["ratio_tokens_per_s"]["median"] > 0, (name, variant)
     openai_shape = results["shapes"]["openai_200x50"]["variants"]  # the /v1 routes against native SSE
     assert {"sse", "v1chat", "v1resp"} <= openai_shape.keys()
     for variant in ("v1chat", "v1resp"):
@@ -41,4 +47,5 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path):
     assert results["idle_ws"]["connections"] > 0 and "kib_per_connection" in results["idle_ws"]
     for case in ("control", "stalled"):
         assert results["stalled_reader"][case]["samples_mib"], case
+    assert "## Against the floor" in (out / "results.md").read_text()
     assert {b["item"] for b in results["budget"]} and all("met" in b for b in results["budget"])
