@@ -22,7 +22,6 @@ from services.errors import Conflict, InvalidInput, NotFound, Unauthorized
 KEY_PREFIX = "sk-chat-"
 _KEY_RE = re.compile(r"sk-chat-([a-z2-7]{12})_([A-Za-z0-9_-]{43})")
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _keys = ApiKey.__table__
 _by_prefix = select(_keys.c.id, _keys.c.user_id, _keys.c.secret_hash, _keys.c.expires_at,
                     _keys.c.last_used_at).where(_keys.c.prefix == bindparam("prefix"))
@@ -58,7 +57,8 @@ class ApiKeyService:
     async def create(self, user_id: str, name: str, expires_in_days: int | None) -> tuple[dict, str]:
         """The stored row (as listed) and the full key, which is never available again."""
         name = name.strip()
-        if not name or _CONTROL.search(name):
+        # Control and format characters (a direction override, say) would garble listings.
+        if not name or not name.isprintable():
             raise InvalidInput("name must be 1-100 printable characters", code="invalid_name")
         if expires_in_days is not None and not 1 <= expires_in_days <= self.max_days:
             raise InvalidInput(f"expires_in_days must be 1-{self.max_days}", code="invalid_expiry")

@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import hmac
+import json
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -76,6 +77,8 @@ async def test_a_separate_hash_key_setting_is_used(tmp_path):
     ({"name": ""}, "validation_error"),
     ({"name": "   "}, "invalid_name"),
     ({"name": "a\nb"}, "invalid_name"),
+    ({"name": "\ud800"}, "validation_error"),  # a lone surrogate: refused by the JSON parser
+    ({"name": "evil\u202etxt.exe"}, "invalid_name"),  # a direction override would spoof listings
     ({"name": "x" * 101}, "validation_error"),
     ({"name": "ci", "expires_in_days": 0}, "validation_error"),
     ({"name": "ci", "expires_in_days": 2**63}, "validation_error"),
@@ -84,7 +87,8 @@ async def test_a_separate_hash_key_setting_is_used(tmp_path):
     ({}, "validation_error"),
 ])
 async def test_bad_input_is_422(auth, body, code):
-    r = await auth.post("/api-keys", json=body)
+    # json.dumps escapes a lone surrogate as \ud800, as any JSON client may send it
+    r = await auth.post("/api-keys", content=json.dumps(body), headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["code"] == code, r.text
 
 
