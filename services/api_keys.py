@@ -113,9 +113,8 @@ class ApiKeyService:
         ends by its own timer): the per-frame check of long-lived sockets."""
         if principal.key_id is None:
             return
-        expires_at = await self.db.run(
-            lambda conn: conn.execute(_by_id, {"kid": principal.key_id}).first())
-        if expires_at is None:
+        row = await self.db.run(lambda conn: conn.execute(_by_id, {"kid": principal.key_id}).first())
+        if row is None:
             raise _refused()
-        if expires_at[0] is not None and expires_at[0] <= utcnow():
+        if row.expires_at is not None and row.expires_at <= utcnow():
             raise Unauthorized("API key expired; create a new one.", code="api_key_expired")
