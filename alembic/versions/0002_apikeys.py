@@ -1,7 +1,7 @@
 """Per-user API keys, stored as keyed hashes.
 
 Revision ID: 0002_apikeys
-Revises: 0001
+Revises: 0002_reliab_core
 Create Date: 2026-12-02
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_apikeys"
-down_revision = "0001"
+down_revision = "0002_reliab_core"
 branch_labels = None
 depends_on = None
 
