@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from api.deps import CurrentUser, ServicesDep, TokenSubject
+from api.openapi import errors
 from models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from models.schemas import ULID_PATTERN
 
@@ -12,7 +13,7 @@ router = APIRouter(tags=["api keys"])
 KeyIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
 
 
-@router.post("/api-keys", status_code=201, response_model=ApiKeyCreated)
+@router.post("/api-keys", status_code=201, response_model=ApiKeyCreated, responses=errors(409))
 async def create_api_key(body: ApiKeyCreate, user: CurrentUser, services: ServicesDep):
     """The key is in this answer only; it is stored as a keyed hash and cannot be shown again.
     The user is looked up: a token that outlived its user is 401, not a failed insert."""

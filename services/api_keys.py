@@ -15,12 +15,14 @@ from hashlib import sha256
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
+from models.api_keys import NAME_PATTERN
 from models.db import ApiKey, new_id, utcnow
 from services.db import Database
 from services.errors import Conflict, InvalidInput, NotFound, Unauthorized
 
 KEY_PREFIX = "sk-chat-"
 _KEY_RE = re.compile(r"sk-chat-([a-z2-7]{12})_([A-Za-z0-9_-]{43})")
+_NAME_RE = re.compile(NAME_PATTERN)
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 _keys = ApiKey.__table__
 _by_prefix = select(_keys.c.id, _keys.c.user_id, _keys.c.secret_hash, _keys.c.expires_at,
@@ -56,10 +58,9 @@ class ApiKeyService:
 
     async def create(self, user_id: str, name: str, expires_in_days: int | None) -> tuple[dict, str]:
         """The stored row (as listed) and the full key, which is never available again."""
+        if not _NAME_RE.match(name) or len(name) > 100:  # the route's model checks it too; the CLI does not
+            raise InvalidInput("name must be 1-100 visible characters", code="invalid_name")
         name = name.strip()
-        # Control and format characters (a direction override, say) would garble listings.
-        if not name or not name.isprintable():
-            raise InvalidInput("name must be 1-100 printable characters", code="invalid_name")
         if expires_in_days is not None and not 1 <= expires_in_days <= self.max_days:
             raise InvalidInput(f"expires_in_days must be 1-{self.max_days}", code="invalid_expiry")
         prefix = KEY_PREFIX + "".join(secrets.choice(_BASE32) for _ in range(12))
