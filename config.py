@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(10, ge=1)  # per username and client address ...
     login_failure_window: float = Field(300, gt=0)  # ... within this many seconds, then 429
 
+    # API keys (per-user long-lived credentials; services/api_keys.py)
+    api_keys_per_user: int = Field(20, ge=1, le=1000)  # live keys a user may hold at once
+    api_key_max_days: int = Field(3650, ge=1, le=36500)  # bound of `expires_in_days`
+    # The HMAC key the stored key hashes are made with; default: the service's SECRET_KEY.
+    # A separate one lets the JWT key rotate without invalidating every API key.
+    api_key_hash_key: str | None = Field(None, repr=False)
+    # `last_used_at` is written at most this often per key, not on every request.
+    api_key_touch_interval: float = Field(60, ge=0)
+
     # Models
     default_model: str = "offline/simulated"
     time_between_chunks: float = Field(0.03, ge=0)  # offline provider's pacing, seconds

@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import (access_log, chat, errors, generations, meta, openai_chat, openai_responses, openapi,
-                 sessions, ui, users, ws)
+from api import (access_log, api_keys, chat, errors, generations, meta, openai_chat, openai_responses,
+                 openapi, sessions, ui, users, ws)
 from api.lifecycle import Connections, chain_signal_handlers
 from api.middleware import BodySizeLimit, SecurityHeaders
 from config import Settings, get_settings
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     for router in (chat.router, meta.router):  # the reference designs' /api/v1 paths
         app.include_router(router, prefix="/api/v1", include_in_schema=False)
+    app.include_router(api_keys.router)
     app.include_router(ui.router)
     if ui.STATIC_DIR.exists():
         app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")

@@ -12,6 +12,7 @@ from collections import Counter
 
 from starlette.websockets import WebSocket
 
+from api.ws_auth import close_unauthorized
 from services.container import Services
 
 log = logging.getLogger(__name__)
@@ -20,22 +21,31 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class Connections:
     def __init__(self):
-        self.sockets: set[WebSocket] = set()
+        self.sockets: dict[WebSocket, str] = {}  # open socket -> its user's id
         self.per_user: Counter[str] = Counter()
 
     def add(self, ws: WebSocket, user_id: str, limit: int) -> bool:
         if self.per_user[user_id] >= limit:
             return False
         self.per_user[user_id] += 1
-        self.sockets.add(ws)
+        self.sockets[ws] = user_id
         return True
 
     def remove(self, ws: WebSocket, user_id: str) -> None:
         if ws in self.sockets:
-            self.sockets.discard(ws)
+            del self.sockets[ws]
             self.per_user[user_id] -= 1
             if self.per_user[user_id] <= 0:
                 del self.per_user[user_id]
+
+    async def close_user(self, user_id: str, reason: str) -> int:
+        """Closes this process's sockets of one user with 4401 (for example when the user
+        is disabled); returns how many. Other replicas' sockets close at their next frame,
+        once SocketAuth.check (api/ws_auth.py) refuses the user."""
+        mine = [ws for ws, owner in self.sockets.items() if owner == user_id]
+        for ws in mine:
+            await close_unauthorized(ws, reason)
+        return len(mine)
 
     async def close_all(self, code: int, reason: str) -> None:
         for ws in list(self.sockets):

@@ -137,6 +137,8 @@ def document_rules(schema: dict, settings: Settings, providers: ProviderRegistry
     if check and models is not None:
         for parameter in check["parameters"]:
             parameter["schema"]["enum"] = models
+    days = _nullable_branch(components["ApiKeyCreate"]["properties"]["expires_in_days"])
+    days["maximum"] = settings.api_key_max_days
     patch = components["SessionPatch"]["properties"]
     for key in ("model_name", "temperature", "max_tokens", "top_p"):  # omitted or set, never null
         patch[key] = {**_nullable_branch(patch[key]), "title": patch[key].get("title", key)}

@@ -14,8 +14,8 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.errors import ws_close_code
+from api.ws_auth import SocketAuth, socket_principal
 from auth.dependencies import websocket_token
-from auth.security import decode_token
 from models.schemas import INT64_MAX, ULID_PATTERN, SetLLM, is_unicode_text
 from services.container import Services
 from services.errors import DomainError, InvalidInput, NotFound
@@ -51,14 +51,15 @@ async def _serve(ws: WebSocket, session_id: str | None) -> None:
         await ws.accept(subprotocol="bearer" if via_subprotocol else None)
         if token is None:
             token = await _auth_frame(ws, s.ws_auth_timeout, s.ws_auth_frame_max_bytes)
-        subject = decode_token(services.tokens, token)
+        principal = await socket_principal(ws, services, token)
+        subject = principal.user_id
         chat = await _open_session(services, subject, session_id)
         if not connections.add(ws, subject, s.ws_max_connections_per_user):
             raise _Close(4429, "too many connections")
         user_id = subject
         if session_id is None:
             await ws.send_text(frames.encode({"type": "session", "session_id": chat.id}))
-        await _Conversation(ws, services, subject, chat).run()
+        await _Conversation(ws, services, subject, chat, SocketAuth(ws, services, principal)).run()
     except WebSocketDisconnect:
         pass
     except _Close as close:
@@ -119,8 +120,8 @@ async def _auth_frame(ws: WebSocket, timeout: float, max_bytes: int) -> str:
 
 
 class _Conversation:
-    def __init__(self, ws: WebSocket, services: Services, user_id: str, chat):
-        self.ws, self.services, self.user_id, self.chat = ws, services, user_id, chat
+    def __init__(self, ws: WebSocket, services: Services, user_id: str, chat, auth: SocketAuth):
+        self.ws, self.services, self.user_id, self.chat, self.auth = ws, services, user_id, chat, auth
         self.s = services.settings
         self.followers: dict[str, asyncio.Task] = {}
         self.recent: deque[float] = deque()
@@ -137,8 +138,10 @@ class _Conversation:
                 if utf8_size_over(text, self.s.ws_max_frame_bytes):
                     raise _Close(1009, "frame too large")
                 self._rate_limit()
+                await self.auth.check()  # Unauthorized ends the socket with 4401
                 await self._handle(text)
         finally:
+            self.auth.stop()
             for task in self.followers.values():
                 task.cancel()
 

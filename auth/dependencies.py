@@ -6,7 +6,8 @@ from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Row
 
-from auth.security import decode_token
+from auth.credentials import authenticate, refuse_duplicates
+from services.api_keys import Principal
 from services.container import Services
 from services.errors import Unauthorized
 from services.users import get_user
@@ -25,15 +26,23 @@ async def get_db(services: Annotated[Services, Depends(get_services)]):
         yield session
 
 
-async def get_token_subject(
+async def get_principal(
+    request: Request,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     services: Annotated[Services, Depends(get_services)],
-) -> str:
-    """The id of a valid token's user, without looking the user up: for routes whose own
-    lookup proves the user exists (a session row is deleted with its owner)."""
+) -> Principal:
+    """The caller, from `Authorization: Bearer <jwt or API key>`."""
+    refuse_duplicates(request.headers.getlist("authorization"))
     if not token:
-        raise Unauthorized("Missing bearer token; get one at POST /token.")
-    return decode_token(services.tokens, token)
+        raise Unauthorized("Missing bearer token; get one at POST /token or POST /api-keys.")
+    return await authenticate(services, token)
+
+
+async def get_token_subject(principal: Annotated[Principal, Depends(get_principal)]) -> str:
+    """The id of the caller's user, without looking the user up: for routes whose own
+    lookup proves the user exists (a session row is deleted with its owner, and so is an
+    API key)."""
+    return principal.user_id
 
 
 async def get_current_user(

@@ -47,6 +47,11 @@ def create_token(cfg: TokenConfig, subject: str) -> str:
 
 def decode_token(cfg: TokenConfig, token: str) -> str:
     """Returns the subject (user id) of a valid token, or raises Unauthorized."""
+    return token_claims(cfg, token)["sub"]
+
+
+def token_claims(cfg: TokenConfig, token: str) -> dict:
+    """The claims of a valid token (a non-empty string `sub`, an `exp`), or Unauthorized."""
     try:
         claims = jwt.decode(
             token,
@@ -64,4 +69,4 @@ def decode_token(cfg: TokenConfig, token: str) -> str:
     sub = claims["sub"]
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("Invalid token subject.", code="invalid_token")
-    return sub
+    return claims

@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import case, update
 
 from auth.security import TokenConfig
-from config import Settings
+from config import Settings, check_secret_key
 from models.db import Message, utcnow
+from services.api_keys import ApiKeyService
 from services.chat_sessions import SessionService
 from services.datadir_lock import DataDirLock
 from services.db import Database
@@ -39,6 +40,7 @@ class Services:
     login_limiter: LoginLimiter
     reaper: Any = None  # scale-out: ends generations of dead workers (services/scaleout/reaper.py)
     data_dir_lock: DataDirLock | None = None  # embedded: held for the process's life
+    api_keys: ApiKeyService | None = None
 
     async def start(self) -> None:
         if self.dispatch.runs_locally:  # before recovery, which would end another process's answers
@@ -96,8 +98,15 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
         dispatch=dispatch, generations=GenerationService(settings, store, stream_log, dispatch),
         sessions=SessionService(settings, providers),
         login_limiter=LoginLimiter(settings.login_max_failures, settings.login_failure_window),
-        reaper=reaper,
+        reaper=reaper, api_keys=build_api_keys(settings, db, tokens.secret_key),
     )
+
+
+def build_api_keys(settings: Settings, db: Database, secret_key: str) -> ApiKeyService:
+    hash_key = settings.api_key_hash_key or secret_key
+    check_secret_key(hash_key)
+    return ApiKeyService(db, hash_key, settings.api_keys_per_user, settings.api_key_max_days,
+                         settings.api_key_touch_interval)
 
 
 async def recover_interrupted(db: Database) -> int:

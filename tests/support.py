@@ -194,3 +194,19 @@ class ServerProcess:
                 await self.wait_exit(20)
             except TimeoutError:
                 self.proc.kill()
+
+
+async def create_key(client: httpx.AsyncClient, token: str, name: str = "ci", **body) -> dict:
+    """POST /api-keys as the token's user; the answer, with the one-time `key`."""
+    r = await client.post("/api-keys", json={"name": name, **body}, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def set_key_column(server, key_id: str, **values) -> None:
+    """Writes columns of a stored API key directly (an expiry in the past, an old last use)."""
+    from sqlalchemy import update
+
+    from models.db import ApiKey
+    stmt = update(ApiKey.__table__).where(ApiKey.__table__.c.id == key_id).values(**values)
+    await server.services.db.run(lambda conn: conn.execute(stmt))

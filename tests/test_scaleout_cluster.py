@@ -230,3 +230,26 @@ async def test_worker_killed_mid_stream(cluster, user, fake):
         row = await cluster.db("SELECT worker_id FROM messages WHERE id = $1", follow_up["generation_id"])
         assert row["worker_id"].split("-")[-2] == str(survivor.proc.pid)
     assert survivor.alive()
+
+
+async def test_api_key_revoked_on_a_closes_its_socket_on_b(cluster, user, fake):
+    """Revocation is in the shared database, not a replica's memory: a key revoked through A
+    is refused by B at once, and B's socket opened with it closes 4401 at its next frame."""
+    await behave(fake, n=5)
+    async with client(cluster.a, user) as c:
+        created = (await c.post("/api-keys", json={"name": "cluster"})).json()
+        sid = (await c.post("/set-llm", json={})).json()["session_id"]
+    async with WS.connect(f"{cluster.b.ws_base}/ws/{sid}", created["key"]) as ws:
+        await ws.send({"type": "message", "content": "before"})
+        accepted = await ws.recv()
+        assert text_of(await ws.until_done(accepted["generation_id"])) == expected(5)
+        async with client(cluster.a, user) as c:
+            assert (await c.delete(f"/api-keys/{created['id']}")).status_code == 204
+        await ws.send({"type": "message", "content": "after"})
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                while True:
+                    await ws.conn.recv()
+        assert closed.value.rcvd.code == 4401
+    async with client(cluster.b, created["key"]) as c:
+        assert (await c.get("/sessions")).status_code == 401

@@ -6,6 +6,7 @@ import { SessionsSidebar } from './sessions.js';
 import { SettingsDialog, confirmDialog, loadModels, DEFAULT_CONFIG } from './dialogs.js';
 import { HealthMonitor } from './status.js';
 import { hydrateIcons } from './icons.js';
+import { ApiKeysDialog } from './apikeys.js';
 
 hydrateIcons();
 
@@ -171,6 +172,8 @@ document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDrawe
 
 $('new-chat').addEventListener('click', () => newChat().catch((err) => banner(err.detail || err.message)));
 $('logout').addEventListener('click', () => signOut());
+const apiKeys = new ApiKeysDialog();
+$('api-keys').addEventListener('click', () => apiKeys.open());
 $('banner-close').addEventListener('click', () => banner(''));
 $('session-settings').addEventListener('click', () => {
   const s = sidebar.get(chat.sessionId) || chat.session;

@@ -1,0 +1,33 @@
+"""API keys: each user creates, lists and revokes their own (services/api_keys.py)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+
+from api.deps import CurrentUser, ServicesDep, TokenSubject
+from api.openapi import errors
+from models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from models.schemas import ULID_PATTERN
+
+router = APIRouter(tags=["api keys"])
+KeyIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
+
+
+@router.post("/api-keys", status_code=201, response_model=ApiKeyCreated, responses=errors(409))
+async def create_api_key(body: ApiKeyCreate, user: CurrentUser, services: ServicesDep):
+    """The key is in this answer only; it is stored as a keyed hash and cannot be shown again.
+    The user is looked up: a token that outlived its user is 401, not a failed insert."""
+    row, key = await services.api_keys.create(user.id, body.name, body.expires_in_days)
+    return ApiKeyCreated(key=key, **{k: v for k, v in row.items() if k != "last_used_at"})
+
+
+@router.get("/api-keys", response_model=list[ApiKeyOut])
+async def list_api_keys(user_id: TokenSubject, services: ServicesDep):
+    return await services.api_keys.list(user_id)
+
+
+@router.delete("/api-keys/{key_id}", status_code=204)
+async def revoke_api_key(key_id: KeyIdPath, user_id: TokenSubject, services: ServicesDep):
+    """Refused from the next request on, and sockets it opened close before their next frame."""
+    await services.api_keys.revoke(user_id, key_id.upper())
+    return Response(status_code=204)
