@@ -9,7 +9,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from tests.support import register
+from tests.support import create_key, register
 
 
 def sdk(server, token: str) -> AsyncOpenAI:
@@ -133,3 +133,20 @@ async def test_a_deleted_users_token_is_refused(server, token):
         with pytest.raises(openai.AuthenticationError) as err:
             await call()
         assert err.value.body["code"] == "invalid_token"
+
+
+async def test_an_api_key_works_until_revoked(server, client, token):
+    key = await create_key(client, token, name="sdk")
+    keyed = sdk(server, key["key"])
+    completion = await keyed.chat.completions.create(
+        model="offline/simulated", messages=[{"role": "user", "content": "hi"}])
+    assert completion.choices[0].finish_reason == "stop"
+    r = await client.delete(f"/api-keys/{key['id']}", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 204
+    for call in (lambda: keyed.models.list(),
+                 lambda: keyed.chat.completions.create(model="offline/simulated",
+                                                       messages=[{"role": "user", "content": "hi"}]),
+                 lambda: keyed.responses.create(model="offline/simulated", input="hi")):
+        with pytest.raises(openai.AuthenticationError) as err:
+            await call()
+        assert err.value.body["code"] == "invalid_api_key"
