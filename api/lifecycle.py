@@ -22,23 +22,33 @@ class Connections:
     def __init__(self):
         self.sockets: set[WebSocket] = set()
         self.per_user: Counter[str] = Counter()
+        self.owner: dict[WebSocket, str] = {}
 
     def add(self, ws: WebSocket, user_id: str, limit: int) -> bool:
         if self.per_user[user_id] >= limit:
             return False
         self.per_user[user_id] += 1
         self.sockets.add(ws)
+        self.owner[ws] = user_id
         return True
 
     def remove(self, ws: WebSocket, user_id: str) -> None:
         if ws in self.sockets:
             self.sockets.discard(ws)
+            self.owner.pop(ws, None)
             self.per_user[user_id] -= 1
             if self.per_user[user_id] <= 0:
                 del self.per_user[user_id]
 
+    async def close_user(self, user_id: str, code: int, reason: str) -> None:
+        """Closes one user's sockets (an admin disabled the account)."""
+        await self._close([ws for ws, owner in self.owner.items() if owner == user_id], code, reason)
+
     async def close_all(self, code: int, reason: str) -> None:
-        for ws in list(self.sockets):
+        await self._close(list(self.sockets), code, reason)
+
+    async def _close(self, sockets: list[WebSocket], code: int, reason: str) -> None:
+        for ws in sockets:
             try:
                 await ws.close(code, reason)
             except Exception:  # already gone: nothing to tell it

@@ -9,6 +9,7 @@ from sqlalchemy import Row
 from auth.security import decode_token
 from services.container import Services
 from services.errors import Unauthorized
+from services.observability.context import note
 from services.users import get_user
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
@@ -33,7 +34,9 @@ async def get_token_subject(
     lookup proves the user exists (a session row is deleted with its owner)."""
     if not token:
         raise Unauthorized("Missing bearer token; get one at POST /token.")
-    return decode_token(services.tokens, token)
+    subject = decode_token(services.tokens, token)
+    note(user_id=subject)  # for the request's log event
+    return subject
 
 
 async def get_current_user(

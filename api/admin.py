@@ -1,0 +1,60 @@
+"""Usage and administration: GET /usage (one's own), and for admins /admin/users and
+/admin/usage. A non-admin gets 403 admin_required on every /admin route."""
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from api.deps import CurrentUser, ServicesDep
+from models.ops_schemas import AdminUser, UsageReport, UserPage, UserPatch
+from models.schemas import ULID_PATTERN
+from services import admin
+from services.errors import Forbidden
+
+router = APIRouter(tags=["usage and admin"])
+
+FromQuery = Annotated[date | None, Query(alias="from", description="first day (UTC), default 29 days before `to`")]
+ToQuery = Annotated[date | None, Query(alias="to", description="last day (UTC), default today")]
+
+
+async def require_admin(user: CurrentUser):
+    if user.role != "admin":
+        raise Forbidden("This needs an admin account.", code="admin_required")
+    return user
+
+
+Admin = Annotated[object, Depends(require_admin)]
+UserIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
+
+
+@router.get("/usage", response_model=UsageReport, response_model_by_alias=True, response_model_exclude_none=True)
+async def my_usage(user: CurrentUser, services: ServicesDep, start: FromQuery = None, end: ToQuery = None):
+    """Your tokens per day and model."""
+    return await services.usage.summary(user.id, start, end)
+
+
+@router.get("/admin/usage", response_model=UsageReport, response_model_by_alias=True)
+async def all_usage(_: Admin, services: ServicesDep, start: FromQuery = None, end: ToQuery = None):
+    """Everyone's tokens per user, day and model."""
+    return await services.usage.summary(None, start, end)
+
+
+@router.get("/admin/users", response_model=UserPage)
+async def list_users(_: Admin, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+                     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0):
+    return await admin.list_users(services.db, min(limit, services.settings.admin_page_max), offset)
+
+
+@router.patch("/admin/users/{user_id}", response_model=AdminUser)
+async def patch_user(user_id: UserIdPath, body: UserPatch, request: Request, _: Admin, services: ServicesDep):
+    """Disable or re-enable a user, change their role or budgets. Disabling refuses their
+    tokens at once and closes their sockets on this process."""
+    user_id = user_id.upper()
+    changes = {k: v for k, v in body.model_dump(include=body.model_fields_set).items()
+               if v is not None or k.endswith("_budget")}  # null removes a budget, not a flag
+    view = await admin.update_user(services.db, changes, user_id=user_id)
+    services.usage.forget(user_id)
+    if view["disabled"]:
+        await request.app.state.connections.close_user(user_id, 4403, "account disabled")
+    return view

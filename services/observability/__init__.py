@@ -1,0 +1,1 @@
+"""Operations telemetry: Prometheus metrics, OpenTelemetry traces, structured logs."""
