@@ -18,6 +18,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName",
                                                                          "color_message"}
 UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
+MODULE = "services.observability.logs"  # also when run as __main__ (scripts/run.sh)
 
 
 class JsonFormatter(logging.Formatter):
@@ -70,14 +71,14 @@ def configure(fmt: str = "text", level: str = "INFO") -> None:
 
 def uvicorn_config(fmt: str = "text", level: str = "INFO") -> dict:
     json_mode = fmt == "json"
-    formatter = {"()": f"{__name__}.JsonFormatter"} if json_mode else {"format": TEXT_FORMAT}
+    formatter = {"()": f"{MODULE}.JsonFormatter"} if json_mode else {"format": TEXT_FORMAT}
     access = formatter if json_mode else {"()": "uvicorn.logging.AccessFormatter",
                                           "fmt": '%(asctime)s %(levelname)s %(client_addr)s - "%(request_line)s" '
                                                  '%(status_code)s'}
     return {
         "version": 1, "disable_existing_loggers": False,
         "formatters": {"default": formatter, "access": access},
-        "filters": {"no_query": {"()": f"{__name__}.DropQueryString"}},
+        "filters": {"no_query": {"()": f"{MODULE}.DropQueryString"}},
         "handlers": {
             "default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"},
             "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout",
