@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from models.db import ChatSession, Message, UsageRecord, User, utcnow
 from services.db import Database
 from services.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
+from services.observability import metrics
 
 usage_t, users_t = UsageRecord.__table__, User.__table__
 messages_t, chats_t = Message.__table__, ChatSession.__table__
@@ -107,6 +108,7 @@ class UsageService:
         now = datetime.now(timezone.utc)
         for period, budget, start, end in self._periods(policy, now):
             if await self.db.run(_spent_since, user_id, start.date().isoformat()) >= budget:
+                metrics.QUOTA_REFUSALS.labels(period).inc()
                 raise RateLimited(f"The {period} token budget ({budget} tokens) is used up.",
                                   code="quota_exceeded", retry_after=_seconds_until(end))
 
