@@ -47,13 +47,13 @@ async def list_users(_: Admin, services: ServicesDep, limit: Annotated[int, Quer
 
 
 @router.patch("/admin/users/{user_id}", response_model=AdminUser)
-async def patch_user(user_id: UserIdPath, body: UserPatch, request: Request, _: Admin, services: ServicesDep):
+async def patch_user(user_id: UserIdPath, body: UserPatch, request: Request, me: Admin, services: ServicesDep):
     """Disable or re-enable a user, change their role or budgets. Disabling refuses their
     tokens at once and closes their sockets on this process."""
     user_id = user_id.upper()
     changes = {k: v for k, v in body.model_dump(include=body.model_fields_set).items()
                if v is not None or k.endswith("_budget")}  # null removes a budget, not a flag
-    view = await admin.update_user(services.db, changes, user_id=user_id)
+    view = await admin.update_user(services.db, changes, user_id=user_id, acting=me.id)
     services.usage.forget(user_id)
     if view["disabled"]:
         await request.app.state.connections.close_user(user_id, 4403, "account disabled")

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, func, select, update
 
 from models.db import User
 from services.db import Database
-from services.errors import InvalidInput, NotFound
+from services.errors import Conflict, InvalidInput, NotFound
 
 ROLES = ("user", "admin")
 FIELDS = ("role", "disabled", "daily_token_budget", "monthly_token_budget")
@@ -42,8 +42,11 @@ async def list_users(db: Database, limit: int, offset: int) -> dict:
 
 
 async def update_user(db: Database, changes: dict, *, user_id: str | None = None,
-                      username: str | None = None) -> dict:
-    """Applies `changes` (a subset of FIELDS) to the user given by id or username."""
+                      username: str | None = None, acting: str | None = None) -> dict:
+    """Applies `changes` (a subset of FIELDS) to the user given by id or username. The
+    `acting` admin cannot lock themselves out (disable or demote their own account)."""
+    if acting is not None and acting == user_id and (changes.get("disabled") or changes.get("role") == "user"):
+        raise Conflict("An admin cannot disable or demote their own account.", code="cannot_change_self")
     unknown = set(changes) - set(FIELDS)
     if unknown:
         raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}", code="invalid_field")

@@ -151,6 +151,10 @@ async def test_admin_routes_validate_and_hide_nothing_they_should_not(ops):
         assert r.status_code == 422
         body = (await root.get("/admin/users")).json()
         assert "password_hash" not in str(body) and body["total"] == 1
+        me = body["users"][0]["id"]
+        for change in ({"disabled": True}, {"role": "user"}):
+            r = await root.patch(f"/admin/users/{me}", json=change)
+            assert r.status_code == 409 and r.json()["code"] == "cannot_change_self"
     async with ops.client() as c:
         assert (await c.get("/admin/users")).status_code == 401
 
