@@ -12,8 +12,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.observability import metrics, tracing
-from services.observability.context import REQUEST, TRANSPORT
+from services.observability import REQUEST, TRANSPORT, metrics, tracing
 
 log = logging.getLogger("chat.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

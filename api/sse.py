@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Send
 
 from services.generations.service import GenerationService
-from services.observability.context import TRANSPORT
+from services.observability import TRANSPORT
 from services.streaming.frames import SSE_PING, encode, sse_event, sse_plain
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

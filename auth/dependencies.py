@@ -9,7 +9,7 @@ from sqlalchemy import Row
 from auth.security import decode_token
 from services.container import Services
 from services.errors import Unauthorized
-from services.observability.context import note
+from services.observability import note
 from services.users import get_user
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)

@@ -8,8 +8,7 @@ from config import Settings
 from models.db import ChatSession, Message
 from services.generations.dispatch import JobDispatch
 from services.generations.store import GenerationStore
-from services.observability import metrics, tracing
-from services.observability.context import TRANSPORT
+from services.observability import TRANSPORT, metrics, tracing
 from services.streaming import frames
 from services.streaming.frames import Frame
 from services.streaming.log import StreamLog
