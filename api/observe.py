@@ -79,10 +79,10 @@ class Observe:
             metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
             if span is not None:
                 tracing.end_http(span, token, route, status)
-            log.info("%s %s %s", scope["method"], route, status, extra={
-                "event": "request", **fields, "method": scope["method"], "route": route,
-                "path": scope.get("path", ""), "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            log.info("%s %s %s %.1f ms request_id=%s", scope["method"], route, status, duration_ms, request_id,
+                     extra={"event": "request", **fields, "method": scope["method"], "route": route,
+                            "path": scope.get("path", ""), "status": status, "duration_ms": duration_ms})
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         REQUEST.set({"request_id": request_id_of(scope)})

@@ -124,6 +124,7 @@ class UsageRecord(Base):
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     generation_id: Mapped[str] = mapped_column(String(26), unique=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    session_id: Mapped[str | None] = mapped_column(String(26), nullable=True)  # may be deleted since
     model: Mapped[str] = mapped_column(String(200), default="")
     day: Mapped[str] = mapped_column(String(10))
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)

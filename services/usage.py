@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Connection, bindparam, case, func, insert, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from models.db import ChatSession, Message, UsageRecord, User, utcnow
@@ -47,10 +48,27 @@ def record_usage(conn: Connection, generation_id: str, model: str, usage: dict) 
     if owner is None:
         return None
     conn.execute(insert(usage_t).values(
-        generation_id=generation_id, user_id=owner.user_id, model=model or "", day=utc_day(),
-        prompt_tokens=int(usage.get("prompt_tokens") or 0), completion_tokens=int(usage.get("completion_tokens") or 0),
-        estimated=bool(usage.get("estimated")), created_at=utcnow()))
+        generation_id=generation_id, user_id=owner.user_id, session_id=owner.session_id, model=model or "",
+        day=utc_day(), prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0), estimated=bool(usage.get("estimated")),
+        created_at=utcnow()))
     return owner.user_id, owner.session_id
+
+
+# SQLite: the same row in one statement on the driver's cursor (see store_sqlite: each
+# SQLAlchemy execution costs far more Python than the statement), once per generation.
+_RECORD = ("INSERT INTO usage_records (generation_id, user_id, session_id, model, day, prompt_tokens, "
+           "completion_tokens, estimated, created_at) SELECT m.id, c.user_id, m.session_id, ?, ?, ?, ?, ?, ? "
+           "FROM messages m JOIN chat_sessions c ON c.id = m.session_id WHERE m.id = ? "
+           "ON CONFLICT (generation_id) DO NOTHING RETURNING user_id, session_id")
+_when = usage_t.c.created_at.type.dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
+
+
+def record_usage_sqlite(conn: Connection, generation_id: str, model: str, usage: dict) -> tuple[str, str] | None:
+    row = conn.connection.driver_connection.execute(_RECORD, (
+        model or "", utc_day(), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+        1 if usage.get("estimated") else 0, _when(utcnow()), generation_id)).fetchone()
+    return None if row is None else (row[0], row[1])
 
 
 def _read_policy(conn: Connection, user_id: str) -> Policy | None:
@@ -73,10 +91,11 @@ class UsageService:
         self.ttl = policy_ttl
         self.max_days = max_days
         self._cache: dict[str, tuple[float, Policy | None]] = {}
+        self._record = record_usage_sqlite if db.is_sqlite else record_usage
 
     async def record(self, generation_id: str, model: str, usage: dict) -> tuple[str, str] | None:
         try:
-            return await self.db.run(record_usage, generation_id, model, usage)
+            return await self.db.run(self._record, generation_id, model, usage)
         except IntegrityError:  # already recorded (a generation ends once; a replay is harmless)
             return None
 

@@ -189,3 +189,27 @@ async def test_cli_manages_roles_budgets_and_accounts(tmp_path):
     r = cli(tmp_path, "list-users")
     assert r.returncode == 0 and '"username": "carol"' in r.stdout and "password" not in r.stdout
     assert cli(tmp_path, "usage").returncode == 0
+
+
+async def test_usage_rows_are_the_same_from_core_and_from_the_sqlite_cursor(ops):
+    from sqlalchemy import delete, select
+
+    from services.usage import record_usage, record_usage_sqlite, usage_t
+    async with ops.client() as c:
+        token = await register(c, "dora")
+    async with ops.client(token) as a:
+        sid = await new_session(a, token)
+        answer = await chat(a, sid)
+    db, gen = ops.services.db, answer["generation_id"]
+
+    def rows(conn):
+        return [{k: v for k, v in r._mapping.items() if k not in ("pk", "created_at")}
+                for r in conn.execute(select(usage_t))]
+
+    by_cursor = await db.run(rows)  # written by the runner, through the SQLite cursor
+    assert by_cursor[0]["generation_id"] == gen and by_cursor[0]["session_id"] == sid
+    assert await db.run(record_usage_sqlite, gen, "x", answer["usage"]) is None  # once per generation
+    await db.run(lambda conn: conn.execute(delete(usage_t)))
+    owner = await db.run(record_usage, gen, answer["model"], answer["usage"])
+    assert owner == (by_cursor[0]["user_id"], sid)
+    assert await db.run(rows) == by_cursor

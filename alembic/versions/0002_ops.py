@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("generation_id", sa.String(26), nullable=False, unique=True),
         sa.Column("user_id", sa.String(26), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("session_id", sa.String(26), nullable=True),
         sa.Column("model", sa.String(200), nullable=False),
         sa.Column("day", sa.String(10), nullable=False),
         sa.Column("prompt_tokens", sa.Integer, nullable=False),
