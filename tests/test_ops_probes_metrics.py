@@ -148,3 +148,34 @@ async def test_guard_retry_and_provider_error_metrics(upstream, up, fake):
     assert retries == upstream.settings.provider_max_retries  # a 503 is worth retrying
     assert delta("chat_provider_errors_total", provider="openai", code=code) == retries + 1
     assert delta("chat_generations_ended_total", provider="openai", status="failed", finish_reason="error") == 1
+
+
+async def test_a_broker_outage_leaves_a_replica_ready_but_redis_does_not(tmp_path):
+    """Scale-out dispatch with RabbitMQ unreachable: messages are still accepted, so /readyz
+    is 200 while /health reports the broker down; with Redis unreachable, /readyz is 503."""
+    from tests.scaleout_support import REDIS_URL, unique
+    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    settings = make_settings(tmp_path / "a", redis_url=REDIS_URL, rabbitmq_url=dead,
+                             redis_key_prefix=unique("readyz") + ":")
+    srv = await Server(settings).start()
+    try:
+        async with srv.client() as c:
+            r = await c.get("/readyz")
+            assert r.status_code == 200 and r.json()["checks"] == {"database": "up", "stream_log": "up"}
+            health = await c.get("/health")
+            assert health.status_code == 503 and health.json()["components"]["dispatch"]["status"] == "down"
+            token = await register(c, "rita")
+        async with srv.client(token) as a:
+            sid = await new_session(a, token)
+            r = await a.post("/chat", json={"session_id": sid, "message": "queued", "background": True})
+            assert r.status_code == 202  # accepted and stored while the broker is down
+    finally:
+        await srv.stop()
+    settings = make_settings(tmp_path / "b", redis_url=f"redis://127.0.0.1:{free_port()}/0", rabbitmq_url=dead)
+    srv = await Server(settings).start()
+    try:
+        async with srv.client() as c:
+            r = await c.get("/readyz")
+            assert r.status_code == 503 and r.json()["checks"]["stream_log"] != "up"
+    finally:
+        await srv.stop()
