@@ -85,12 +85,19 @@ class Observe:
                             "path": scope.get("path", ""), "status": status, "duration_ms": duration_ms})
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        REQUEST.set({"request_id": request_id_of(scope)})
+        """Counted, and one log event when the socket ends (its messages are not wrapped)."""
+        fields = {"request_id": request_id_of(scope)}
+        REQUEST.set(fields)
         TRANSPORT.set("websocket")
         metrics.WS_CONNECTIONS.inc()
         gauge = metrics.STREAMS_OPEN.labels("websocket")
         gauge.inc()
+        started = time.perf_counter()
         try:
             await self.app(scope, receive, send)
         finally:
             gauge.dec()
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            log.info("WS %s closed after %.1f ms request_id=%s", route_of(scope), duration_ms, fields["request_id"],
+                     extra={"event": "websocket", **fields, "route": route_of(scope), "path": scope.get("path", ""),
+                            "duration_ms": duration_ms})

@@ -19,6 +19,7 @@ from auth.security import decode_token
 from models.schemas import INT64_MAX, ULID_PATTERN, SetLLM, is_unicode_text
 from services.container import Services
 from services.errors import DomainError, InvalidInput, NotFound
+from services.observability import note
 from services.streaming import frames
 from services.users import get_user
 
@@ -52,6 +53,7 @@ async def _serve(ws: WebSocket, session_id: str | None) -> None:
         if token is None:
             token = await _auth_frame(ws, s.ws_auth_timeout, s.ws_auth_frame_max_bytes)
         subject = decode_token(services.tokens, token)
+        note(user_id=subject)  # for the socket's log event
         await services.usage.admit(subject, budgets=False)  # a disabled account's socket: 4403
         chat = await _open_session(services, subject, session_id)
         if not connections.add(ws, subject, s.ws_max_connections_per_user):

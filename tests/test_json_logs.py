@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import websockets
 
 from tests.support import PASSWORD, free_port
 
@@ -40,7 +41,11 @@ async def _exercise(base: str) -> dict:
         r = await c.post("/chat", json={"message": MESSAGE}, headers=headers)
         assert r.status_code == 200 and r.headers["x-request-id"] == "req-json-1"
         await c.get(f"/sessions?token={token}&limit=5", headers={"Authorization": f"Bearer {token}"})
-        return {"token": token, "chat": r.json()}
+    ws_url = base.replace("http", "ws") + f"/ws/{r.json()['session_id']}"
+    async with websockets.connect(ws_url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        await ws.send('{"type": "ping"}')
+        assert json.loads(await ws.recv()) == {"type": "pong"}
+    return {"token": token, "chat": r.json()}
 
 
 async def test_every_line_is_json_with_request_and_generation_events(tmp_path):
@@ -70,6 +75,8 @@ async def test_every_line_is_json_with_request_and_generation_events(tmp_path):
     assert request["route"] == "/chat" and request["status"] == 200 and request["duration_ms"] > 0
     assert request["session_id"] == chat["session_id"] and request["generation_id"] == chat["generation_id"]
     assert request["user_id"]
+    (socket,) = [e for e in events if e.get("event") == "websocket"]
+    assert socket["user_id"] == request["user_id"] and socket["route"] == "/ws/{session_id}"
     (end,) = [e for e in events if e.get("event") == "generation_end"]
     assert end["generation_id"] == chat["generation_id"] and end["session_id"] == chat["session_id"]
     assert end["user_id"] == request["user_id"] and end["status"] == "completed" and end["finish_reason"] == "stop"
