@@ -28,7 +28,8 @@ done
 echo "==> serving on http://$host:$port (web UI at /, API docs at /docs)"
 # uvicorn's own lines (start-up, access) formatted like the service's: LOG_FORMAT=json|text
 # (from the environment or .env), query strings left out of access lines.
-log_config=.venv/log-config.json  # written again on every start: LOG_FORMAT may have changed
+# Written on every start (LOG_FORMAT may have changed), outside the tree: .venv can be shared.
+log_config=$(mktemp "${TMPDIR:-/tmp}/llm-chat-log-config.XXXXXX.json")
 .venv/bin/python -m services.observability.logs > "$log_config"
 # Per-message deflate costs CPU on every token frame for a few bytes saved: off. The HTTP
 # protocol bounds request heads and WebSocket frames by the settings (api/serving.py).
