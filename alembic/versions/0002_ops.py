@@ -1,15 +1,16 @@
 """Operations: user roles, disabling, token budgets, and per-generation usage records.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0002_ops
+Revises: 0002_reliab_core
 Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0002_ops"
+# After messages.seq_reserved; the two change different tables.
+down_revision = "0002_reliab_core"
 branch_labels = None
 depends_on = None
 
