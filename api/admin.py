@@ -5,8 +5,10 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import AfterValidator, StringConstraints
 
 from api.deps import CurrentUser, ServicesDep
+from api.openapi import errors
 from models.ops_schemas import AdminUser, UsageReport, UserPage, UserPatch
 from models.schemas import ULID_PATTERN
 from services import admin
@@ -14,8 +16,13 @@ from services.errors import Forbidden
 
 router = APIRouter(tags=["usage and admin"])
 
-FromQuery = Annotated[date | None, Query(alias="from", description="first day (UTC), default 29 days before `to`")]
-ToQuery = Annotated[date | None, Query(alias="to", description="last day (UTC), default today")]
+# ISO dates only (YYYY-MM-DD): pydantic would read a bare number as a Unix timestamp.
+Day = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(date.fromisoformat)]
+FromQuery = Annotated[Day | None, Query(alias="from", json_schema_extra={"format": "date"},
+                                        description="first day (UTC), default 29 days before `to`; "
+                                                    "at most USAGE_MAX_DAYS before it")]
+ToQuery = Annotated[Day | None, Query(alias="to", json_schema_extra={"format": "date"},
+                                      description="last day (UTC), default today")]
 
 
 async def require_admin(user: CurrentUser):
@@ -34,19 +41,19 @@ async def my_usage(user: CurrentUser, services: ServicesDep, start: FromQuery = 
     return await services.usage.summary(user.id, start, end)
 
 
-@router.get("/admin/usage", response_model=UsageReport, response_model_by_alias=True)
+@router.get("/admin/usage", response_model=UsageReport, response_model_by_alias=True, responses=errors(403))
 async def all_usage(_: Admin, services: ServicesDep, start: FromQuery = None, end: ToQuery = None):
     """Everyone's tokens per user, day and model."""
     return await services.usage.summary(None, start, end)
 
 
-@router.get("/admin/users", response_model=UserPage)
+@router.get("/admin/users", response_model=UserPage, responses=errors(403))
 async def list_users(_: Admin, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
                      offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0):
     return await admin.list_users(services.db, min(limit, services.settings.admin_page_max), offset)
 
 
-@router.patch("/admin/users/{user_id}", response_model=AdminUser)
+@router.patch("/admin/users/{user_id}", response_model=AdminUser, responses=errors(403, 409))
 async def patch_user(user_id: UserIdPath, body: UserPatch, request: Request, me: Admin, services: ServicesDep):
     """Disable or re-enable a user, change their role or budgets. Disabling refuses their
     tokens at once and closes their sockets on this process."""

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models.db import ChatSession, Message, UsageRecord, User, utcnow
 from services.db import Database
-from services.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
+from services.errors import Forbidden, RateLimited, Unauthorized
 from services.observability import metrics
 
 usage_t, users_t = UsageRecord.__table__, User.__table__
@@ -81,6 +81,10 @@ def _spent_since(conn: Connection, user_id: str, since: str) -> int:
     return int(conn.execute(_spent, {"uid": user_id, "since": since}).scalar_one())
 
 
+def _days_before(day: date, days: int) -> date:
+    return day - timedelta(days=days) if (day - date.min).days >= days else date.min
+
+
 def _seconds_until(moment: datetime) -> float:
     return max(1.0, (moment - datetime.now(timezone.utc)).total_seconds())
 
@@ -141,11 +145,11 @@ class UsageService:
             yield "monthly", policy.monthly, month, (month + timedelta(days=32)).replace(day=1)
 
     def window(self, start: date | None, end: date | None) -> tuple[date, date]:
+        """The days asked for, at most USAGE_MAX_DAYS ending at `end` (a wider range is cut
+        at its start; the answer says which range it covers). `from` after `to`: no day."""
         end = end or datetime.now(timezone.utc).date()
-        start = start or end - timedelta(days=29)
-        if start > end or (end - start).days >= self.max_days:
-            raise InvalidInput(f"from must not be after to, and the range at most {self.max_days} days",
-                               code="invalid_range")
+        earliest = _days_before(end, self.max_days - 1)
+        start = max(start or _days_before(end, 29), earliest)
         return start, end
 
     async def summary(self, user_id: str | None, start: date | None, end: date | None) -> dict:

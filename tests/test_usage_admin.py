@@ -56,10 +56,16 @@ async def test_usage_is_recorded_per_day_and_model(ops):
         yesterday = (date.today() - timedelta(days=1)).isoformat()
         r = await a.get("/usage", params={"from": yesterday, "to": yesterday})
         assert r.json()["usage"] == [] and r.json()["total"]["generations"] == 0
-        r = await a.get("/usage", params={"from": today, "to": yesterday})
-        assert r.status_code == 422 and r.json()["code"] == "invalid_range"
-        r = await a.get("/usage", params={"from": "2000-01-01"})
-        assert r.status_code == 422 and r.json()["code"] == "invalid_range"
+        r = await a.get("/usage", params={"from": today, "to": yesterday})  # no day in between
+        assert r.status_code == 200 and r.json()["usage"] == [] and r.json()["total"]["generations"] == 0
+        r = await a.get("/usage", params={"from": "2000-01-01"})  # cut to USAGE_MAX_DAYS, and says so
+        assert r.status_code == 200 and r.json()["from"] == (date.today() - timedelta(days=365)).isoformat()
+        assert r.json()["total"] == body["total"]
+        r = await a.get("/usage", params={"to": "0001-01-01"})
+        assert r.status_code == 200 and r.json()["from"] == "0001-01-01"
+        for bad in ({"to": "0"}, {"from": "2026-02-30"}, {"to": "20261202"}):
+            r = await a.get("/usage", params=bad)
+            assert r.status_code == 422 and r.json()["code"] == "validation_error", bad
         # an admin route is not for a user
         r = await a.get("/admin/usage")
         assert r.status_code == 403 and r.json()["code"] == "admin_required"
