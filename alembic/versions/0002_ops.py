@@ -1,7 +1,7 @@
 """Operations: user roles, disabling, token budgets, and per-generation usage records.
 
 Revision ID: 0002_ops
-Revises: 0002_reliab_core
+Revises: 0002_openai
 Create Date: 2026-12-02
 """
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_ops"
-# After messages.seq_reserved; the two change different tables.
-down_revision = "0002_reliab_core"
+# After the migrations main already has; none touches the same tables.
+down_revision = "0002_openai"
 branch_labels = None
 depends_on = None
 
