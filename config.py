@@ -177,6 +177,24 @@ class Settings(BaseSettings):
     # still alive (their liveness keys); a dead worker's answers are ended at that pace.
     dead_worker_check_interval: float = Field(1.0, gt=0, le=60)
 
+    # Operations (issue 16): metrics, traces, logs, usage, budgets, admin
+    # GET /metrics in the Prometheus text format; off, on its own port (0: the service's
+    # port), or behind a bearer token (unset: no auth, like most exporters).
+    metrics_enabled: bool = True
+    metrics_port: int = Field(0, ge=0, le=65535)
+    metrics_token: str | None = Field(None, repr=False)
+    worker_metrics_port: int = Field(0, ge=0, le=65535)  # a worker's /metrics; 0: none
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Message text never reaches the logs unless this is on (debugging only).
+    log_message_text: bool = False
+    # A user's role, disabled flag and budgets are cached per process this long: a send
+    # looks them up without a database round trip. Admin actions clear the cache at once
+    # on the process that made them; other processes see them within this time.
+    user_policy_ttl: float = Field(2.0, ge=0, le=300)
+    usage_max_days: int = Field(366, ge=1, le=3660)  # widest GET /usage?from=&to= range
+    admin_page_max: int = Field(500, ge=1, le=10_000)  # users per admin listing page
+
     @field_validator("jwt_algorithm")
     @classmethod
     def _pinned_algorithm(cls, value: str) -> str:

@@ -1,30 +1,29 @@
 """Wires the application: settings, services, routers, error handlers, middleware."""
 
+import asyncio
 import gc
-import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import (access_log, api_keys, chat, errors, generations, meta, openai_chat, openai_responses,
-                 openapi, sessions, ui, users, ws)
+from api import (access_log, admin, api_keys, chat, errors, generations, meta, openai_chat, openai_responses,
+                 openapi, ops, sessions, ui, users, ws)
 from api.lifecycle import Connections, chain_signal_handlers
 from api.middleware import BodySizeLimit, SecurityHeaders
+from api.observe import Observe
 from config import Settings, get_settings
 from services.container import build
+from services.observability import logs, metrics, probes, tracing
 from services.users import seed_initial_user
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-# The HTTP clients log every upstream request at INFO: a formatted line per generation, on
-# the path to its first token. Their warnings still show.
-for _name in ("httpx", "httpx2"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
 access_log.install()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    tracing.setup_from_env("llm-chat-service")
     services = build(settings)
 
     @asynccontextmanager
@@ -32,6 +31,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await services.start()
         await seed_initial_user(services.db, settings)
         chain_signal_handlers(services, app.state.connections)
+        refresher = None
+        if settings.metrics_enabled and settings.metrics_port:
+            metrics.serve(settings.metrics_port)
+            refresher = asyncio.create_task(probes.refresh_forever(services))
         # Everything alive now (modules, the app, pydantic and SQLAlchemy machinery) lives
         # as long as the process: freezing it keeps the collector from scanning it again in
         # every full collection, which otherwise lands as a multi-ms pause on whichever
@@ -39,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         yield
+        if refresher is not None:
+            refresher.cancel()
         await services.stop()
 
     app = FastAPI(title="LLM chat service", version="1.0.0", lifespan=lifespan)
@@ -47,8 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     openapi.install(app, settings, services.providers)
     for router in (users.router, sessions.router, chat.router, generations.router, meta.router, ws.router,
-                   openai_chat.router, openai_responses.router):
+                   openai_chat.router, openai_responses.router, ops.router, admin.router):
         app.include_router(router)
+    if settings.metrics_enabled and not settings.metrics_port:
+        app.include_router(ops.metrics_router)
     for router in (chat.router, meta.router):  # the reference designs' /api/v1 paths
         app.include_router(router, prefix="/api/v1", include_in_schema=False)
     app.include_router(api_keys.router)
@@ -56,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if ui.STATIC_DIR.exists():
         app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(SecurityHeaders)  # outermost: on every response, the 413 included
+    app.add_middleware(SecurityHeaders)  # on every response, the 413 included
+    app.add_middleware(Observe)  # outermost: sees every request, refused ones too
     return app
 
 

@@ -9,13 +9,16 @@ import logging
 import signal
 
 from config import get_settings
+from services.observability import logs, metrics, tracing
 from services.scaleout.worker import Worker
 
 log = logging.getLogger("worker")
 
 
 async def run() -> None:
-    worker = Worker(get_settings())
+    settings = get_settings()
+    tracing.setup_from_env("llm-chat-worker")
+    worker = Worker(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -27,13 +30,16 @@ async def run() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     await worker.start()
+    if settings.worker_metrics_port:  # each worker serves its own (docs/architecture.md)
+        metrics.serve(settings.worker_metrics_port)
     await stop.wait()
     log.info("stopping: no new jobs; running generations get %ss", worker.s.worker_shutdown_grace)
     await worker.shutdown()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    logs.configure(settings.log_format, settings.log_level)
     asyncio.run(run())
 
 

@@ -28,6 +28,7 @@ def check_message(text: str, limit: int) -> str:
     **errors(404, 429)})
 async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: ServicesDep):
     check_message(body.message, services.settings.max_message_chars)
+    await services.usage.admit(user_id)  # disabled, or over a token budget: refused before storing
     new_session = body.session_id is None
     if new_session:
         user = await get_user(services.db, user_id)

@@ -12,7 +12,6 @@ from collections import Counter
 
 from starlette.websockets import WebSocket
 
-from api.ws_auth import close_unauthorized
 from services.container import Services
 
 log = logging.getLogger(__name__)
@@ -38,17 +37,18 @@ class Connections:
             if self.per_user[user_id] <= 0:
                 del self.per_user[user_id]
 
-    async def close_user(self, user_id: str, reason: str) -> int:
-        """Closes this process's sockets of one user with 4401 (for example when the user
-        is disabled); returns how many. Other replicas' sockets close at their next frame,
-        once SocketAuth.check (api/ws_auth.py) refuses the user."""
+    async def close_user(self, user_id: str, reason: str, code: int = 4401) -> int:
+        """Closes this process's sockets of one user (4401, or 4403 when an admin disabled the
+        account); returns how many. Other replicas' sockets are refused at their next frame."""
         mine = [ws for ws, owner in self.sockets.items() if owner == user_id]
-        for ws in mine:
-            await close_unauthorized(ws, reason)
+        await self._close(mine, code, reason)
         return len(mine)
 
     async def close_all(self, code: int, reason: str) -> None:
-        for ws in list(self.sockets):
+        await self._close(list(self.sockets), code, reason)
+
+    async def _close(self, sockets: list[WebSocket], code: int, reason: str) -> None:
+        for ws in sockets:
             try:
                 await ws.close(code, reason)
             except Exception:  # already gone: nothing to tell it

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Send
 
 from services.generations.service import GenerationService
+from services.observability import TRANSPORT
 from services.streaming.frames import SSE_PING, encode, sse_event, sse_plain
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -30,6 +31,7 @@ class _SSEResponse(StreamingResponse):
 
     async def stream_response(self, send: Send) -> None:
         generations, generation_id, after, prelude = self.relay_args
+        TRANSPORT.set("sse")  # this reader's label in the metrics
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
 
         async def body(data: bytes) -> None:

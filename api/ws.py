@@ -19,6 +19,7 @@ from auth.dependencies import websocket_token
 from models.schemas import INT64_MAX, ULID_PATTERN, SetLLM, is_unicode_text
 from services.container import Services
 from services.errors import DomainError, InvalidInput, NotFound
+from services.observability import note
 from services.streaming import frames
 from services.users import get_user
 
@@ -53,6 +54,8 @@ async def _serve(ws: WebSocket, session_id: str | None) -> None:
             token = await _auth_frame(ws, s.ws_auth_timeout, s.ws_auth_frame_max_bytes)
         principal = await socket_principal(ws, services, token)
         subject = principal.user_id
+        note(user_id=subject)  # for the socket's log event
+        await services.usage.admit(subject, budgets=False)  # a disabled account's socket: 4403
         chat = await _open_session(services, subject, session_id)
         if not connections.add(ws, subject, s.ws_max_connections_per_user):
             raise _Close(4429, "too many connections")
@@ -201,6 +204,7 @@ class _Conversation:
             raise InvalidInput("message must not be empty", code="empty_message")
         if len(content) > self.s.max_message_chars:
             raise InvalidInput(f"message: at most {self.s.max_message_chars} characters", code="message_too_long")
+        await self.services.usage.admit(self.user_id)  # budgets; a disabled account (other replicas)
         # By id, not with the session loaded at connect: the model is read in the same
         # transaction, so a PATCH made while the socket is open applies to this message.
         accepted = await self.services.generations.submit_owned(self.user_id, self.chat.id, content, client_msg_id)

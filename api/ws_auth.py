@@ -5,8 +5,8 @@ whole life: a timer closes it with 4401 when the JWT (or the API key) expires, a
 frame is preceded by `SocketAuth.check`, which re-reads an API key from the database, so a
 key revoked on any replica closes its sockets before they start another generation.
 
-`close_unauthorized` is the one path that ends an authenticated socket with 4401; use it
-(or `Connections.close_user` in api/lifecycle.py, which calls it for every socket of a user
+`close_unauthorized` ends one authenticated socket with 4401; use it
+(or `Connections.close_user` in api/lifecycle.py, which closes every socket of a user
 in this process) for any other reason a caller stops being allowed, such as a disabled
 user, and make `SocketAuth.check` refuse that user so sockets on other replicas follow."""
 

@@ -10,6 +10,7 @@ from auth.credentials import authenticate, refuse_duplicates
 from services.api_keys import Principal
 from services.container import Services
 from services.errors import Unauthorized
+from services.observability import note
 from services.users import get_user
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
@@ -35,7 +36,9 @@ async def get_principal(
     refuse_duplicates(request.headers.getlist("authorization"))
     if not token:
         raise Unauthorized("Missing bearer token; get one at POST /token or POST /api-keys.")
-    return await authenticate(services, token)
+    principal = await authenticate(services, token)
+    note(user_id=principal.user_id)  # for the request's log event
+    return principal
 
 
 async def get_token_subject(principal: Annotated[Principal, Depends(get_principal)]) -> str:

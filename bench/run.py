@@ -18,7 +18,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +33,8 @@ from bench.shapes import Shapes  # noqa: E402
 from bench.stats import LATE_MS, TTFT_LIMIT_MS, run_figures, spread, summarize  # noqa: E402
 
 PASSWORD = "correct-horse-battery"
+OPS_OFF = {"LOG_FORMAT": "text", "METRICS_ENABLED": "false"}
+OPS_ON = {"LOG_FORMAT": "json", "METRICS_ENABLED": "true"}
 RESULTS = ROOT / "bench" / "results"
 FIGURES = ["cpu_us_per_token", "cpu_ms_per_generation", "tokens_per_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms",
            "lateness_p99_ms", "fell_behind", "sustained", "tokens_per_frame", "fake_cpu_us_per_token",
@@ -46,6 +50,9 @@ VARIANTS = {
     "v1chat": ("main", "v1chat", False),  # POST /v1/chat/completions, stream
     "v1resp": ("main", "v1resp", False),  # POST /v1/responses, stream
     "ws+deflate": ("deflate", "ws", True),
+    # --ops: metrics scraped and JSON logs on (the other instances run with both off)
+    "ws+ops": ("ops", "ws", False),
+    "sse+ops": ("ops", "sse", False),
     # --baseline TREE: the same service from another copy of the tree, interleaved in the same rounds
     "ws@baseline": ("baseline", "ws", False),
     "sse@baseline": ("baseline", "sse", False),
@@ -127,6 +134,10 @@ class Bench(Shapes):
         }
         if self.args.baseline:
             specs["baseline"] = dict(deflate=False, root=Path(self.args.baseline).resolve())
+        if self.args.ops:
+            for spec in specs.values():
+                spec["env"] = {**spec.get("env", {}), **OPS_OFF}
+            specs["ops"] = dict(deflate=False, env=OPS_ON)
         with ThreadPoolExecutor(len(specs)) as pool:
             # started on every core (imports and migrations go faster), pinned once healthy
             futs = {name: pool.submit(start_service, name, self.work, self.fake_url, None, **kw)
@@ -219,12 +230,18 @@ class Bench(Shapes):
         for proc, _ in runners:
             proc.stdin.write(f"go {start_at}\n")
             proc.stdin.flush()
+        scraping = threading.Event()
+        if name == "ops":  # a Prometheus scraping every second, as its cost is part of "on"
+            threading.Thread(target=_scrape, args=(svc.extra["base"], scraping), daemon=True).start()
         outs = []
-        for proc, out_path in runners:
-            proc.wait(cutoff + 120)
-            if proc.returncode != 0:
-                raise RuntimeError(f"load generator exited {proc.returncode} ({variant})")
-            outs.append(json.loads(out_path.read_text()))
+        try:
+            for proc, out_path in runners:
+                proc.wait(cutoff + 120)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"load generator exited {proc.returncode} ({variant})")
+                outs.append(json.loads(out_path.read_text()))
+        finally:
+            scraping.set()
         svc_cpu1 = svc.cpu() if svc else 0.0
         fake_cpu1 = self.fake.cpu()
         window = max(o["elapsed_s"] for o in outs)
@@ -286,6 +303,8 @@ class Bench(Shapes):
             variants = list(variants) + ["ws@baseline", "sse@baseline"]
         if self.args.peer and key in PEER_SHAPES:
             variants = list(variants) + ["litellm"]
+        if self.args.ops and key in ("one_stream", "paced_200x50"):
+            variants = list(variants) + ["ws+ops", "sse+ops"]
         per: dict[str, list[dict]] = {v: [] for v in variants}
         for r in range(rounds):
             order = variants[r % len(variants):] + variants[:r % len(variants)]
@@ -315,6 +334,8 @@ class Bench(Shapes):
             variants.append("litellm")
         if self.args.baseline:
             variants += ["ws@baseline", "sse@baseline"]
+        if self.args.ops:
+            variants += ["ws+ops", "sse+ops"]
         for v in variants:
             self.run(v, [i * 0.02 for i in range(2 if self.args.quick else 8)], 0, 30, cutoff=10)
 
@@ -409,6 +430,14 @@ def floor_of(variant: str) -> str | None:
     return None
 
 
+def _scrape(base: str, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        try:
+            urllib.request.urlopen(f"{base}/metrics", timeout=5).read()
+        except OSError:
+            pass
+
+
 def _brief(f: dict) -> str:
     def g(k, fmt="{:.1f}"):
         return fmt.format(f[k]) if f.get(k) is not None else "-"
@@ -426,6 +455,9 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline", default="",
                     help="path of another copy of the tree (with its .venv): its service runs beside this "
                          "one and its ws/sse variants are interleaved in the same rounds (before/after)")
+    ap.add_argument("--ops", action="store_true",
+                    help="add ws+ops / sse+ops: an instance with JSON logs and /metrics scraped every "
+                         "second, the others with both off (issue 16: within 3%% of CPU per token)")
     ap.add_argument("--sse-admission", type=int, default=0,
                     help="SSE clients: at most this many POST /chat awaiting response headers, per load "
                          "generator (0: unlimited, the default since the service no longer nests pooled "

@@ -3,7 +3,7 @@ answer's text, status and stream position, so history and generation never disag
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 from ulid import ULID
@@ -46,6 +46,11 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    role: Mapped[str] = mapped_column(String(16), default="user", server_default="user")  # user | admin
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Token budgets (prompt + completion), None: unlimited
+    daily_token_budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    monthly_token_budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ChatSession(Base):
@@ -122,3 +127,23 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class UsageRecord(Base):
+    """Tokens of one finished generation, kept apart from the messages so that deleting a
+    session does not erase what its user spent. `day` (UTC, YYYY-MM-DD) makes the per-day
+    sums and budget checks plain comparisons on every backend."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (Index("ix_usage_user_day", "user_id", "day"), Index("ix_usage_day", "day"))
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    generation_id: Mapped[str] = mapped_column(String(26), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    session_id: Mapped[str | None] = mapped_column(String(26), nullable=True)  # may be deleted since
+    model: Mapped[str] = mapped_column(String(200), default="")
+    day: Mapped[str] = mapped_column(String(10))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -26,7 +26,12 @@ for arg in "$@"; do
   prev=$arg
 done
 echo "==> serving on http://$host:$port (web UI at /, API docs at /docs)"
+# uvicorn's own lines (start-up, access) formatted like the service's: LOG_FORMAT=json|text
+# (from the environment or .env), query strings left out of access lines.
+# Written on every start (LOG_FORMAT may have changed), outside the tree: .venv can be shared.
+log_config=$(mktemp "${TMPDIR:-/tmp}/llm-chat-log-config.XXXXXX.json")
+.venv/bin/python -m services.observability.logs > "$log_config"
 # Per-message deflate costs CPU on every token frame for a few bytes saved: off. The HTTP
 # protocol bounds request heads and WebSocket frames by the settings (api/serving.py).
 exec .venv/bin/python -m uvicorn main:app --host 127.0.0.1 --port 8000 --ws-per-message-deflate false \
-  --http api.serving:LimitedHttpProtocol --no-server-header "$@"
+  --http api.serving:LimitedHttpProtocol --no-server-header --log-config "$log_config" "$@"

@@ -18,9 +18,11 @@ from services.generations.local_dispatch import LocalDispatch
 from services.generations.runner import SHUTDOWN_ERROR, GenerationRunner
 from services.generations.service import GenerationService
 from services.generations.store import ACTIVE, GenerationStore
+from services.observability.generation import GenerationEnd
 from services.providers.registry import ProviderRegistry
 from services.streaming.log import StreamLog
 from services.streaming.memory_log import MemoryStreamLog
+from services.usage import UsageService
 from services.users import LoginLimiter
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class Services:
     generations: GenerationService
     sessions: SessionService
     login_limiter: LoginLimiter
+    usage: UsageService
     reaper: Any = None  # scale-out: ends generations of dead workers (services/scaleout/reaper.py)
     data_dir_lock: DataDirLock | None = None  # embedded: held for the process's life
     api_keys: ApiKeyService | None = None
@@ -85,7 +88,9 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
     providers = ProviderRegistry.from_settings(settings)
     stream_log = build_stream_log(settings)
     store = GenerationStore(db, settings.max_history_messages, settings.max_queued_per_session, settings.seq_reserve)
-    runner = GenerationRunner(settings, store, stream_log, providers, worker_id)
+    usage = UsageService(db, settings.user_policy_ttl, settings.usage_max_days)
+    runner = GenerationRunner(settings, store, stream_log, providers, worker_id,
+                              ended=GenerationEnd(usage, settings.log_message_text))
     if settings.rabbitmq_url:
         from services.scaleout.rabbit_dispatch import RabbitDispatch
         from services.scaleout.reaper import Reaper
@@ -98,7 +103,7 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
         dispatch=dispatch, generations=GenerationService(settings, store, stream_log, dispatch),
         sessions=SessionService(settings, providers),
         login_limiter=LoginLimiter(settings.login_max_failures, settings.login_failure_window),
-        reaper=reaper, api_keys=build_api_keys(settings, db, tokens.secret_key),
+        usage=usage, reaper=reaper, api_keys=build_api_keys(settings, db, tokens.secret_key),
     )
 
 

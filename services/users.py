@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth.security import hash_password, verify_password
 from models.db import User
 from services.db import Database
-from services.errors import Conflict, InvalidInput, RateLimited, Unauthorized
+from services.errors import Conflict, Forbidden, InvalidInput, RateLimited, Unauthorized
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
 MIN_PASSWORD = 8
@@ -32,11 +32,11 @@ def validate_credentials(username: str, password: str) -> None:
         )
 
 
-async def create_user(db: AsyncSession, username: str, password: str) -> User:
+async def create_user(db: AsyncSession, username: str, password: str, role: str = "user") -> User:
     validate_credentials(username, password)
     # argon2 is deliberately slow: keep it off the event loop.
     password_hash = await asyncio.to_thread(hash_password, password)
-    user = User(username=username, password_hash=password_hash)
+    user = User(username=username, password_hash=password_hash, role=role)
     db.add(user)
     try:
         await db.commit()
@@ -51,10 +51,13 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> User:
     ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else None)
     if not ok or user is None:
         raise Unauthorized("Incorrect username or password.", code="invalid_credentials")
+    if user.disabled:  # said only to whoever knows the password
+        raise Forbidden("This account is disabled.", code="user_disabled")
     return user
 
 
-_by_id = select(_users.c.id, _users.c.username).where(_users.c.id == bindparam("uid"))
+_by_id = select(_users.c.id, _users.c.username, _users.c.role, _users.c.disabled).where(
+    _users.c.id == bindparam("uid"))
 
 
 def _user_row(conn: Connection, user_id: str):
@@ -62,11 +65,13 @@ def _user_row(conn: Connection, user_id: str):
 
 
 async def get_user(db: Database, user_id: str):
-    """The token's user (id, username), or 401. Runs for every request and socket, so it is
-    one Core statement (Database.run), not an ORM session."""
+    """The token's user (id, username, role), or 401 (403 when disabled). Runs for every
+    request and socket, so it is one Core statement (Database.run), not an ORM session."""
     user = await db.run(_user_row, user_id)
     if user is None:
         raise Unauthorized("The token's user no longer exists.", code="invalid_token")
+    if user.disabled:
+        raise Forbidden("This account is disabled.", code="user_disabled")
     return user
 
 
@@ -108,13 +113,14 @@ class LoginLimiter:
 
 
 async def seed_initial_user(db, settings) -> None:
-    """Creates INITIAL_USER once, if set and missing (for deployments without sign-up)."""
+    """Creates INITIAL_USER once, if set and missing (for deployments without sign-up), as
+    an admin: the account that administers the others."""
     if not settings.initial_user or not settings.initial_password:
         return
     async with db.sessionmaker() as session:
         exists = await session.scalar(select(User).where(User.username == settings.initial_user))
         if exists is None:
             try:
-                await create_user(session, settings.initial_user, settings.initial_password)
+                await create_user(session, settings.initial_user, settings.initial_password, role="admin")
             except Conflict:  # another replica seeded it first
                 pass

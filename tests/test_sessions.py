@@ -81,3 +81,8 @@ async def test_invalid_ids_are_422(auth, bad):
     assert r.status_code == 422 and r.json()["code"] == "validation_error"
     r = await auth.post("/chat", json={"session_id": bad, "message": "hi"})
     assert r.status_code == 422
+
+
+async def test_a_huge_offset_is_a_validation_error_not_a_500(auth):
+    r = await auth.get("/sessions", params={"offset": 10 ** 20})
+    assert r.status_code == 422 and r.json()["code"] == "validation_error"

@@ -14,6 +14,8 @@ from services.generations.dispatch import Control
 from services.generations.loop_detector import LoopDetector
 from services.generations.persistence import Persistence
 from services.generations.store import GenerationStore, Job
+from services.observability import metrics, tracing
+from services.observability.generation import Ended
 from services.providers.base import ChatRequest, Finish, Usage, estimate_tokens, prompt_tokens
 from services.providers.registry import ProviderRegistry
 from services.streaming import frames
@@ -44,6 +46,9 @@ class _State:
     watchdog: asyncio.TimerHandle | None = None
     flushed: int = -1  # seq of the text last written
     reserved: int = 0  # stored bound: no chunk seq above it may be sent (see _reserve)
+    started: float = 0.0
+    first_token_at: float | None = None
+    span: object = None  # the generation's trace span, when tracing is on
 
     def content(self) -> str:
         if len(self.parts) > 1:
@@ -58,8 +63,9 @@ class _Stop(Exception):
 
 class GenerationRunner(Persistence):
     def __init__(self, settings: Settings, store: GenerationStore, log_: StreamLog,
-                 providers: ProviderRegistry, worker_id: str = "local"):
+                 providers: ProviderRegistry, worker_id: str = "local", ended=None):
         self.s = settings
+        self.ended = ended  # usage, metrics, span, log event: services/observability/generation.py
         self.store = store
         self.log = log_
         self.providers = providers
@@ -76,7 +82,10 @@ class GenerationRunner(Persistence):
         state = _State(generation_id, model=job.model, reserved=self.store.seq_reserve)
         control.task = asyncio.current_task()
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = state.started = loop.time()
+        state.span = tracing.start_generation(generation_id, job.model)
+        metrics.GENERATIONS_STARTED.labels(metrics.provider_of(job.model)).inc()
+        metrics.GENERATIONS_RUNNING.inc()
         state.watchdog = loop.call_at(started + min(self.s.first_token_timeout, self.s.idle_timeout,
                                               self.s.max_generation_seconds),
                                 self._watchdog, state, control, started)
@@ -107,6 +116,7 @@ class GenerationRunner(Persistence):
             state.watchdog.cancel()
             control.task = None  # a late stop() must not hit whatever this task runs next
             self.running.pop(generation_id, None)
+            metrics.GENERATIONS_RUNNING.dec()
             if not self.running and self._flusher is not None:
                 self._flusher.cancel()  # nothing left to write: no task lingers past shutdown
                 self._flusher = None
@@ -130,7 +140,9 @@ class GenerationRunner(Persistence):
         """Primary model, then fallbacks; retries only before the first token."""
         candidates = [job.model, *job.fallback_models]
         last_error: ProviderError | None = None
-        for model_name in candidates:
+        for index, model_name in enumerate(candidates):
+            if index:
+                metrics.FALLBACKS.labels(metrics.provider_of(model_name)).inc()
             try:
                 provider, model = self.providers.split(model_name)
             except InvalidInput as exc:  # its provider is no longer configured
@@ -143,11 +155,13 @@ class GenerationRunner(Persistence):
                 try:
                     return await self._stream(provider.stream(request), state, request.max_tokens)
                 except ProviderError as exc:
+                    metrics.PROVIDER_ERRORS.labels(provider.name, exc.code).inc()
                     if state.seq:  # text already went out: a retry could duplicate it
                         raise
                     last_error = exc
                     if not exc.retryable or attempt == self.s.provider_max_retries:
                         break
+                    metrics.RETRIES.labels(provider.name).inc()
                     await asyncio.sleep(self.s.provider_retry_backoff * 2 ** attempt)
         raise last_error
 
@@ -185,6 +199,8 @@ class GenerationRunner(Persistence):
                         await self._reserve(state)
                     tokens += 1
                     now = state.last_token_at = loop.time()
+                    if tokens == 1:
+                        state.first_token_at = now
                     if window:
                         pending.append(event)
                         if now >= due:  # the first token, or one after a quiet window: at once
@@ -220,7 +236,9 @@ class GenerationRunner(Persistence):
     async def _finalize(self, state: _State, ending: str, error: dict | None, request: ChatRequest) -> None:
         status, finish_reason = ENDINGS[ending]
         content = state.content()
-        usage = (state.usage or Usage(prompt_tokens(request.messages), estimate_tokens(content))).as_dict()
+        # The provider reported none: counted here, and said so (PROTOCOL.md).
+        usage = state.usage.as_dict() if state.usage else {
+            **Usage(prompt_tokens(request.messages), estimate_tokens(content)).as_dict(), "estimated": True}
         done_seq = state.seq + 1
         try:
             await self.store.finalize(state.generation_id, content=content, last_seq=done_seq, status=status,
@@ -230,3 +248,5 @@ class GenerationRunner(Persistence):
         await self.log.append(state.generation_id, frames.done(
             state.generation_id, done_seq, status, finish_reason, usage, error, state.model))
         await self.log.expire(state.generation_id, self.s.stream_log_ttl)
+        if self.ended is not None:
+            await self.ended(Ended(state, ending, status, finish_reason, usage, error, content))

@@ -8,6 +8,7 @@ from config import Settings
 from models.db import ChatSession, Message
 from services.generations.dispatch import JobDispatch
 from services.generations.store import GenerationStore
+from services.observability import TRANSPORT, metrics, tracing
 from services.streaming import frames
 from services.streaming.frames import Frame
 from services.streaming.log import StreamLog
@@ -60,6 +61,7 @@ class GenerationService:
     async def _submit(self, session_id: str, create, client_msg_id: str | None) -> Accepted:
         turn = await create(self.dispatch.claimer(session_id))
         if turn.created:
+            tracing.capture(turn.generation_id)
             await self.log.create(turn.generation_id)
             await self.dispatch.submit(session_id, turn.generation_id, turn.job)
         return Accepted(session_id, turn.generation_id, turn.position, client_msg_id, turn.created)
@@ -93,15 +95,23 @@ class GenerationService:
         streaming/push.py). `ping()` after every SSE_PING_INTERVAL of silence. True
         once the done frame went out; False when the server is going away first."""
         pusher = Pusher(send) if hasattr(self.log, "attach") else None
-        async for batch in self.follow(generation_id, after, pusher=pusher):
-            if batch is None:
-                if ping is not None:
-                    await ping()
-            else:
-                await send(batch)
-                if batch[-1].type == "done":
-                    return True
-        return pusher is not None and pusher.finished
+        transport = TRANSPORT.get()
+        if after:
+            metrics.RESUMES.labels(transport).inc()
+        readers = metrics.READERS_OPEN.labels(transport)
+        readers.inc()
+        try:
+            async for batch in self.follow(generation_id, after, pusher=pusher):
+                if batch is None:
+                    if ping is not None:
+                        await ping()
+                else:
+                    await send(batch)
+                    if batch[-1].type == "done":
+                        return True
+            return pusher is not None and pusher.finished
+        finally:
+            readers.dec()
 
     async def follow(self, generation_id: str, after: int, ping_interval: float | None = None,
                      pusher: Pusher | None = None) -> AsyncIterator[list[Frame] | None]:
@@ -118,6 +128,8 @@ class GenerationService:
                 row = await self.store.get(generation_id)
                 if row.status in frames.TERMINAL:
                     rebuilt = stored_frames(row, after)
+                    if rebuilt and rebuilt[0].type == "snapshot":
+                        metrics.SNAPSHOTS.inc()
                     if rebuilt:
                         yield rebuilt
                     return
@@ -129,6 +141,7 @@ class GenerationService:
                 if snap is not None and snap[1] > after:
                     content, seq = snap
                     row = await self.store.get(generation_id)
+                    metrics.SNAPSHOTS.inc()
                     yield [frames.snapshot(generation_id, seq, content, row.status)]
                     after = seq
                     continue

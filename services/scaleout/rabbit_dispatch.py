@@ -23,6 +23,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from config import Settings
 from services.generations.dispatch import JobDispatch
 from services.generations.store import GenerationStore
+from services.observability import tracing
 from services.scaleout.backlog import Backlog
 from services.streaming.log import StreamLog
 
@@ -43,8 +44,12 @@ async def declare_topology(channel: AbstractChannel, settings: Settings):
     return queue, exchange
 
 
-def job_body(session_id: str, generation_id: str) -> bytes:
-    return json.dumps({"session_id": session_id, "generation_id": generation_id}).encode()
+def job_body(session_id: str, generation_id: str, trace: dict | None = None) -> bytes:
+    """The job; `trace` is the W3C trace context of the request that queued it (tracing on)."""
+    body = {"session_id": session_id, "generation_id": generation_id}
+    if trace:
+        body["trace"] = trace
+    return json.dumps(body).encode()
 
 
 class RabbitDispatch(JobDispatch):
@@ -101,7 +106,8 @@ class RabbitDispatch(JobDispatch):
         """Raises if the broker did not confirm the message."""
         if self.channel is None or self.channel.is_closed:  # fail fast while it reconnects
             raise ConnectionError("not connected to RabbitMQ")
-        message = aio_pika.Message(job_body(session_id, generation_id), content_type="application/json",
+        body = job_body(session_id, generation_id, tracing.carrier(generation_id))
+        message = aio_pika.Message(body, content_type="application/json",
                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=generation_id)
         async with asyncio.timeout(PUBLISH_TIMEOUT):
             await self.channel.default_exchange.publish(message, routing_key=self.s.rabbitmq_queue,

@@ -40,6 +40,8 @@ from services.container import build
 from services.errors import NotFound
 from services.generations.dispatch import Control
 from services.generations.runner import GenerationRunner
+from services.observability import tracing
+from services.observability.generation import GenerationEnd
 from services.scaleout.leases import Leases
 from services.scaleout.rabbit_dispatch import RabbitDispatch, declare_topology
 from services.scaleout.recovery import end_interrupted
@@ -63,7 +65,8 @@ class Worker(Leases):
         self.store = self.services.store
         self.log: RedisStreamLog = self.services.log
         self.redis = self.log.redis
-        self.runner = GenerationRunner(settings, self.store, self.log, self.services.providers, self.worker_id)
+        self.runner = GenerationRunner(settings, self.store, self.log, self.services.providers, self.worker_id,
+                                       ended=GenerationEnd(self.services.usage, settings.log_message_text))
         self.controls: dict[str, Control] = {}
         self._jobs: set[asyncio.Task] = set()
         self._draining: set[str] = set()
@@ -150,7 +153,8 @@ class Worker(Leases):
         try:
             body = json.loads(message.body)
             session_id, generation_id = str(body["session_id"]), str(body["generation_id"])
-        except (ValueError, KeyError, TypeError):
+            tracing.adopt(generation_id, body.get("trace"))
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.error("malformed job dropped: %r", message.body[:200])
             await _settle(message, reject=True)
             return

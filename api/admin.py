@@ -1,0 +1,67 @@
+"""Usage and administration: GET /usage (one's own), and for admins /admin/users and
+/admin/usage. A non-admin gets 403 admin_required on every /admin route."""
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import AfterValidator, StringConstraints
+
+from api.deps import CurrentUser, ServicesDep
+from api.openapi import errors
+from models.ops_schemas import AdminUser, UsageReport, UserPage, UserPatch
+from models.schemas import ULID_PATTERN
+from services import admin
+from services.errors import Forbidden
+
+router = APIRouter(tags=["usage and admin"])
+
+# ISO dates only (YYYY-MM-DD): pydantic would read a bare number as a Unix timestamp.
+Day = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(date.fromisoformat)]
+FromQuery = Annotated[Day | None, Query(alias="from", json_schema_extra={"format": "date"},
+                                        description="first day (UTC), default 29 days before `to`; "
+                                                    "at most USAGE_MAX_DAYS before it")]
+ToQuery = Annotated[Day | None, Query(alias="to", json_schema_extra={"format": "date"},
+                                      description="last day (UTC), default today")]
+
+
+async def require_admin(user: CurrentUser):
+    if user.role != "admin":
+        raise Forbidden("This needs an admin account.", code="admin_required")
+    return user
+
+
+Admin = Annotated[object, Depends(require_admin)]
+UserIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
+
+
+@router.get("/usage", response_model=UsageReport, response_model_by_alias=True, response_model_exclude_none=True)
+async def my_usage(user: CurrentUser, services: ServicesDep, start: FromQuery = None, end: ToQuery = None):
+    """Your tokens per day and model."""
+    return await services.usage.summary(user.id, start, end)
+
+
+@router.get("/admin/usage", response_model=UsageReport, response_model_by_alias=True, responses=errors(403))
+async def all_usage(_: Admin, services: ServicesDep, start: FromQuery = None, end: ToQuery = None):
+    """Everyone's tokens per user, day and model."""
+    return await services.usage.summary(None, start, end)
+
+
+@router.get("/admin/users", response_model=UserPage, responses=errors(403))
+async def list_users(_: Admin, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+                     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0):
+    return await admin.list_users(services.db, min(limit, services.settings.admin_page_max), offset)
+
+
+@router.patch("/admin/users/{user_id}", response_model=AdminUser, responses=errors(403, 409))
+async def patch_user(user_id: UserIdPath, body: UserPatch, request: Request, me: Admin, services: ServicesDep):
+    """Disable or re-enable a user, change their role or budgets. Disabling refuses their
+    tokens at once and closes their sockets on this process."""
+    user_id = user_id.upper()
+    changes = {k: v for k, v in body.model_dump(include=body.model_fields_set).items()
+               if v is not None or k.endswith("_budget")}  # null removes a budget, not a flag
+    view = await admin.update_user(services.db, changes, user_id=user_id, acting=me.id)
+    services.usage.forget(user_id)
+    if view["disabled"]:
+        await request.app.state.connections.close_user(user_id, "account disabled", code=4403)
+    return view
