@@ -6,8 +6,9 @@ import { GenStore, isFinal } from './gens.js';
 import { MessageView } from './messages.js';
 import { WsTransport } from './ws.js';
 import { SseTransport } from './sse.js';
-import { showTransport } from './status.js';
+import { renderChrome } from './status.js';
 import { bindComposer } from './composer.js';
+import { JumpToLatest } from './msgextras.js';
 
 const $ = (id) => document.getElementById(id);
 const MODE_KEY = 'llmchat.mode';
@@ -21,10 +22,11 @@ export class ChatController {
     this.pending = new Map(); // client_msg_id -> {content, clientMsgId}, until accepted
     this.sessionId = null;
     this.session = null;
-    this.view = new MessageView($('messages'), $('scroller'), { onStop: (id) => this.cancel(id) });
+    this.view = new MessageView($('messages'), $('scroller'));
+    this.jump = new JumpToLatest(this.view, () => this.store.unfinished().length > 0);
     this.mode = localStorage.getItem(MODE_KEY) === 'sse' ? 'sse' : 'ws';
     this.transport = this._makeTransport(this.mode);
-    bindComposer({
+    this.composer = bindComposer({
       send: (text) => this.send(text),
       stop: () => this.stop(),
       banner: (msg) => this.h.banner(msg),
@@ -147,9 +149,18 @@ export class ChatController {
   }
 
   _rejected(clientMsgId, err) {
+    const m = this.pending.get(clientMsgId);
     this.pending.delete(clientMsgId);
-    this.view.setUserStatus(clientMsgId, 'rejected', `Not sent: ${err.detail || err.message || err.code}`);
+    const reason = err.detail || err.message || err.code;
+    this.view.setUserStatus(clientMsgId, 'rejected', `Not sent: ${reason}`);
+    if (m) this.composer.restore(m.content, reason);
     this.refreshChrome();
+  }
+
+  /** The text of the last message the user sent in this chat (for ↑ in an empty box). */
+  lastUserText() {
+    const mine = [...this.view.box.querySelectorAll('.msg[data-role=user]')];
+    return mine.length ? (mine[mine.length - 1]._source || '') : '';
   }
 
   onFrame(f) {
@@ -211,11 +222,12 @@ export class ChatController {
     this.h.onActivity();
   }
 
-  /** Stop button: cancels the running reply (or the first queued one). */
+  /** Stop button and Esc: cancels the running reply (or the first queued one); true if any. */
   stop() {
     const live = this.store.unfinished();
     const target = live.find((g) => g.status === 'running') || live[0];
     if (target) this.cancel(target.id);
+    return !!target;
   }
 
   cancel(genId) {
@@ -234,14 +246,5 @@ export class ChatController {
     }).catch((err) => { if (err.status !== 401) this.h.banner(`Could not stop the reply: ${err.detail || err.message}`); });
   }
 
-  refreshChrome() {
-    const live = this.store.unfinished();
-    const running = live.some((g) => g.status === 'running');
-    $('stop').hidden = live.length === 0;
-    $('typing').hidden = live.length === 0;
-    $('typing-text').textContent = running ? 'Assistant is typing…'
-      : `Waiting for the model… (${live.length} ${live.length === 1 ? 'reply' : 'replies'} queued)`;
-    $('empty-state').hidden = this.view.size > 0;
-    showTransport({ mode: this.mode, socket: this.socketState || 'off', live: live.length, running });
-  }
+  refreshChrome() { renderChrome(this); }
 }
