@@ -182,12 +182,16 @@ export class MessageView {
     const body = art.querySelector('.msg-body');
     const text = GenStore.display(g);
     const final = !!g.done;
-    if (art._text !== text || art._empty !== (!text && !final)) {
-      if (!text && !final) body.replaceChildren(typingDots());
+    // Before the first token a running reply shows the typing dots (then the caret); a queued
+    // one shows nothing: the queue line above the composer speaks for it.
+    const empty = !text && !final ? g.status : '';
+    if (art._text !== text || art._empty !== empty) {
+      if (empty === 'running') body.replaceChildren(typingDots());
+      else if (empty) body.replaceChildren();
       else body.replaceChildren(renderMarkdown(text));
       body.classList.toggle('has-text', !!text);
       art._text = text;
-      art._empty = !text && !final;
+      art._empty = empty;
     }
     art.dataset.status = g.status;
     art.dataset.seq = String(g.lastSeq);
