@@ -131,6 +131,7 @@ export class ChatController {
     badge.hidden = !s;
     badge.textContent = s?.config?.model_name || '';
     badge.title = s ? `Model ${s.config?.model_name} · temperature ${s.config?.temperature} · edit settings` : '';
+    badge.setAttribute('aria-label', `${badge.textContent} — chat settings`); // the name starts with what it shows
     document.title = s ? `${s.title || 'Untitled chat'} · LLM Chat` : 'LLM Chat';
   }
 
@@ -158,10 +159,7 @@ export class ChatController {
   }
 
   /** The text of the last message the user sent in this chat (for ↑ in an empty box). */
-  lastUserText() {
-    const mine = [...this.view.box.querySelectorAll('.msg[data-role=user]')];
-    return mine.length ? (mine[mine.length - 1]._source || '') : '';
-  }
+  lastUserText() { return [...this.view.box.querySelectorAll('.msg[data-role=user]')].at(-1)?._source || ''; }
 
   onFrame(f) {
     if (f.session_id && this.sessionId && f.session_id !== this.sessionId) return;
