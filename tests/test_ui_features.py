@@ -18,12 +18,13 @@ BG = "getComputedStyle(document.body).backgroundColor"
 DARK_BG, LIGHT_BG = "rgb(21, 23, 28)", "rgb(255, 255, 255)"
 
 # The WebSocket, wrapped so a test can hold the connection down: while window.__block is set,
-# every new socket goes to a closed port and fails, as it would with the server unreachable.
+# every new socket asks for a path with no WebSocket route and its handshake fails, as it
+# would with the server unreachable (same origin, so the page's CSP allows the attempt).
 HOLDABLE_SOCKET = """(() => {
     const Native = window.WebSocket; window.__sockets = []; window.__block = false;
     window.WebSocket = class extends Native {
         constructor(url, protocols) {
-            super(window.__block ? 'ws://127.0.0.1:9/blocked' : url, protocols);
+            super(window.__block ? `ws://${location.host}/no-socket-here` : url, protocols);
             window.__sockets.push(this);
         } };
 })()"""
