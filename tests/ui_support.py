@@ -133,6 +133,15 @@ def open_session(page, session_id: str) -> None:
     page.wait_for_function("id => location.hash === '#/s/' + id", arg=session_id)
 
 
+def set_mode(page, mode: str) -> None:
+    """Picks the streaming transport in the settings panel (WebSocket or SSE) and closes it."""
+    page.get_by_role("button", name="Settings", exact=True).click()
+    page.wait_for_selector("#app-settings[open]")
+    page.click(f"label[for=mode-{mode}]")
+    page.click("#app-settings-close")
+    page.wait_for_selector("#app-settings", state="hidden")
+
+
 def send(page, text: str) -> None:
     page.fill("#message-input", text)
     page.press("#message-input", "Enter")

@@ -92,6 +92,7 @@ export const api = {
   signup: (username, password) => request('POST', '/users', { body: { username, password }, authed: false }),
   login: (username, password) => request('POST', '/token', { form: { username, password }, authed: false }),
   models: () => request('GET', '/models'),
+  help: () => request('GET', '/help', { authed: false }),
   listSessions: (limit = 50, offset = 0) => request('GET', `/sessions?limit=${limit}&offset=${offset}`),
   createSession: (cfg) => request('POST', '/set-llm', { body: cfg }),
   getSession: (id) => request('GET', `/sessions/${seg(id)}`),

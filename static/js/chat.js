@@ -6,8 +6,9 @@ import { GenStore, isFinal } from './gens.js';
 import { MessageView } from './messages.js';
 import { WsTransport } from './ws.js';
 import { SseTransport } from './sse.js';
-import { showTransport } from './status.js';
+import { renderChrome } from './status.js';
 import { bindComposer } from './composer.js';
+import { JumpToLatest } from './msgextras.js';
 
 const $ = (id) => document.getElementById(id);
 const MODE_KEY = 'llmchat.mode';
@@ -21,10 +22,11 @@ export class ChatController {
     this.pending = new Map(); // client_msg_id -> {content, clientMsgId}, until accepted
     this.sessionId = null;
     this.session = null;
-    this.view = new MessageView($('messages'), $('scroller'), { onStop: (id) => this.cancel(id) });
+    this.view = new MessageView($('messages'), $('scroller'));
+    this.jump = new JumpToLatest(this.view, () => this.store.unfinished().length > 0);
     this.mode = localStorage.getItem(MODE_KEY) === 'sse' ? 'sse' : 'ws';
     this.transport = this._makeTransport(this.mode);
-    bindComposer({
+    this.composer = bindComposer({
       send: (text) => this.send(text),
       stop: () => this.stop(),
       banner: (msg) => this.h.banner(msg),
@@ -129,6 +131,7 @@ export class ChatController {
     badge.hidden = !s;
     badge.textContent = s?.config?.model_name || '';
     badge.title = s ? `Model ${s.config?.model_name} · temperature ${s.config?.temperature} · edit settings` : '';
+    badge.setAttribute('aria-label', `${badge.textContent} — chat settings`); // the name starts with what it shows
     document.title = s ? `${s.title || 'Untitled chat'} · LLM Chat` : 'LLM Chat';
   }
 
@@ -147,10 +150,16 @@ export class ChatController {
   }
 
   _rejected(clientMsgId, err) {
+    const m = this.pending.get(clientMsgId);
     this.pending.delete(clientMsgId);
-    this.view.setUserStatus(clientMsgId, 'rejected', `Not sent: ${err.detail || err.message || err.code}`);
+    const reason = err.detail || err.message || err.code;
+    this.view.setUserStatus(clientMsgId, 'rejected', `Not sent: ${reason}`);
+    if (m) this.composer.restore(m.content, reason);
     this.refreshChrome();
   }
+
+  /** The text of the last message the user sent in this chat (for ↑ in an empty box). */
+  lastUserText() { return [...this.view.box.querySelectorAll('.msg[data-role=user]')].at(-1)?._source || ''; }
 
   onFrame(f) {
     if (f.session_id && this.sessionId && f.session_id !== this.sessionId) return;
@@ -211,11 +220,12 @@ export class ChatController {
     this.h.onActivity();
   }
 
-  /** Stop button: cancels the running reply (or the first queued one). */
+  /** Stop button and Esc: cancels the running reply (or the first queued one); true if any. */
   stop() {
     const live = this.store.unfinished();
     const target = live.find((g) => g.status === 'running') || live[0];
     if (target) this.cancel(target.id);
+    return !!target;
   }
 
   cancel(genId) {
@@ -234,14 +244,5 @@ export class ChatController {
     }).catch((err) => { if (err.status !== 401) this.h.banner(`Could not stop the reply: ${err.detail || err.message}`); });
   }
 
-  refreshChrome() {
-    const live = this.store.unfinished();
-    const running = live.some((g) => g.status === 'running');
-    $('stop').hidden = live.length === 0;
-    $('typing').hidden = live.length === 0;
-    $('typing-text').textContent = running ? 'Assistant is typing…'
-      : `Waiting for the model… (${live.length} ${live.length === 1 ? 'reply' : 'replies'} queued)`;
-    $('empty-state').hidden = this.view.size > 0;
-    showTransport({ mode: this.mode, socket: this.socketState || 'off', live: live.length, running });
-  }
+  refreshChrome() { renderChrome(this); }
 }

@@ -1,4 +1,5 @@
-// Entry point: sign-in gate, token expiry, routing (#/s/<session_id>), wiring of the parts.
+// Entry point: sign-in gate, token expiry, routing (#/s/<session_id>: one history entry per
+// chat opened, so back/forward and reload work), wiring of the parts.
 import { api, auth, onUnauthorized, ULID_RE } from './api.js';
 import { AuthView } from './auth.js';
 import { ChatController } from './chat.js';
@@ -7,6 +8,9 @@ import { SettingsDialog, confirmDialog, loadModels, DEFAULT_CONFIG } from './dia
 import { HealthMonitor } from './status.js';
 import { hydrateIcons } from './icons.js';
 import { ApiKeysDialog } from './apikeys.js';
+import { SettingsPanel, ShortcutsDialog } from './panels.js';
+import { bindShortcuts } from './keys.js';
+import { ExportMenu } from './export.js';
 
 hydrateIcons();
 
@@ -39,7 +43,7 @@ const sidebar = new SessionsSidebar({
       if (err.status !== 404 && err.status !== 401) { banner(`Could not delete: ${err.detail || err.message}`); return; }
     }
     sidebar.remove(s.session_id);
-    if (chat.sessionId === s.session_id) { chat.reset(); setRoute(null); }
+    if (chat.sessionId === s.session_id) { chat.reset(); setRoute(null, { replace: true }); }
   },
 });
 
@@ -57,7 +61,7 @@ const chat = new ChatController({
     banner('This chat no longer exists.');
     sidebar.remove(id);
     chat.reset();
-    setRoute(null);
+    setRoute(null, { replace: true });
   },
   onActivity: () => {
     clearTimeout(refreshTimer);
@@ -69,21 +73,23 @@ const chat = new ChatController({
   },
 });
 
-function setRoute(id) {
+function setRoute(id, { replace = false } = {}) {
   const hash = id ? `#/s/${id}` : '#/';
-  if (location.hash !== hash) history.replaceState(null, '', hash);
+  if (location.hash !== hash) history[replace ? 'replaceState' : 'pushState'](null, '', hash);
   if (id) sessionStorage.setItem('llmchat.session', id); else sessionStorage.removeItem('llmchat.session');
 }
 
+/** The chat in the address; with no route at all, the one this tab had open last. */
 function routeId() {
   const m = /^#\/s\/([^/]+)$/.exec(location.hash);
-  const id = m ? decodeURIComponent(m[1]) : sessionStorage.getItem('llmchat.session');
+  const none = location.hash === '' || location.hash === '#';
+  const id = m ? decodeURIComponent(m[1]) : none ? sessionStorage.getItem('llmchat.session') : null;
   return id && ULID_RE.test(id) ? id : null;
 }
 
-async function openSession(id) {
+async function openSession(id, route = {}) {
   banner('');
-  setRoute(id);
+  setRoute(id, route);
   sidebar.setActive(id);
   try {
     await chat.loadSession(id, sidebar.get(id));
@@ -91,7 +97,7 @@ async function openSession(id) {
     if (err.status === 401) return;
     if (err.status === 404 || err.status === 422) {
       chat.reset();
-      setRoute(null);
+      setRoute(null, { replace: true });
       sidebar.remove(id);
       banner('That chat was not found.');
     } else {
@@ -134,7 +140,8 @@ async function startApp() {
   $('user-avatar').textContent = (auth.username || '?').slice(0, 1);
   if (!watchExpiry()) return;
   health.start();
-  $(`mode-${chat.mode}`).checked = true;
+  panel.showMode(chat.mode);
+  api.help().then((h) => composerLimit(h?.limits?.max_message_chars)).catch(() => { /* no counter */ });
   try {
     await sidebar.refresh();
   } catch (err) {
@@ -142,7 +149,7 @@ async function startApp() {
     banner(`Could not list your chats: ${err.detail || err.message}`);
   }
   const id = routeId();
-  if (id) await openSession(id);
+  if (id) await openSession(id, { replace: true });
   $('message-input').focus();
 }
 
@@ -179,12 +186,25 @@ $('session-settings').addEventListener('click', () => {
   const s = sidebar.get(chat.sessionId) || chat.session;
   if (s) sidebar.h.onEdit({ ...s, session_id: chat.sessionId });
 });
-for (const r of document.querySelectorAll('input[name=mode]')) {
-  r.addEventListener('change', () => { if (r.checked) chat.setMode(r.value); });
-}
-window.addEventListener('hashchange', () => {
+function followRoute() {
+  if (!auth.valid()) return;
   const id = routeId();
-  if (auth.valid() && id && id !== chat.sessionId) openSession(id);
+  if (id && id !== chat.sessionId) openSession(id);
+  else if (!id && chat.sessionId) { chat.reset(); sidebar.setActive(null); }
+}
+window.addEventListener('hashchange', followRoute);
+window.addEventListener('popstate', followRoute);
+for (const ev of ['online', 'offline']) window.addEventListener(ev, () => chat.refreshChrome());
+
+const panel = new SettingsPanel({ setMode: (m) => chat.setMode(m) });
+const shortcuts = new ShortcutsDialog(panel);
+const composerLimit = (n) => chat.composer.setLimit(n);
+new ExportMenu({ sessionId: () => chat.sessionId, banner }); // eslint-disable-line no-new
+bindShortcuts({
+  stop: () => chat.stop(),
+  lastUserText: () => chat.lastUserText(),
+  newChat: () => { if (!$('app-view').hidden) newChat().catch((err) => banner(err.detail || err.message)); },
+  help: () => { if (!$('app-view').hidden) shortcuts.open(); },
 });
 
 if (auth.valid()) startApp();

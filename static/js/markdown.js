@@ -3,6 +3,7 @@
 // output (no event handlers, no javascript: URLs, a short list of tags) as a second wall.
 import { Marked } from '/static/vendor/marked.esm.js';
 import hljs from '/static/vendor/highlight.es.min.js';
+import { mathExtension, renderMath } from './math.js';
 
 const DOMPurify = window.DOMPurify;
 
@@ -10,6 +11,7 @@ const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => (
   { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
 
 const md = new Marked({ gfm: true, breaks: false, async: false });
+md.use(mathExtension);
 md.use({
   renderer: {
     // Raw HTML (block or inline) is displayed literally.
@@ -90,6 +92,17 @@ function decorateCode(frag) {
   }
 }
 
+/** A link whose address the sanitizer removed is shown as its plain text, not as a dead link. */
+function unwrapDeadLinks(frag) {
+  for (const a of frag.querySelectorAll('a:not([href])')) {
+    const span = document.createElement('span');
+    span.className = 'link-removed';
+    span.title = 'Link removed: its address is not allowed';
+    span.append(...a.childNodes);
+    a.replaceWith(span);
+  }
+}
+
 /** Renders Markdown text into a sanitized DocumentFragment. */
 export function renderMarkdown(text) {
   let html;
@@ -99,7 +112,9 @@ export function renderMarkdown(text) {
     html = `<p>${escapeHtml(text)}</p>`;
   }
   const frag = sanitize(html);
+  unwrapDeadLinks(frag);
   decorateCode(frag);
+  renderMath(frag);
   return frag;
 }
 

@@ -3,6 +3,7 @@
 import { renderMarkdown, copyCode } from './markdown.js';
 import { GenStore } from './gens.js';
 import { icon } from './icons.js';
+import { messageActions, copyMessage, usageText, collapseIfLong, toggleMore } from './msgextras.js';
 
 const INCOMPLETE = {
   timeout: 'The reply timed out before it finished.',
@@ -58,18 +59,19 @@ function errorText(g) {
 }
 
 export class MessageView {
-  constructor(container, scroller, { onStop }) {
+  constructor(container, scroller) {
     this.box = container;
     this.scroller = scroller;
-    this.onStop = onStop;
     this.byKey = new Map();
     this.dirty = new Map();
     this.frame = 0;
     container.addEventListener('click', (e) => {
       const copy = e.target.closest('.copy-btn');
       if (copy) { copyCode(copy); return; }
-      const stop = e.target.closest('.msg-stop');
-      if (stop) this.onStop(stop.closest('.msg').dataset.generationId);
+      const copyMsg = e.target.closest('.msg-copy');
+      if (copyMsg) { copyMessage(copyMsg); return; }
+      const more = e.target.closest('.show-more');
+      if (more) { toggleMore(more); return; }
     });
   }
 
@@ -103,12 +105,15 @@ export class MessageView {
       meta.append(av);
     }
     meta.append(who, time);
-    if (role === 'assistant') meta.append(el('span', 'msg-model', { 'data-testid': 'msg-model' }));
+    if (role === 'assistant') {
+      meta.append(el('span', 'msg-model', { 'data-testid': 'msg-model' }));
+      meta.append(el('span', 'msg-usage', { 'data-testid': 'msg-usage' }));
+    }
     meta.append(badge);
     const body = el('div', role === 'assistant' ? 'msg-body md' : 'msg-body');
     const err = el('div', 'msg-error', { role: 'status', 'data-testid': 'msg-error' });
     err.hidden = true;
-    art.append(meta, body, err);
+    art.append(meta, body, err, messageActions());
     this.byKey.set(key, art);
     return art;
   }
@@ -119,6 +124,8 @@ export class MessageView {
     art.dataset.key = key;
     art.dataset.status = status;
     art.querySelector('.msg-body').textContent = content;
+    art._source = content;
+    collapseIfLong(art, content);
     this.box.append(art);
     this.setUserStatus(key, status);
     if (stick || role === 'user') this.scrollToBottom();
@@ -129,7 +136,8 @@ export class MessageView {
     const art = this.byKey.get(key);
     if (!art) return;
     art.dataset.status = status;
-    art.querySelector('.badge').textContent = status === 'sending' ? 'Sending…' : status === 'rejected' ? 'Not sent' : '';
+    const words = { sending: 'Sending…', waiting: 'Waiting for connection', rejected: 'Not sent' };
+    art.querySelector('.badge').textContent = words[status] || '';
     const err = art.querySelector('.msg-error');
     err.hidden = !error;
     err.textContent = error || '';
@@ -143,9 +151,6 @@ export class MessageView {
     const stick = this.nearBottom();
     const art = this._shell('assistant', g.id, g.createdAt);
     art.dataset.generationId = g.id;
-    const stop = el('button', 'msg-stop', { type: 'button', 'aria-label': 'Stop this reply', 'data-testid': 'msg-stop' });
-    stop.textContent = 'Stop';
-    art.querySelector('.msg-meta').append(stop);
     let anchor = afterKey && this.byKey.get(afterKey);
     // Keep replies in submission order: skip past replies already attached to that message.
     while (anchor && anchor.nextElementSibling?.dataset.role === 'assistant') anchor = anchor.nextElementSibling;
@@ -177,12 +182,16 @@ export class MessageView {
     const body = art.querySelector('.msg-body');
     const text = GenStore.display(g);
     const final = !!g.done;
-    if (art._text !== text || art._empty !== (!text && !final)) {
-      if (!text && !final) body.replaceChildren(typingDots());
+    // Before the first token a running reply shows the typing dots (then the caret); a queued
+    // one shows nothing: the queue line above the composer speaks for it.
+    const empty = !text && !final ? g.status : '';
+    if (art._text !== text || art._empty !== empty) {
+      if (empty === 'running') body.replaceChildren(typingDots());
+      else if (empty) body.replaceChildren();
       else body.replaceChildren(renderMarkdown(text));
       body.classList.toggle('has-text', !!text);
       art._text = text;
-      art._empty = !text && !final;
+      art._empty = empty;
     }
     art.dataset.status = g.status;
     art.dataset.seq = String(g.lastSeq);
@@ -193,7 +202,7 @@ export class MessageView {
     const model = art.querySelector('.msg-model');
     model.textContent = final && g.model ? g.model : '';
     model.title = model.textContent ? `Answered by ${g.model}` : '';
-    art.querySelector('.msg-stop').hidden = final;
+    art.querySelector('.msg-usage').textContent = final ? usageText(g.usage) : '';
     const err = art.querySelector('.msg-error');
     const msg = errorText(g);
     err.hidden = !msg;

@@ -22,7 +22,12 @@ export class SessionsSidebar {
       const action = e.target.closest('[data-action]')?.dataset.action;
       if (action === 'edit') this.h.onEdit(s);
       else if (action === 'delete') this.h.onDelete(s);
-      else this.h.onSelect(s.session_id);
+      else if (e.target.closest('.session-open')) {
+        // A real link: with a modifier (new tab, new window) the browser handles it.
+        if (e.ctrlKey || e.metaKey || e.shiftKey || e.altKey || e.button !== 0) return;
+        e.preventDefault();
+        this.h.onSelect(s.session_id);
+      }
     });
     $('session-more').addEventListener('click', () => this.loadMore());
   }
@@ -63,8 +68,9 @@ export class SessionsSidebar {
   setActive(id) {
     this.activeId = id;
     for (const li of this.list.children) {
-      if (li.dataset.sessionId === id) li.setAttribute('aria-current', 'true');
-      else li.removeAttribute('aria-current');
+      const link = li.querySelector('.session-open');
+      if (li.dataset.sessionId === id) { li.setAttribute('aria-current', 'true'); link?.setAttribute('aria-current', 'page'); }
+      else { li.removeAttribute('aria-current'); link?.removeAttribute('aria-current'); }
     }
   }
 
@@ -82,8 +88,8 @@ export class SessionsSidebar {
     li.className = 'session-item';
     li.dataset.sessionId = s.session_id;
     li.dataset.testid = 'session-item';
-    const open = document.createElement('button');
-    open.type = 'button';
+    const open = document.createElement('a');
+    open.href = `#/s/${encodeURIComponent(s.session_id)}`;
     open.className = 'session-open';
     const title = document.createElement('span');
     title.className = 'session-title';

@@ -1,5 +1,6 @@
-// Status indicators (API / socket / stream) and the GET /health poller.
+// Status indicators (API / socket / stream), the connection banner and the GET /health poller.
 import { api } from './api.js';
+import { showConnection } from './panels.js';
 
 /** Sets an indicator's state (data-state drives the colour), tooltip and screen-reader text. */
 export function setIndicator(id, state, title) {
@@ -23,6 +24,29 @@ export function showTransport({ mode, socket, live, running }) {
   else if (running) stream = 'streaming';
   else if (live) stream = 'queued';
   setIndicator('status-stream', stream, `Stream (${mode === 'ws' ? 'WebSocket' : 'SSE'}): ${stream}`);
+}
+
+/**
+ * Brings the chrome in step with a ChatController: Stop and the queue line, the status dots,
+ * the "Reconnecting…" banner, and the messages waiting for the socket to come back.
+ */
+export function renderChrome(c) {
+  const live = c.store.unfinished();
+  const running = live.some((g) => g.status === 'running');
+  const $ = (id) => document.getElementById(id);
+  $('stop').hidden = live.length === 0;
+  // While an answer streams, its own message carries the one typing indicator (dots, then
+  // the caret); this line only speaks for replies still waiting in the queue.
+  $('typing').hidden = live.length === 0 || running;
+  $('typing-text').textContent = `Waiting for the model… (${live.length} ${live.length === 1 ? 'reply' : 'replies'} queued)`;
+  $('empty-state').hidden = c.view.size > 0;
+  $('export-chat').hidden = !c.sessionId;
+  const socket = c.socketState || 'off';
+  const down = !!c.sessionId && ((c.mode === 'ws' && socket === 'reconnecting') || !navigator.onLine);
+  showConnection({ down });
+  for (const key of c.pending.keys()) c.view.setUserStatus(key, down ? 'waiting' : 'sending');
+  c.jump?.refresh();
+  showTransport({ mode: c.mode, socket, live: live.length, running });
 }
 
 function describe(components) {
