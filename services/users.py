@@ -1,8 +1,6 @@
-"""Users: registration, credential checks and a login failure limiter."""
+"""Users: registration and credential checks (the sign-in limiter is in services/limits/)."""
 
 import asyncio
-import time
-from collections import deque
 
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +10,7 @@ from auth.passwords import MAX_USERNAME, check_password, check_username, normali
 from auth.security import hash_password, verify_password
 from models.db import User
 from services.db import Database
-from services.errors import Conflict, RateLimited, Unauthorized
+from services.errors import Conflict, Unauthorized
 
 _users = User.__table__
 
@@ -68,43 +66,6 @@ async def get_user(db: Database, user_id: str):
     if user is None:
         raise Unauthorized("The token's user no longer exists.", code="invalid_token")
     return user
-
-
-class LoginLimiter:
-    """Counts failed logins per (username, client) in a sliding window, in memory.
-
-    Per process: behind several replicas each keeps its own count, which still bounds
-    guessing to replicas x limit per window."""
-
-    def __init__(self, max_failures: int, window: float):
-        self.max_failures = max_failures
-        self.window = window
-        self._failures: dict[tuple[str, str], deque[float]] = {}
-
-    def _recent(self, key: tuple[str, str]) -> deque[float]:
-        now = time.monotonic()
-        q = self._failures.setdefault(key, deque())
-        while q and now - q[0] > self.window:
-            q.popleft()
-        if not q:
-            self._failures.pop(key, None)
-        return q
-
-    def check(self, username: str, client: str) -> None:
-        q = self._recent((username.lower(), client))
-        if len(q) >= self.max_failures:
-            retry = self.window - (time.monotonic() - q[0])
-            raise RateLimited(
-                "Too many failed sign-in attempts; wait before trying again.", retry_after=retry
-            )
-
-    def failed(self, username: str, client: str) -> None:
-        key = (username.lower(), client)
-        self._recent(key)
-        self._failures.setdefault(key, deque()).append(time.monotonic())
-
-    def succeeded(self, username: str, client: str) -> None:
-        self._failures.pop((username.lower(), client), None)
 
 
 async def seed_initial_user(db, settings) -> None:
