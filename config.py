@@ -4,6 +4,7 @@ Every limit the service enforces has a setting here, with a default that suits t
 embedded single-machine mode.
 """
 
+import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -193,6 +194,13 @@ class Settings(BaseSettings):
     user_max_open_streams: int = Field(32, ge=1, le=100_000)  # WebSockets + SSE streams at once
     registrations_per_hour_per_client: int = Field(20, ge=1, le=1_000_000)
     user_limits_cache_ttl: float = Field(30, ge=0, le=3600)  # seconds a user's overrides are cached
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            ipaddress.ip_network(part, strict=False)  # a malformed entry fails at start-up
+        return value
 
     @field_validator("jwt_algorithm")
     @classmethod

@@ -35,7 +35,9 @@ async def get_principal(
     refuse_duplicates(request.headers.getlist("authorization"))
     if not token:
         raise Unauthorized("Missing bearer token; get one at POST /token or POST /api-keys.")
-    return await authenticate(services, token)
+    principal = await authenticate(services, token)
+    await services.limits.check_request(principal.user_id)  # every authenticated request counts
+    return principal
 
 
 async def get_token_subject(principal: Annotated[Principal, Depends(get_principal)]) -> str:

@@ -13,7 +13,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @lru_cache(maxsize=8)
 def parse_proxies(spec: str) -> tuple[Network, ...]:
-    """'10.0.0.1, 172.16.0.0/12' -> networks; a malformed entry is a start-up error."""
+    """'10.0.0.1, 172.16.0.0/12' -> networks (config.py refuses malformed ones at start-up)."""
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip())
 
 
