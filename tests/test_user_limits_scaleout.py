@@ -21,7 +21,8 @@ async def replicas(tmp_path):
         for tag in ("a", "b"):
             settings = make_settings(tmp_path / tag, database_url=url, redis_url=REDIS_URL, redis_key_prefix=prefix,
                                      secret_key=SECRET, user_requests_per_minute=8, user_max_open_streams=1,
-                                     login_max_failures=2)
+                                     login_max_failures=2, user_max_running_generations=1,
+                                     time_between_chunks=0.3)
             servers.append(await Server(settings).start())
         yield servers
     finally:
@@ -76,3 +77,17 @@ async def test_open_streams_are_counted_across_replicas(replicas):
                 pass
         assert time.monotonic() < deadline, "the slot held on replica A was never released"
         await asyncio.sleep(0.1)
+
+
+async def test_answers_running_are_counted_across_replicas(replicas):
+    a, b = replicas
+    async with a.client() as ca:
+        token = await register(ca, "busy")
+    async with a.client(token) as ca, b.client(token) as cb:
+        first, second = await new_session(ca, token), await new_session(cb, token)
+        r = await ca.post("/chat", json={"session_id": first, "message": "long one", "background": True})
+        assert r.status_code == 202
+        r = await cb.post("/chat", json={"session_id": second, "message": "elsewhere", "background": True})
+        assert r.status_code == 429 and r.json()["code"] == "too_many_running"
+        r = await cb.post("/chat", json={"session_id": first, "message": "behind it", "background": True})
+        assert r.status_code == 202 and r.json()["position"] == 1

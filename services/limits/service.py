@@ -27,8 +27,19 @@ _active = (select(_m.c.session_id).select_from(_m.join(_s, _s.c.id == _m.c.sessi
            .where(_s.c.user_id == bindparam("uid"), _m.c.role == "assistant", _m.c.status.in_(ACTIVE)))
 
 
+# The same query on SQLite's own cursor: it runs before every message, and one SQLAlchemy
+# execution costs many times the statement (see services/generations/store_sqlite.py).
+_ACTIVE_SQLITE = ("SELECT m.session_id FROM messages m JOIN chat_sessions s ON s.id = m.session_id "
+                  "WHERE s.user_id = ? AND m.role = 'assistant' AND m.status IN ('queued', 'running')")
+assert ACTIVE == ("queued", "running")
+
+
 def _active_sessions(conn: Connection, user_id: str) -> list[str]:
     return list(conn.execute(_active, {"uid": user_id}).scalars())
+
+
+def _active_sessions_sqlite(conn: Connection, user_id: str) -> list[str]:
+    return [row[0] for row in conn.connection.driver_connection.execute(_ACTIVE_SQLITE, (user_id,))]
 
 
 def account_key(username: str) -> str:
@@ -97,7 +108,7 @@ class Limits:
         """Before a message is stored: at most N answers queued or running in all the user's
         sessions, and at most M sessions answering at once (a message into a session that is
         already answering only queues). Counted in the database, so across replicas."""
-        active = await self.db.run(_active_sessions, user_id)
+        active = await self.db.run(_active_sessions_sqlite if self.db.is_sqlite else _active_sessions, user_id)
         queued = await self.user_limit(user_id, "max_queued_generations")
         if len(active) >= queued:
             raise RateLimited(f"{len(active)} answers are already queued or running (at most {queued})",
