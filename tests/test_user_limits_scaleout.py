@@ -8,6 +8,8 @@ import time
 import pytest
 import websockets
 
+from auth.security import create_token
+from models.db import User
 from tests.scaleout_support import REDIS_URL, SECRET, clean_redis, create_database, drop_database, unique
 from tests.support import WS, Server, make_settings, new_session, register
 
@@ -91,3 +93,22 @@ async def test_answers_running_are_counted_across_replicas(replicas):
         assert r.status_code == 429 and r.json()["code"] == "too_many_running"
         r = await cb.post("/chat", json={"session_id": first, "message": "behind it", "background": True})
         assert r.status_code == 202 and r.json()["position"] == 1
+
+
+async def test_a_redis_outage_fails_open_for_limits_and_closed_for_sign_in(tmp_path):
+    """Redis unreachable: requests and streams go on unlimited (a warning is logged), while
+    sign-ins are refused with 503 rather than let guessing run uncounted. Never a 500."""
+    settings = make_settings(tmp_path, redis_url="redis://127.0.0.1:1/0", secret_key=SECRET)
+    server = await Server(settings).start()
+    try:
+        async with server.services.db.sessionmaker() as db:  # an account, without a sign-in
+            user = User(username="outage", username_normalized="outage", password_hash="x")
+            db.add(user)
+            await db.commit()
+        async with server.client(create_token(server.services.tokens, user.id)) as c:
+            r = await c.get("/sessions")
+            assert r.status_code == 200
+            r = await c.post("/token", data={"username": "outage", "password": "whatever-it-is"})
+            assert r.status_code == 503 and r.json()["code"] == "limiter_unavailable"
+    finally:
+        await server.stop()

@@ -3,22 +3,26 @@ process (built by services/container.py). Every check runs once per request, soc
 session or generation start, never per token. Over a limit: RateLimited (429 / 4429)."""
 
 import hashlib
+import logging
 import math
 import time
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.strategies import FixedWindowRateLimiter
+from limits.errors import StorageError
 from sqlalchemy import Connection, bindparam, select
 
 from auth.passwords import normalize_username
 from config import Settings
 from models.db import ChatSession, Message
 from services.db import Database
-from services.errors import RateLimited
+from services.errors import RateLimited, Unavailable
 from services.generations.store_sql import ACTIVE
 from services.limits.overrides import OverrideCache
 from services.limits.storage import build_storage
-from services.limits.streams import MemorySlots, RedisSlots
+from services.limits.streams import MemorySlots, RedisSlots, SlotsUnavailable
+
+log = logging.getLogger(__name__)
 
 # What a client is told to wait when a bound on work in progress (not a rate) is hit.
 BUSY_RETRY_AFTER = 5.0
@@ -48,7 +52,7 @@ def account_key(username: str) -> str:
 
 
 class StreamLease:
-    def __init__(self, slots, user_id: str, slot: str):
+    def __init__(self, slots, user_id: str, slot: str | None):
         self.slots, self.user_id, self.slot = slots, user_id, slot
 
     async def release(self) -> None:
@@ -67,6 +71,7 @@ class Limits:
         self.overrides = OverrideCache(db, settings.user_limits_cache_ttl)
         self.db = db
         self._items: dict[tuple[int, int], RateLimitItem] = {}
+        self._warned_at = 0.0  # when the next "storage unavailable" warning may be logged
 
     def _item(self, amount: int, seconds: float) -> RateLimitItem:
         key = (amount, math.ceil(seconds))
@@ -80,9 +85,21 @@ class Limits:
         return RateLimited(detail, retry_after=reset - time.time(), code=code, limit=item.amount)
 
     async def _hit(self, amount: int, seconds: float, kind: str, ident: str, code: str, detail: str) -> None:
+        """Resource limits fail open: when the shared store is down, serving users beats
+        refusing them all (the sign-in limiter fails closed instead)."""
         item = self._item(amount, seconds)
-        if not await self.rate.hit(item, kind, ident):
+        try:
+            allowed = await self.rate.hit(item, kind, ident)
+        except StorageError as exc:
+            return self._unavailable(exc)
+        if not allowed:
             raise await self._refused(item, kind, ident, code, detail)
+
+    def _unavailable(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now >= self._warned_at:
+            self._warned_at = now + 60  # one line a minute, not one per request
+            log.warning("limits storage unavailable, per-user limits not enforced: %s", exc)
 
     async def user_limit(self, user_id: str, name: str) -> int:
         return (await self.overrides.get(user_id)).get(name) or getattr(self.s, "user_" + name)
@@ -122,7 +139,11 @@ class Limits:
     async def open_stream(self, user_id: str) -> StreamLease:
         """A slot for one WebSocket or SSE stream; release it when the stream ends."""
         n = await self.user_limit(user_id, "max_open_streams")
-        slot = await self.slots.acquire(user_id, n)
+        try:
+            slot = await self.slots.acquire(user_id, n)
+        except SlotsUnavailable as exc:
+            self._unavailable(exc)
+            return StreamLease(self.slots, user_id, None)
         if slot is None:
             raise RateLimited(f"more than {n} streams open at once", code="too_many_streams",
                               limit=n, retry_after=BUSY_RETRY_AFTER)
@@ -144,9 +165,14 @@ class Limits:
         """Counts an attempt before the (slow) password check, so parallel guesses cannot
         all slip under the limit; refused while either count is over it."""
         refused = None
-        for item, kind, ident in self._login_limits(username, client):
-            if not await self.rate.hit(item, kind, ident):
-                refused = item, kind, ident
+        try:
+            for item, kind, ident in self._login_limits(username, client):
+                if not await self.rate.hit(item, kind, ident):
+                    refused = item, kind, ident
+        except StorageError:
+            log.warning("limits storage unavailable: sign-ins refused until it is back")
+            raise Unavailable("Signing in is unavailable for a moment; try again shortly.",
+                              code="limiter_unavailable")
         if refused is not None:
             raise await self._refused(*refused, "rate_limited",
                                       "Too many failed sign-in attempts; wait before trying again.")
@@ -154,10 +180,13 @@ class Limits:
     async def login_succeeded(self, username: str, client: str) -> None:
         """A success forgives the account's failures and gives the address its attempt back."""
         (account, kind, ident), (per_client, ckind, cident) = self._login_limits(username, client)
-        await self.rate.clear(account, kind, ident)
         key = per_client.key_for(ckind, cident)
-        if await self.storage.get(key) > 0:
-            await self.storage.incr(key, per_client.get_expiry(), amount=-1)
+        try:
+            await self.rate.clear(account, kind, ident)
+            if await self.storage.get(key) > 0:
+                await self.storage.incr(key, per_client.get_expiry(), amount=-1)
+        except StorageError as exc:  # the sign-in itself succeeded: do not fail it now
+            self._unavailable(exc)
 
     async def aclose(self) -> None:
         await self.slots.aclose()

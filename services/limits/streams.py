@@ -11,6 +11,8 @@ import time
 import uuid
 from collections import Counter
 
+from redis.exceptions import RedisError
+
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
@@ -18,6 +20,10 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
+
+
+class SlotsUnavailable(Exception):
+    """The shared count could not be reached."""
 
 
 class MemorySlots:
@@ -50,8 +56,12 @@ class RedisSlots:
         self._renewer: asyncio.Task | None = None
 
     async def acquire(self, user_id: str, limit: int) -> str | None:
+        """A slot, or None when `limit` are held; SlotsUnavailable when Redis cannot say."""
         slot, key, now = uuid.uuid4().hex, self.prefix + user_id, time.time()
-        ok = await self._acquire(keys=[key], args=[now, now + self.lease, limit, slot, int(self.lease * 2000)])
+        try:
+            ok = await self._acquire(keys=[key], args=[now, now + self.lease, limit, slot, int(self.lease * 2000)])
+        except (RedisError, OSError) as exc:
+            raise SlotsUnavailable(str(exc)) from exc
         if not ok:
             return None
         self.mine[slot] = (user_id, key)
@@ -62,7 +72,8 @@ class RedisSlots:
     async def release(self, user_id: str, slot: str) -> None:
         entry = self.mine.pop(slot, None)
         if entry is not None:
-            await self.redis.zrem(entry[1], slot)
+            with contextlib.suppress(RedisError, OSError):  # unreleased, its lease runs out
+                await self.redis.zrem(entry[1], slot)
 
     async def _renew(self) -> None:
         while self.mine:
@@ -72,7 +83,7 @@ class RedisSlots:
                 for slot, (_, key) in list(self.mine.items()):
                     pipe.zadd(key, {slot: until}, xx=True)
                     pipe.pexpire(key, int(self.lease * 2000))
-                with contextlib.suppress(Exception):  # Redis blinked: the next round renews
+                with contextlib.suppress(RedisError, OSError):  # Redis blinked: the next round renews
                     await pipe.execute()
 
     async def aclose(self) -> None:
