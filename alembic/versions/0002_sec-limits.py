@@ -6,8 +6,8 @@ gets `<value>#collision-<id>` (no valid username contains `#`, so nobody can reg
 sign in under it by accident) and is logged, for an operator to rename or remove. Until
 then such an account cannot sign in by name; its data stays untouched.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0002_sec_limits
+Revises: 0002_reliab_core
 Create Date: 2026-12-02
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 from auth.passwords import normalize_username
 
-revision = "0002"
-down_revision = "0001"
+revision = "0002_sec_limits"
+down_revision = "0002_reliab_core"  # re-chained after main merged reliab-core
 branch_labels = None
 depends_on = None
 
