@@ -25,7 +25,7 @@ async def register(body: UserCreate, request: Request, services: ServicesDep, db
     return UserOut(id=user.id, username=user.username)
 
 
-@router.post("/token", response_model=Token, responses=errors(401, 429))
+@router.post("/token", response_model=Token, responses=errors(401, 429, 503))
 async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
                 services: ServicesDep, db: DbDep):
     client, limits = client_of(request, services), services.limits
