@@ -7,7 +7,7 @@ sign in under it by accident) and is logged, for an operator to rename or remove
 then such an account cannot sign in by name; its data stays untouched.
 
 Revision ID: 0002_sec_limits
-Revises: 0002_openai
+Revises: 0002_apikeys
 Create Date: 2026-12-02
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from auth.passwords import normalize_username
 
 revision = "0002_sec_limits"
-down_revision = "0002_openai"  # chained after main's migrations (reliab-core, then openai)
+down_revision = "0002_apikeys"  # chained after main's migrations (reliab-core, openai, apikeys)
 branch_labels = None
 depends_on = None
 
