@@ -4,6 +4,7 @@ Every limit the service enforces has a setting here, with a default that suits t
 embedded single-machine mode.
 """
 
+import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -38,8 +39,6 @@ class Settings(BaseSettings):
     allow_registration: bool = True
     initial_user: str | None = None
     initial_password: str | None = None
-    login_max_failures: int = Field(10, ge=1)  # per username and client address ...
-    login_failure_window: float = Field(300, gt=0)  # ... within this many seconds, then 429
 
     # API keys (per-user long-lived credentials; services/api_keys.py)
     api_keys_per_user: int = Field(20, ge=1, le=1000)  # live keys a user may hold at once
@@ -194,6 +193,32 @@ class Settings(BaseSettings):
     user_policy_ttl: float = Field(2.0, ge=0, le=300)
     usage_max_days: int = Field(366, ge=1, le=3660)  # widest GET /usage?from=&to= range
     admin_page_max: int = Field(500, ge=1, le=10_000)  # users per admin listing page
+
+    # Sign-in limiter, per-user resource limits (services/limits/). Counted with the `limits`
+    # library: in process memory when embedded, in Redis (REDIS_URL) across replicas.
+    # Defaults sit far above what a person at a keyboard does; a user's own values can be
+    # raised or lowered by an operator (users.limits, services/limits/overrides.py).
+    login_max_failures: int = Field(10, ge=1, le=100_000)  # per account, from any address ...
+    login_max_failures_per_client: int = Field(50, ge=1, le=1_000_000)  # ... per address, any account
+    login_failure_window: float = Field(300, gt=0, le=86_400)  # ... within this many seconds, then 429
+    # Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the
+    # client; none by default: the peer address is the client.
+    trusted_proxies: str = ""
+    limiter_max_entries: int = Field(10_000, ge=100, le=10_000_000)  # counters kept in memory, at most
+    user_requests_per_minute: int = Field(600, ge=1, le=1_000_000)  # authenticated requests and sockets
+    user_max_running_generations: int = Field(8, ge=1, le=10_000)  # sessions answering at once
+    user_max_queued_generations: int = Field(64, ge=1, le=100_000)  # answers queued or running, in total
+    user_sessions_per_hour: int = Field(300, ge=1, le=1_000_000)
+    user_max_open_streams: int = Field(32, ge=1, le=100_000)  # WebSockets + SSE streams at once
+    registrations_per_hour_per_client: int = Field(20, ge=1, le=1_000_000)
+    user_limits_cache_ttl: float = Field(30, ge=0, le=3600)  # seconds a user's overrides are cached
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            ipaddress.ip_network(part, strict=False)  # a malformed entry fails at start-up
+        return value
 
     @field_validator("jwt_algorithm")
     @classmethod

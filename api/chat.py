@@ -7,7 +7,9 @@ from api.deps import ServicesDep, TokenSubject
 from api.openapi import errors, sse
 from api.sse import sse_response
 from models.schemas import ChatIn, ChatOut, SetLLM
+from services.container import Services
 from services.errors import InvalidInput, NotFound
+from services.generations.service import Accepted
 from services.users import get_user
 from services.streaming.frames import encode, sse_plain
 
@@ -29,33 +31,28 @@ def check_message(text: str, limit: int) -> str:
 async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: ServicesDep):
     check_message(body.message, services.settings.max_message_chars)
     await services.usage.admit(user_id)  # disabled, or over a token budget: refused before storing
-    new_session = body.session_id is None
-    if new_session:
-        user = await get_user(services.db, user_id)
-        # An ORM session only for this, closed before submit: a handler holding a pooled
-        # connection while waiting for another deadlocks the pool under load.
-        async with services.db.sessionmaker() as db:
-            chat_session = await services.sessions.create(db, user.id, SetLLM())
-        accepted = await services.generations.submit(chat_session, body.message, body.client_msg_id)
-    else:  # no lookup first: the send checks the owner (the row exists only while its owner does)
-        try:
-            accepted = await services.generations.submit_owned(user_id, body.session_id, body.message,
-                                                                body.client_msg_id)
-        except NotFound:
-            await get_user(services.db, user_id)  # a deleted user's token is 401, not 404
-            raise
+    streaming = not body.background and (body.stream or "text/event-stream" in request.headers.get("accept", ""))
+    # Limits first: a refused request stores nothing.
+    await services.limits.check_generation_start(user_id, body.session_id and body.session_id.upper())
+    lease = await services.limits.open_stream(user_id) if streaming else None
+    try:
+        accepted = await _submit(body, user_id, services)
+    except BaseException:
+        if lease is not None:
+            await lease.release()
+        raise
     headers = {"X-Session-ID": accepted.session_id, "X-Generation-ID": accepted.generation_id}
 
     if body.background:
         return JSONResponse({"session_id": accepted.session_id, "generation_id": accepted.generation_id,
                              "status": "queued", "position": accepted.position},
                             status_code=202, headers=headers)
-    if body.stream or "text/event-stream" in request.headers.get("accept", ""):
+    if streaming:
         prelude = []
-        if new_session:
+        if body.session_id is None:
             prelude.append(sse_plain("session", encode({"type": "session", "session_id": accepted.session_id})))
         prelude.append(sse_plain("accepted", accepted.frame()))
-        return sse_response(services.generations, accepted.generation_id, 0, prelude, headers)
+        return sse_response(services.generations, accepted.generation_id, 0, prelude, headers, lease)
 
     await services.generations.wait_done(accepted.generation_id)
     row = await services.store.get(accepted.generation_id)
@@ -63,3 +60,20 @@ async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: 
                   status=row.status, finish_reason=row.finish_reason, usage=row.usage,
                   model=row.model, error=row.error)
     return JSONResponse(out.model_dump(), headers=headers)
+
+
+async def _submit(body: ChatIn, user_id: str, services: Services) -> Accepted:
+    if body.session_id is None:
+        user = await get_user(services.db, user_id)
+        await services.limits.check_session_create(user.id)
+        # An ORM session only for this, closed before submit: a handler holding a pooled
+        # connection while waiting for another deadlocks the pool under load.
+        async with services.db.sessionmaker() as db:
+            chat_session = await services.sessions.create(db, user.id, SetLLM())
+        return await services.generations.submit(chat_session, body.message, body.client_msg_id)
+    try:  # no lookup first: the send checks the owner (the row exists only while its owner does)
+        return await services.generations.submit_owned(user_id, body.session_id, body.message,
+                                                       body.client_msg_id)
+    except NotFound:
+        await get_user(services.db, user_id)  # a deleted user's token is 401, not 404
+        raise

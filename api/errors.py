@@ -1,6 +1,7 @@
 """The one place where domain errors become HTTP responses and WebSocket close codes."""
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -51,6 +52,17 @@ def ws_close_code(exc: errors.DomainError) -> int:
         if cls in WS_CLOSE:
             return WS_CLOSE[cls]
     return 1011
+
+
+def rate_limit_headers(exc: errors.RateLimited) -> dict[str, str]:
+    """Retry-After, and the X-RateLimit-* trio when a counted limit was hit (Reset in
+    seconds from now, like Retry-After)."""
+    retry = str(max(1, math.ceil(exc.retry_after)))
+    headers = {"Retry-After": retry}
+    if exc.limit is not None:
+        headers.update({"X-RateLimit-Limit": str(exc.limit),
+                        "X-RateLimit-Remaining": str(max(0, exc.remaining)), "X-RateLimit-Reset": retry})
+    return headers
 
 
 def error_body(code: str, detail: str) -> dict:
@@ -117,7 +129,7 @@ def install(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: errors.DomainError):
         headers = None
         if isinstance(exc, errors.RateLimited):
-            headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+            headers = rate_limit_headers(exc)
         elif isinstance(exc, errors.Unauthorized):
             headers = {"WWW-Authenticate": "Bearer"}
         return respond(request, http_status(exc), exc.code, exc.detail, headers)

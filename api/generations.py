@@ -56,8 +56,9 @@ async def cancel_generation(generation_id: GenerationIdPath, user: CurrentUser, 
 async def generation_events(generation_id: GenerationIdPath, user: CurrentUser, services: ServicesDep,
                             after: AfterQuery = None, last_event_id: LastEventId = None):
     row = await services.store.get(generation_id.upper(), user.id)
-    return sse_response(services.generations, row.id, resume_point(after, last_event_id),
-                        headers={"X-Generation-ID": row.id})
+    after = resume_point(after, last_event_id)
+    return sse_response(services.generations, row.id, after, headers={"X-Generation-ID": row.id},
+                        lease=await services.limits.open_stream(user.id))
 
 
 @router.get("/stream/{stream_id}", responses={**sse("the frames after the resume point"), **errors(429)})
@@ -73,5 +74,7 @@ async def stream(stream_id: GenerationIdPath, user: CurrentUser, services: Servi
         row = await services.store.latest(chat_session.id)
         if row is None:
             raise NotFound(f"session {stream_id} has no generation yet", code="generation_not_found")
-    return sse_response(services.generations, row.id, resume_point(after, last_event_id),
-                        headers={"X-Generation-ID": row.id, "X-Session-ID": row.session_id})
+    after = resume_point(after, last_event_id)
+    return sse_response(services.generations, row.id, after,
+                        headers={"X-Generation-ID": row.id, "X-Session-ID": row.session_id},
+                        lease=await services.limits.open_stream(user.id))

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from config import Settings
 from services.providers.offline import MODEL as OFFLINE_MODEL, OfflineProvider
 from services.providers.registry import ProviderRegistry
-from services.users import MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
+from auth.passwords import MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -93,7 +93,7 @@ def _document_operation(operation: dict) -> None:
     responses = operation["responses"]
     implied = set()
     if operation.get("security"):
-        implied.add(401)
+        implied |= {401, 429}  # every authenticated request counts against USER_REQUESTS_PER_MINUTE
     if any(p["in"] == "path" for p in operation.get("parameters", ())):
         implied.add(404)
     if operation.get("parameters") or "requestBody" in operation:
@@ -119,8 +119,10 @@ def _document_operation(operation: dict) -> None:
 def document_rules(schema: dict, settings: Settings, providers: ProviderRegistry) -> None:
     components = schema["components"]["schemas"]
     user = components["UserCreate"]["properties"]
-    user["username"]["pattern"] = USERNAME_RE.pattern
-    user["password"].update(minLength=MIN_PASSWORD, maxLength=MAX_PASSWORD)
+    # The service matches the whole name (fullmatch); a schema pattern matches anywhere.
+    user["username"]["pattern"] = f"^{USERNAME_RE.pattern}$"
+    # Not blank; the common-password and username checks cannot be written as a pattern.
+    user["password"].update(minLength=MIN_PASSWORD, maxLength=MAX_PASSWORD, pattern=r"\S")
     for field in ("username", "password"):  # an empty form field counts as a missing one
         components["Body_login_token_post"]["properties"][field]["minLength"] = 1
     # Python's `\S` is what the service's strip() keeps: not only blanks.

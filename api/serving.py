@@ -135,7 +135,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
 
 # The same, for uvicorn's command line (scripts/run.sh, docker-compose.yml, scripts/cluster.py).
-UVICORN_ARGS = ["--http", "api.serving:LimitedHttpProtocol", "--no-server-header", "--ws-per-message-deflate", "false"]
+# --no-proxy-headers: uvicorn would believe X-Forwarded-For from loopback; the app reads it
+# only from TRUSTED_PROXIES (services/client_address.py).
+UVICORN_ARGS = ["--http", "api.serving:LimitedHttpProtocol", "--no-server-header", "--ws-per-message-deflate", "false",
+                "--no-proxy-headers"]
 
 
 def uvicorn_options(settings: Settings) -> dict:
@@ -147,4 +150,5 @@ def uvicorn_options(settings: Settings) -> dict:
         "server_header": False,
         # Per-message deflate costs CPU on every token frame for a few bytes saved.
         "ws_per_message_deflate": False,
+        "proxy_headers": False,  # as UVICORN_ARGS
     }

@@ -24,6 +24,7 @@ def session_out(chat: ChatSession) -> SessionOut:
 
 @router.post("/set-llm", status_code=201, response_model=SessionOut, responses=errors(429))
 async def set_llm(body: SetLLM, user: CurrentUser, services: ServicesDep, db: DbDep):
+    await services.limits.check_session_create(user.id)
     return session_out(await services.sessions.create(db, user.id, body))
 
 

@@ -8,10 +8,11 @@ A disconnect cancels only this reader: the generation runs on. When the server i
 away the stream ends with an error event, after the frames it had."""
 
 from fastapi.responses import StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from services.generations.service import GenerationService
 from services.observability import TRANSPORT
+from services.limits import StreamLease
 from services.streaming.frames import SSE_PING, encode, sse_event, sse_plain
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -25,9 +26,17 @@ class _SSEResponse(StreamingResponse):
     frames: the relay can then push a frame's event down `send` from the producer."""
 
     def __init__(self, generations: GenerationService, generation_id: str, after: int,
-                 prelude: list[bytes], headers: dict):
+                 prelude: list[bytes], headers: dict, lease: StreamLease | None = None):
         super().__init__((), media_type="text/event-stream", headers=headers)
         self.relay_args = generations, generation_id, after, prelude
+        self.lease = lease  # the user's open-stream slot, held until the stream ends
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.lease is not None:
+                await self.lease.release()
 
     async def stream_response(self, send: Send) -> None:
         generations, generation_id, after, prelude = self.relay_args
@@ -49,5 +58,7 @@ class _SSEResponse(StreamingResponse):
 
 
 def sse_response(generations: GenerationService, generation_id: str, after: int,
-                 prelude: list[bytes] | None = None, headers: dict | None = None) -> StreamingResponse:
-    return _SSEResponse(generations, generation_id, after, prelude or [], {**SSE_HEADERS, **(headers or {})})
+                 prelude: list[bytes] | None = None, headers: dict | None = None,
+                 lease: StreamLease | None = None) -> StreamingResponse:
+    return _SSEResponse(generations, generation_id, after, prelude or [], {**SSE_HEADERS, **(headers or {})},
+                        lease)

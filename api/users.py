@@ -5,36 +5,32 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import DbDep, ServicesDep
+from api.deps import DbDep, ServicesDep, client_of
 from api.openapi import errors
 from auth.security import create_token
 from models.schemas import Token, UserCreate, UserOut
 from services import users
-from services.errors import Forbidden, Unauthorized
+from services.errors import Forbidden
 
 router = APIRouter(tags=["auth"])
 
 
 @router.post("/users", status_code=201, response_model=UserOut, responses=errors(403, 409, 429))
-async def register(body: UserCreate, services: ServicesDep, db: DbDep):
+async def register(body: UserCreate, request: Request, services: ServicesDep, db: DbDep):
     if not services.settings.allow_registration:
         raise Forbidden("Self-registration is turned off; ask an operator for an account.",
                         code="registration_disabled")
+    await services.limits.check_registration(client_of(request, services))
     user = await users.create_user(db, body.username, body.password)
     return UserOut(id=user.id, username=user.username)
 
 
-@router.post("/token", response_model=Token, responses=errors(401, 429))
+@router.post("/token", response_model=Token, responses=errors(401, 429, 503))
 async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
                 services: ServicesDep, db: DbDep):
-    client = request.client.host if request.client else "unknown"
-    limiter = services.login_limiter
-    limiter.check(form.username, client)
-    try:
-        user = await users.authenticate(db, form.username, form.password)
-    except Unauthorized:
-        limiter.failed(form.username, client)
-        raise
-    limiter.succeeded(form.username, client)
+    client, limits = client_of(request, services), services.limits
+    await limits.login_attempt(form.username, client)
+    user = await users.authenticate(db, form.username, form.password)
+    await limits.login_succeeded(form.username, client)
     return Token(access_token=create_token(services.tokens, user.id),
                  expires_in=services.tokens.expire_seconds)

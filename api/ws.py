@@ -47,6 +47,7 @@ async def _serve(ws: WebSocket, session_id: str | None) -> None:
     connections = ws.app.state.connections
     s = services.settings
     user_id = None  # set once the connection is counted against its user
+    lease = None  # the user's open-stream slot (services/limits/)
     try:
         token, via_subprotocol = websocket_token(ws, s.allow_query_token)
         await ws.accept(subprotocol="bearer" if via_subprotocol else None)
@@ -56,6 +57,8 @@ async def _serve(ws: WebSocket, session_id: str | None) -> None:
         subject = principal.user_id
         note(user_id=subject)  # for the socket's log event
         await services.usage.admit(subject, budgets=False)  # a disabled account's socket: 4403
+        await services.limits.check_request(subject)
+        lease = await services.limits.open_stream(subject)
         chat = await _open_session(services, subject, session_id)
         if not connections.add(ws, subject, s.ws_max_connections_per_user):
             raise _Close(4429, "too many connections")
@@ -72,6 +75,8 @@ async def _serve(ws: WebSocket, session_id: str | None) -> None:
     finally:
         if user_id is not None:
             connections.remove(ws, user_id)
+        if lease is not None:
+            await lease.release()
 
 
 async def _open_session(services: Services, user_id: str, session_id: str | None):
@@ -80,6 +85,7 @@ async def _open_session(services: Services, user_id: str, session_id: str | None
     user is only looked up when there is no session to find."""
     if session_id is None:
         user = await get_user(services.db, user_id)
+        await services.limits.check_session_create(user.id)
         async with services.db.sessionmaker() as db:
             return await services.sessions.create(db, user.id, SetLLM())
     try:
@@ -205,6 +211,7 @@ class _Conversation:
         if len(content) > self.s.max_message_chars:
             raise InvalidInput(f"message: at most {self.s.max_message_chars} characters", code="message_too_long")
         await self.services.usage.admit(self.user_id)  # budgets; a disabled account (other replicas)
+        await self.services.limits.check_generation_start(self.user_id, self.chat.id)
         # By id, not with the session loaded at connect: the model is read in the same
         # transaction, so a PATCH made while the socket is open applies to this message.
         accepted = await self.services.generations.submit_owned(self.user_id, self.chat.id, content, client_msg_id)

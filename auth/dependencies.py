@@ -38,6 +38,7 @@ async def get_principal(
         raise Unauthorized("Missing bearer token; get one at POST /token or POST /api-keys.")
     principal = await authenticate(services, token)
     note(user_id=principal.user_id)  # for the request's log event
+    await services.limits.check_request(principal.user_id)  # every authenticated request counts
     return principal
 
 

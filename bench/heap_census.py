@@ -28,7 +28,7 @@ import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 import uvloop  # noqa: E402
 
-from bench.proc import PYTHON, ROOT, cores, http_json, raise_fd_limit, start_fake  # noqa: E402
+from bench.proc import LOAD_LIMITS, PYTHON, ROOT, cores, http_json, raise_fd_limit, start_fake  # noqa: E402
 from config import Settings  # noqa: E402
 from main import create_app  # noqa: E402
 
@@ -51,7 +51,7 @@ async def drive(args, work: Path, side: set[int] | None) -> None:
     settings = Settings(_env_file=None, data_dir=work / "data", secret_key=None, openai_base_url=f"{fake_url}/v1",
                         openai_api_key="bench", default_model="openai/fake-model", allow_registration=True,
                         ws_max_connections_per_user=100_000, ws_max_messages_per_minute=100_000,
-                        ollama_probe_timeout=0)
+                        ollama_probe_timeout=0, **{k.lower(): int(v) for k, v in LOAD_LIMITS.items()})
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning",
                                            ws_per_message_deflate=False))
     serving = asyncio.create_task(server.serve())

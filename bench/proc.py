@@ -211,6 +211,13 @@ def start_fake(work: Path, cpus: set[int] | None, models: list[str]) -> tuple[Pr
     raise RuntimeError(f"fake upstream did not start:\n{fake.tail()}")
 
 
+# A benchmark's one user stands for many clients: the per-user limits, which a person never
+# meets, would refuse the load itself.
+LOAD_LIMITS = {"USER_REQUESTS_PER_MINUTE": "1000000", "USER_MAX_OPEN_STREAMS": "100000",
+               "USER_MAX_RUNNING_GENERATIONS": "10000", "USER_MAX_QUEUED_GENERATIONS": "100000",
+               "USER_SESSIONS_PER_HOUR": "1000000"}
+
+
 def start_service(name: str, work: Path, fake_url: str, cpus: set[int] | None, *, deflate: bool = False,
                   workers: int = 1, env: dict | None = None, ws_impl: str | None = None,
                   root: Path | None = None, app: str = "main:app") -> Proc:
@@ -226,7 +233,7 @@ def start_service(name: str, work: Path, fake_url: str, cpus: set[int] | None, *
         "DATA_DIR": str(data), "SECRET_KEY": SECRET, "ALLOW_REGISTRATION": "true",
         "WS_MAX_CONNECTIONS_PER_USER": "100000", "WS_MAX_MESSAGES_PER_MINUTE": "100000",
         "LOGIN_MAX_FAILURES": "1000", "OLLAMA_PROBE_TIMEOUT": "0", "PYTHONUNBUFFERED": "1",
-        **(env or {}),
+        **LOAD_LIMITS, **(env or {}),
     }
     python = str(Path(root) / ".venv" / "bin" / "python") if root else PYTHON
     cmd = [python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),

@@ -25,6 +25,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.proc import LOAD_LIMITS
 from tests.scaleout_support import PYTHON, ROOT, SECRET, Namespace, Proc
 from tests.support import free_port
 
@@ -122,7 +123,7 @@ def report(mode: str, delivered: int, elapsed: float, before: dict, after: dict,
 
 async def bench_embedded(args, fake_proc, fake: str, work: Path) -> None:
     env = Namespace().env(OPENAI_BASE_URL=f"{fake}/v1", OPENAI_API_KEY="bench", DEFAULT_MODEL="openai/fake-model",
-                          DATA_DIR=work / "embedded-data")
+                          DATA_DIR=work / "embedded-data", **LOAD_LIMITS)
     for key in ("DATABASE_URL", "REDIS_URL", "RABBITMQ_URL", "REDIS_KEY_PREFIX", "RABBITMQ_QUEUE"):
         env.pop(key, None)
     api = Proc.api("api", free_port(), env, work).start().wait_ready()
@@ -141,7 +142,8 @@ async def bench_embedded(args, fake_proc, fake: str, work: Path) -> None:
 async def bench_scaleout(args, fake_proc, fake: str, work: Path) -> None:
     ns = await Namespace("bench").acreate()
     env = ns.env(OPENAI_BASE_URL=f"{fake}/v1", OPENAI_API_KEY="bench", DEFAULT_MODEL="openai/fake-model",
-                 DATA_DIR=work / "scaleout-data", SECRET_KEY=SECRET, RABBITMQ_PREFETCH=args.prefetch)
+                 DATA_DIR=work / "scaleout-data", SECRET_KEY=SECRET, RABBITMQ_PREFETCH=args.prefetch,
+                 **LOAD_LIMITS)
     apis = [Proc.api(f"api{i}", free_port(), env, work) for i in (1, 2)]
     workers = [Proc.worker(f"worker{i}", env, work) for i in (1, 2)]
     try:

@@ -41,10 +41,18 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (Index("ix_users_username_normalized", "username_normalized", unique=True),)
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
     username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    # NFKC + case-folded username (auth/passwords.py): what uniqueness and sign-in compare.
+    # Nullable in the schema only because adding a NOT NULL column to a filled SQLite table
+    # means rebuilding it; every row has one (migration 0002 fills them).
+    username_normalized: Mapped[str | None] = mapped_column(String(300), nullable=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    # Per-user overrides of the resource limits (services/limits.py), e.g.
+    # {"requests_per_minute": 1200}; null: the settings' defaults.
+    limits: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     role: Mapped[str] = mapped_column(String(16), default="user", server_default="user")  # user | admin
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

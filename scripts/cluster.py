@@ -137,7 +137,8 @@ async def main() -> int:
         await runner.start(f"api{i + 1}:{port}", [PYTHON, "-m", "uvicorn", "main:app", "--host", args.host,
                                                   "--port", str(port),
                                                   # as scripts/run.sh: bounded request heads (api/serving.py)
-                                                  "--http", "api.serving:LimitedHttpProtocol", "--no-server-header"], env)
+                                                  "--http", "api.serving:LimitedHttpProtocol", "--no-server-header",
+                                                  "--no-proxy-headers"], env)
     for i in range(args.workers):
         await runner.start(f"worker{i + 1}", [PYTHON, "-m", "worker"], env)
     print(f"cluster: {args.api} replica(s) on {args.host}:{args.port}..{args.port + args.api - 1}, "

@@ -32,6 +32,8 @@ echo "==> serving on http://$host:$port (web UI at /, API docs at /docs)"
 log_config=$(mktemp "${TMPDIR:-/tmp}/llm-chat-log-config.XXXXXX.json")
 .venv/bin/python -m services.observability.logs > "$log_config"
 # Per-message deflate costs CPU on every token frame for a few bytes saved: off. The HTTP
-# protocol bounds request heads and WebSocket frames by the settings (api/serving.py).
+# protocol bounds request heads and WebSocket frames by the settings (api/serving.py). Proxy
+# headers off: uvicorn would believe X-Forwarded-For from loopback; the app reads it only
+# from TRUSTED_PROXIES.
 exec .venv/bin/python -m uvicorn main:app --host 127.0.0.1 --port 8000 --ws-per-message-deflate false \
-  --http api.serving:LimitedHttpProtocol --no-server-header --log-config "$log_config" "$@"
+  --http api.serving:LimitedHttpProtocol --no-server-header --no-proxy-headers --log-config "$log_config" "$@"

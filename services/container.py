@@ -18,12 +18,12 @@ from services.generations.local_dispatch import LocalDispatch
 from services.generations.runner import SHUTDOWN_ERROR, GenerationRunner
 from services.generations.service import GenerationService
 from services.generations.store import ACTIVE, GenerationStore
+from services.limits import Limits
 from services.observability.generation import GenerationEnd
 from services.providers.registry import ProviderRegistry
 from services.streaming.log import StreamLog
 from services.streaming.memory_log import MemoryStreamLog
 from services.usage import UsageService
-from services.users import LoginLimiter
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Services:
     dispatch: JobDispatch
     generations: GenerationService
     sessions: SessionService
-    login_limiter: LoginLimiter
+    limits: Limits  # the sign-in limiter and per-user limits (services/limits/)
     usage: UsageService
     reaper: Any = None  # scale-out: ends generations of dead workers (services/scaleout/reaper.py)
     data_dir_lock: DataDirLock | None = None  # embedded: held for the process's life
@@ -66,6 +66,7 @@ class Services:
         if close is not None:
             await close()
         await self.log.aclose()
+        await self.limits.aclose()
         await self.providers.aclose()
         await self.db.dispose()
         if self.data_dir_lock is not None:
@@ -102,7 +103,7 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
         settings=settings, db=db, tokens=tokens, providers=providers, log=stream_log, store=store,
         dispatch=dispatch, generations=GenerationService(settings, store, stream_log, dispatch),
         sessions=SessionService(settings, providers),
-        login_limiter=LoginLimiter(settings.login_max_failures, settings.login_failure_window),
+        limits=Limits(settings, db),
         usage=usage, reaper=reaper, api_keys=build_api_keys(settings, db, tokens.secret_key),
     )
 

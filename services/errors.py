@@ -35,9 +35,12 @@ class InvalidInput(DomainError):
 class RateLimited(DomainError):
     code = "rate_limited"
 
-    def __init__(self, detail: str, *, retry_after: float = 1.0, code: str | None = None):
+    def __init__(self, detail: str, *, retry_after: float = 1.0, code: str | None = None,
+                 limit: int | None = None, remaining: int = 0):
         super().__init__(detail, code=code)
         self.retry_after = retry_after
+        self.limit = limit  # the bound that was hit, when there is one to report
+        self.remaining = remaining
 
 
 class ProviderError(DomainError):

@@ -1,53 +1,52 @@
-"""Users: registration, credential checks and a login failure limiter."""
+"""Users: registration and credential checks (the sign-in limiter is in services/limits/)."""
 
 import asyncio
-import re
-import time
-from collections import deque
 
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth.passwords import MAX_USERNAME, check_password, check_username, normalize_username
 from auth.security import hash_password, verify_password
 from models.db import User
 from services.db import Database
-from services.errors import Conflict, Forbidden, InvalidInput, RateLimited, Unauthorized
+from services.errors import Conflict, Forbidden, Unauthorized
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
-MIN_PASSWORD = 8
-MAX_PASSWORD = 256
 _users = User.__table__
 
 
-def validate_credentials(username: str, password: str) -> None:
-    if not USERNAME_RE.match(username):
-        raise InvalidInput(
-            "username must be 3-64 characters of letters, digits and _ . @ -",
-            code="invalid_username",
-        )
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidInput(
-            f"password must be {MIN_PASSWORD}-{MAX_PASSWORD} characters", code="invalid_password"
-        )
+def validate_credentials(username: str, password: str) -> str:
+    """The display form of a valid new username; InvalidInput for a bad name or password."""
+    shown = check_username(username)
+    check_password(password, shown)
+    return shown
 
 
 async def create_user(db: AsyncSession, username: str, password: str, role: str = "user") -> User:
-    validate_credentials(username, password)
+    username = validate_credentials(username, password)
+    key = normalize_username(username)
+    taken = Conflict(f"username {username!r} is taken", code="username_taken")
+    # A cheap early answer; the unique index on the normalised name is what guarantees it.
+    if await db.scalar(select(User.id).where(User.username_normalized == key)) is not None:
+        raise taken
     # argon2 is deliberately slow: keep it off the event loop.
     password_hash = await asyncio.to_thread(hash_password, password)
-    user = User(username=username, password_hash=password_hash, role=role)
+    user = User(username=username, username_normalized=key, password_hash=password_hash,
+                role=role)
     db.add(user)
     try:
         await db.commit()
     except IntegrityError:
         await db.rollback()
-        raise Conflict(f"username {username!r} is taken", code="username_taken")
+        raise taken
     return user
 
 
 async def authenticate(db: AsyncSession, username: str, password: str) -> User:
-    user = (await db.scalars(select(User).where(User.username == username))).first()
+    key = normalize_username(username)
+    user = None
+    if len(key) <= MAX_USERNAME:  # no account has a longer name: skip the lookup, not the hash
+        user = (await db.scalars(select(User).where(User.username_normalized == key))).first()
     ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else None)
     if not ok or user is None:
         raise Unauthorized("Incorrect username or password.", code="invalid_credentials")
@@ -75,50 +74,14 @@ async def get_user(db: Database, user_id: str):
     return user
 
 
-class LoginLimiter:
-    """Counts failed logins per (username, client) in a sliding window, in memory.
-
-    Per process: behind several replicas each keeps its own count, which still bounds
-    guessing to replicas x limit per window."""
-
-    def __init__(self, max_failures: int, window: float):
-        self.max_failures = max_failures
-        self.window = window
-        self._failures: dict[tuple[str, str], deque[float]] = {}
-
-    def _recent(self, key: tuple[str, str]) -> deque[float]:
-        now = time.monotonic()
-        q = self._failures.setdefault(key, deque())
-        while q and now - q[0] > self.window:
-            q.popleft()
-        if not q:
-            self._failures.pop(key, None)
-        return q
-
-    def check(self, username: str, client: str) -> None:
-        q = self._recent((username.lower(), client))
-        if len(q) >= self.max_failures:
-            retry = self.window - (time.monotonic() - q[0])
-            raise RateLimited(
-                "Too many failed sign-in attempts; wait before trying again.", retry_after=retry
-            )
-
-    def failed(self, username: str, client: str) -> None:
-        key = (username.lower(), client)
-        self._recent(key)
-        self._failures.setdefault(key, deque()).append(time.monotonic())
-
-    def succeeded(self, username: str, client: str) -> None:
-        self._failures.pop((username.lower(), client), None)
-
-
 async def seed_initial_user(db, settings) -> None:
     """Creates INITIAL_USER once, if set and missing (for deployments without sign-up), as
     an admin: the account that administers the others."""
     if not settings.initial_user or not settings.initial_password:
         return
     async with db.sessionmaker() as session:
-        exists = await session.scalar(select(User).where(User.username == settings.initial_user))
+        key = normalize_username(settings.initial_user)
+        exists = await session.scalar(select(User).where(User.username_normalized == key))
         if exists is None:
             try:
                 await create_user(session, settings.initial_user, settings.initial_password, role="admin")

@@ -5,9 +5,12 @@ import asyncio
 
 from tests.support import Server, make_settings, new_session, read_sse, register
 
+# One user stands for many clients here: lift the per-user limits a person never meets.
+LOAD = dict(user_max_running_generations=1000, user_max_open_streams=1000, user_max_queued_generations=1000)
+
 
 async def test_more_streams_than_pooled_connections(tmp_path):
-    server = await Server(make_settings(tmp_path, time_between_chunks=0.02, flush_interval=1.0)).start()
+    server = await Server(make_settings(tmp_path, time_between_chunks=0.02, flush_interval=1.0, **LOAD)).start()
     pool = server.services.db.engine.pool
     try:
         async with server.client() as c:
@@ -40,7 +43,7 @@ async def test_more_streams_than_pooled_connections(tmp_path):
 async def test_more_concurrent_chats_than_pooled_connections(tmp_path):
     """A handler must never hold a pooled connection while waiting for another (the pool
     holds 15): 40 synchronous chats at once all answer, none times out on the pool."""
-    server = await Server(make_settings(tmp_path, time_between_chunks=0.01, flush_interval=1.0)).start()
+    server = await Server(make_settings(tmp_path, time_between_chunks=0.01, flush_interval=1.0, **LOAD)).start()
     try:
         async with server.client() as c:
             token = await register(c, "busy")

@@ -36,7 +36,11 @@ def operation_count(schema: dict) -> int:
 
 @pytest.mark.timeout(300)
 async def test_schemathesis_finds_nothing(tmp_path):
-    server = await Server(make_settings(tmp_path)).start()
+    # One user sends thousands of requests here, as no person does: lift the per-user limits
+    # (tests/test_user_limits.py covers them), or most operations would answer 429 and go untested.
+    server = await Server(make_settings(tmp_path, user_requests_per_minute=1_000_000, user_sessions_per_hour=1_000_000,
+                                        user_max_queued_generations=100_000, user_max_running_generations=10_000,
+                                        user_max_open_streams=100_000)).start()
     try:
         async with server.client() as client:
             token = await register(client, "fuzzer")
