@@ -1,5 +1,6 @@
 """Usage and administration: GET /usage (one's own), and for admins /admin/users and
-/admin/usage. A non-admin gets 403 admin_required on every /admin route."""
+/admin/usage, and a user's limits at /admin/users/{id}/limits. A non-admin gets 403
+admin_required on every /admin route."""
 
 from datetime import date
 from typing import Annotated
@@ -9,7 +10,7 @@ from pydantic import AfterValidator, StringConstraints
 
 from api.deps import CurrentUser, ServicesDep
 from api.openapi import errors
-from models.ops_schemas import AdminUser, UsageReport, UserPage, UserPatch
+from models.ops_schemas import AdminUser, UsageReport, UserLimits, UserPage, UserPatch
 from models.schemas import ULID_PATTERN
 from services import admin
 from services.errors import Forbidden
@@ -65,3 +66,16 @@ async def patch_user(user_id: UserIdPath, body: UserPatch, request: Request, me:
     if view["disabled"]:
         await request.app.state.connections.close_user(user_id, "account disabled", code=4403)
     return view
+
+
+@router.put("/admin/users/{user_id}/limits", response_model=UserLimits, responses=errors(403))
+async def put_limits(user_id: UserIdPath, body: UserLimits, _: Admin, services: ServicesDep):
+    """Raise or lower one user's resource limits; the fields left out take the settings'
+    defaults again. Other replicas apply the change within USER_LIMITS_CACHE_TTL."""
+    user_id = user_id.upper()
+    await services.limits.set_user_limits(user_id, body.model_dump(exclude_none=True) or None)
+    return await effective_limits(services, user_id)
+
+
+async def effective_limits(services, user_id: str) -> dict:
+    return {name: await services.limits.user_limit(user_id, name) for name in UserLimits.model_fields}

@@ -6,6 +6,8 @@
     disable NAME / enable NAME                     refuse or allow the account's tokens
     set-budget NAME [--daily N|none] [--monthly N|none]
     usage [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--user NAME]
+    set-limits NAME [--requests-per-minute N] [--max-running-generations N] ...
+                                                   override resource limits (none given: the defaults)
     create-api-key NAME [--name LABEL] [--expires-in-days N]   printed once, alone on stdout
 
 The password is read from a prompt, or from standard input with --password-stdin, never
@@ -28,8 +30,10 @@ from services import admin
 from services.container import build_api_keys
 from services.db import Database
 from services.errors import DomainError, NotFound
+from services.limits import Limits
+from services.limits.overrides import OVERRIDABLE
 from services.usage import UsageService
-from services.users import create_user
+from services.users import create_user, normalize_username
 
 
 async def _with_db(action):
@@ -73,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     usage = sub.add_parser("usage", help="tokens per user, day and model")
     usage.add_argument("--from", dest="start", type=date.fromisoformat)
     usage.add_argument("--to", dest="end", type=date.fromisoformat)
+    limits = sub.add_parser("set-limits", help="override a user's resource limits (none given: defaults)")
+    limits.add_argument("username")
+    for name in OVERRIDABLE:
+        limits.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=None, metavar="N")
     key = sub.add_parser("create-api-key", help="create an API key for a user and print it")
     key.add_argument("username")
     key.add_argument("--name", default="cli", help="a label for the key (default: cli)")
@@ -80,11 +88,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _create_key(db, settings, args) -> str:
+async def _user_id(db, username: str) -> str:
     async with db.sessionmaker() as session:
-        user_id = await session.scalar(select(User.id).where(User.username == args.username))
+        user_id = await session.scalar(select(User.id).where(User.username_normalized == normalize_username(username)))
     if user_id is None:
-        raise NotFound(f"no user {args.username!r}", code="user_not_found")
+        raise NotFound(f"no user {username!r}", code="user_not_found")
+    return user_id
+
+
+async def _set_limits(db, settings, args) -> dict:
+    user_id = await _user_id(db, args.username)
+    values = {name: getattr(args, name) for name in OVERRIDABLE if getattr(args, name) is not None}
+    limits = Limits(settings, db)
+    try:
+        await limits.set_user_limits(user_id, values or None)
+        return {name: await limits.user_limit(user_id, name) for name in OVERRIDABLE}
+    finally:
+        await limits.aclose()
+
+
+async def _create_key(db, settings, args) -> str:
+    user_id = await _user_id(db, args.username)
     keys = build_api_keys(settings, db, settings.resolve_secret_key())
     row, key = await keys.create(user_id, args.name, args.expires_in_days)
     print(f"created API key {row['prefix']} ({row['id']}) for {args.username}; it is shown only now:",
@@ -117,6 +141,8 @@ async def _run(args, password: str | None):
             async with db.sessionmaker() as session:
                 user = await create_user(session, args.username, password, "admin" if args.admin else "user")
             return f"created user {user.username} ({user.id}, {user.role})"
+        if args.command == "set-limits":
+            return await _set_limits(db, settings, args)
         if args.command == "create-api-key":
             return await _create_key(db, settings, args)
         if args.command == "list-users":

@@ -60,3 +60,19 @@ class UsageReport(BaseModel):
     total: UsageTotal
 
     model_config = ConfigDict(populate_by_name=True)
+
+
+# A per-user limit override (services/limits/overrides.py); left out or null: the setting's default.
+LimitValue = Annotated[int | None, Field(strict=True, ge=1, le=10_000_000)]
+
+
+class UserLimits(BaseModel):
+    """A user's resource limits. In a PUT, the fields given replace the user's overrides (an
+    empty body restores every default); the answer gives the limits now in force."""
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: LimitValue = None
+    max_running_generations: LimitValue = None
+    max_queued_generations: LimitValue = None
+    sessions_per_hour: LimitValue = None
+    max_open_streams: LimitValue = None

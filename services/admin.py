@@ -6,6 +6,7 @@ the caller's policy cache for that user; the other processes see it within USER_
 
 from sqlalchemy import Connection, func, select, update
 
+from auth.passwords import normalize_username
 from models.db import User
 from services.db import Database
 from services.errors import Conflict, InvalidInput, NotFound
@@ -52,7 +53,7 @@ async def update_user(db: Database, changes: dict, *, user_id: str | None = None
         raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}", code="invalid_field")
     if "role" in changes and changes["role"] not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
-    where = users_t.c.id == user_id if user_id is not None else users_t.c.username == username
+    where = users_t.c.id == user_id if user_id is not None else users_t.c.username_normalized == normalize_username(username)
     row = await db.run(_update, where, changes)
     if row is None:
         raise NotFound("user not found", code="user_not_found")

@@ -219,3 +219,34 @@ async def test_usage_rows_are_the_same_from_core_and_from_the_sqlite_cursor(ops)
     owner = await db.run(record_usage, gen, answer["model"], answer["usage"])
     assert owner == (by_cursor[0]["user_id"], sid)
     assert await db.run(rows) == by_cursor
+
+
+async def test_admin_sets_a_users_limits_and_restores_the_defaults(ops):
+    async with ops.client() as c:
+        token = await register(c, "lim")
+    async with ops.client(ops.admin) as root, ops.client(token) as user:
+        uid = next(u["id"] for u in (await root.get("/admin/users")).json()["users"] if u["username"] == "lim")
+        r = await root.put(f"/admin/users/{uid}/limits", json={"requests_per_minute": 3})
+        assert r.status_code == 200, r.text
+        assert r.json()["requests_per_minute"] == 3
+        assert r.json()["max_open_streams"] == ops.settings.user_max_open_streams  # untouched: the default
+        statuses = [(await user.get("/sessions")).status_code for _ in range(4)]
+        assert statuses[:3] == [200, 200, 200] and statuses[3] == 429
+        r = await root.put(f"/admin/users/{uid}/limits", json={})
+        assert r.json()["requests_per_minute"] == ops.settings.user_requests_per_minute
+        for body in ({"requests_per_minute": 0}, {"unknown": 5}, {"max_open_streams": "5"}):
+            r = await root.put(f"/admin/users/{uid}/limits", json=body)
+            assert r.status_code == 422, body
+        missing = "01" + "0" * 24
+        assert (await root.put(f"/admin/users/{missing}/limits", json={})).status_code == 404
+        assert (await user.put(f"/admin/users/{uid}/limits", json={})).status_code == 403
+
+
+async def test_cli_sets_limits(tmp_path):
+    assert cli(tmp_path, "create-user", "dora", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    r = cli(tmp_path, "set-limits", "DORA", "--max-open-streams", "2")
+    assert r.returncode == 0, r.stderr
+    assert '"max_open_streams": 2' in r.stdout and '"requests_per_minute": 600' in r.stdout
+    r = cli(tmp_path, "set-limits", "dora")
+    assert r.returncode == 0 and '"max_open_streams": 32' in r.stdout
+    assert cli(tmp_path, "set-limits", "nobody").returncode == 1

@@ -1,8 +1,8 @@
 """Per-user overrides of the resource limits, kept in `users.limits` (JSON, null = defaults).
 
-An operator (or the admin API, once there is one) calls `Limits.set_user_limits`; each
-process caches a user's overrides for USER_LIMITS_CACHE_TTL seconds, so other replicas
-apply a change within that time."""
+The admin API (PUT /admin/users/{id}/limits) and the CLI (set-limits) call
+`Limits.set_user_limits`; each process caches a user's overrides for USER_LIMITS_CACHE_TTL
+seconds, so other replicas apply a change within that time."""
 
 import time
 

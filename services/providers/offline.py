@@ -46,7 +46,8 @@ def how_to_switch(base_url: str | None, models: list[str]) -> list[str]:
     if not models:
         return ["", "No other model is configured. To chat with a real model, set `OPENAI_API_KEY` "
                 "(or `OLLAMA_BASE_URL`, `ANTHROPIC_API_KEY`, ...) and restart; then "
-                f"`GET {url}/models` lists the models you can pick.", *where]
+                f"`GET {url}/models` lists the models you can pick:", "",
+                "```bash", f'curl {url}/models -H "Authorization: Bearer $TOKEN"', "```", *where]
     return [
         "",
         f"Models this service offers: {', '.join(f'`{m}`' for m in models[:5])}. Pick one with:",
