@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 from api.deps import ServicesDep, TokenSubject
 from api.openapi import errors, sse
 from api.sse import sse_response
-from models.schemas import ChatIn, ChatOut, SetLLM
+from models.schemas import ChatIn, ChatOut, SetLLM, is_blank
 from services.container import Services
 from services.errors import InvalidInput, NotFound
 from services.generations.service import Accepted
@@ -17,7 +17,7 @@ router = APIRouter(tags=["chat"])
 
 
 def check_message(text: str, limit: int) -> str:
-    if not text.strip():
+    if is_blank(text):
         raise InvalidInput("message: must not be empty", code="empty_message")
     if len(text) > limit:
         raise InvalidInput(f"message: at most {limit} characters (got {len(text)})", code="message_too_long")

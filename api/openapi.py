@@ -16,6 +16,7 @@ from config import Settings
 from services.providers.offline import MODEL as OFFLINE_MODEL, OfflineProvider
 from services.providers.registry import ProviderRegistry
 from auth.passwords import MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
+from models.schemas import NOT_BLANK_PATTERN
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -122,12 +123,11 @@ def document_rules(schema: dict, settings: Settings, providers: ProviderRegistry
     # The service matches the whole name (fullmatch); a schema pattern matches anywhere.
     user["username"]["pattern"] = f"^{USERNAME_RE.pattern}$"
     # Not blank; the common-password and username checks cannot be written as a pattern.
-    user["password"].update(minLength=MIN_PASSWORD, maxLength=MAX_PASSWORD, pattern=r"\S")
+    user["password"].update(minLength=MIN_PASSWORD, maxLength=MAX_PASSWORD, pattern=NOT_BLANK_PATTERN)
     for field in ("username", "password"):  # an empty form field counts as a missing one
         components["Body_login_token_post"]["properties"][field]["minLength"] = 1
-    # Python's `\S` is what the service's strip() keeps: not only blanks.
     components["ChatIn"]["properties"]["message"].update(
-        minLength=1, maxLength=settings.max_message_chars, pattern=r"\S")
+        minLength=1, maxLength=settings.max_message_chars, pattern=NOT_BLANK_PATTERN)
     models = offered_models(providers)
     for name in ("SetLLM", "SessionPatch"):
         properties = components[name]["properties"]

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from api.errors import ws_close_code
 from api.ws_auth import SocketAuth, socket_principal
 from auth.dependencies import websocket_token
-from models.schemas import INT64_MAX, ULID_PATTERN, SetLLM, is_unicode_text
+from models.schemas import INT64_MAX, ULID_PATTERN, SetLLM, is_blank, is_unicode_text
 from services.container import Services
 from services.errors import DomainError, InvalidInput, NotFound
 from services.observability import note
@@ -206,7 +206,7 @@ class _Conversation:
                               msg_id if _echoable(msg_id) else None)
 
     async def _message(self, content: str, client_msg_id: str | None) -> None:
-        if not content.strip():
+        if is_blank(content):
             raise InvalidInput("message must not be empty", code="empty_message")
         if len(content) > self.s.max_message_chars:
             raise InvalidInput(f"message: at most {self.s.max_message_chars} characters", code="message_too_long")

@@ -15,6 +15,7 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
+from models.schemas import is_blank
 from services.errors import InvalidInput
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{3,64}")
@@ -57,7 +58,7 @@ def check_password(password: str, username: str) -> None:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise InvalidInput(f"password must be {MIN_PASSWORD}-{MAX_PASSWORD} characters",
                            code="invalid_password")
-    if not password.strip():
+    if is_blank(password):
         raise InvalidInput("password must not be only whitespace", code="invalid_password")
     folded = unicodedata.normalize("NFKC", password).casefold()
     if folded in common_passwords() or folded.strip() in common_passwords():

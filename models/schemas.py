@@ -13,6 +13,16 @@ Ulid = Annotated[str, StringConstraints(pattern=ULID_PATTERN), AfterValidator(st
 INT64_MAX = 2**63 - 1
 
 
+# Blank means white space to Python's str.strip() or to a JSON Schema (ECMAScript) `\s`: the
+# two disagree on U+001C-U+001F and U+0085 (Python only) and U+FEFF (ECMAScript only), and a
+# schema that says "not blank" must refuse exactly what the service refuses.
+NOT_BLANK_PATTERN = r"[^\s\x1c-\x1f\x85\ufeff]"
+
+
+def is_blank(value: str) -> bool:
+    return value.isspace() or not value.replace("\ufeff", "").strip()
+
+
 def is_unicode_text(value: str) -> bool:
     """False for a string no database can store: JSON may escape a lone surrogate (`"\\ud800"`)
     that Python decodes into a str but UTF-8 cannot encode."""

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, bindparam, insert, select
 
 from models.db import ChatSession, Message, User, new_id, utcnow
 from models.openai_schemas import Content
+from models.schemas import is_blank
 from services.container import Services
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.generations.service import Accepted
@@ -63,7 +64,7 @@ def conversation(services: Services, items: list[tuple[str, str]], instructions:
     turns = [(role, text) for role, text in items if role in ("user", "assistant")]
     if not turns or turns[-1][0] != "user":
         raise InvalidInput("messages: the last message must be the user's", code="invalid_messages")
-    if not turns[-1][1].strip():
+    if is_blank(turns[-1][1]):
         raise InvalidInput("messages: the last user message is empty", code="empty_message")
     for _, text in turns:
         if len(text) > s.max_message_chars:

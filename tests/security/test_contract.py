@@ -138,3 +138,16 @@ async def test_links_lead_a_stateful_client_to_the_stream_route(client, auth, to
     async with auth.stream("GET", f"/stream/{r.json()['generation_id']}") as response:
         assert response.status_code == 200
         assert (await read_sse(response))[-1]["type"] == "done"
+
+
+@pytest.mark.parametrize("blank", ["\x85", "\x1c\x1f", "\ufeff", " \u3000\t"])
+async def test_blank_means_the_same_to_the_schema_and_to_the_service(client, auth, token, blank):
+    # Python's strip() and a JSON Schema `\s` disagree on U+001C-1F, U+0085 and U+FEFF: a
+    # schema tool generated "\x85" as a valid message that the service refused.
+    import re
+    schema = (await client.get("/openapi.json")).json()
+    pattern = schema["components"]["schemas"]["ChatIn"]["properties"]["message"]["pattern"]
+    assert re.search(pattern, blank) is None and re.search(pattern, blank + "x")
+    sid = await new_session(auth, token)
+    r = await auth.post("/chat", json={"session_id": sid, "message": blank})
+    assert r.status_code == 422 and r.json()["code"] == "empty_message"
