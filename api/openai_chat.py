@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, ServicesDep, TokenSubject
 from api.meta import models as native_models
+from api.openai_admit import admitted
 from api.openai_sse import TranslatedSSE
 from models.openai_schemas import ChatCompletionIn
 from services.openai import chat
@@ -29,10 +30,10 @@ async def list_models(user: CurrentUser, services: ServicesDep):
 async def chat_completions(body: ChatCompletionIn, user_id: TokenSubject, services: ServicesDep):
     """Every call is a generation in a session of kind "api" of its own: `X-Generation-ID` and
     `X-Session-ID` name them for the native routes (GET /generations/{id}, its events)."""
-    started = await chat.start(services, user_id, body)
+    started, lease = await admitted(services, user_id, body.stream, lambda: chat.start(services, user_id, body))
     headers = {"X-Generation-ID": started.accepted.generation_id, "X-Session-ID": started.accepted.session_id}
     if body.stream:
         chunks = ChatChunks(started)
         return TranslatedSSE(services.generations, started.accepted.generation_id, 0, chunks.first(),
-                             chunks.translate, headers)
+                             chunks.translate, headers, lease)
     return JSONResponse(await chat.completion(services, started), headers=headers)

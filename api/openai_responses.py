@@ -7,10 +7,12 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, ServicesDep, TokenSubject
+from api.openai_admit import admitted
 from api.openai_sse import TranslatedSSE
 from models.openai_schemas import ResponseIn
 from services.openai import responses
 from services.openai.response_stream import ResponseEvents
+from services.limits import StreamLease
 from services.openai.response_view import input_item, response_object
 
 # Out of /openapi.json, which is the native contract: the /v1 contract is OpenAI's, checked
@@ -24,10 +26,10 @@ def _headers(stored: responses.Stored) -> dict:
     return {"X-Generation-ID": stored.generation_id, "X-Session-ID": stored.chat.id}
 
 
-def _stream(services, stored: responses.Stored, after: int) -> TranslatedSSE:
+def _stream(services, stored: responses.Stored, after: int, lease: StreamLease | None = None) -> TranslatedSSE:
     events = ResponseEvents(services, stored, after)
     return TranslatedSSE(services.generations, stored.generation_id, events.relay_from(), events.prelude(),
-                         events.translate, _headers(stored))
+                         events.translate, _headers(stored), lease)
 
 
 async def _view(services, stored: responses.Stored) -> JSONResponse:
@@ -39,9 +41,9 @@ async def _view(services, stored: responses.Stored) -> JSONResponse:
 async def create_response(body: ResponseIn, user_id: TokenSubject, services: ServicesDep):
     """Runs to its end whether or not a client stays: `background` answers at once
     (status queued or in_progress), `stream` streams the events, otherwise the call waits."""
-    stored = await responses.create(services, user_id, body)
+    stored, lease = await admitted(services, user_id, body.stream, lambda: responses.create(services, user_id, body))
     if body.stream:
-        return _stream(services, stored, -1)
+        return _stream(services, stored, -1, lease)
     if not body.background:
         await services.generations.wait_done(stored.generation_id)
         stored = await responses.load_by_id(services, stored)
@@ -54,7 +56,8 @@ async def get_response(response_id: ResponseId, user: CurrentUser, services: Ser
                        starting_after: Annotated[int | None, Query(ge=0, le=10_000_000)] = None):
     stored = await responses.load(services, user.id, response_id)
     if stream:
-        return _stream(services, stored, -1 if starting_after is None else starting_after)
+        lease = await services.limits.open_stream(user.id)
+        return _stream(services, stored, -1 if starting_after is None else starting_after, lease)
     return await _view(services, stored)
 
 

@@ -6,10 +6,12 @@ cancels only this reader; the generation runs on."""
 from collections.abc import Awaitable, Callable
 
 from fastapi.responses import StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from api.sse import SSE_HEADERS
 from services.generations.service import GenerationService
+from services.limits import StreamLease
+from services.observability import TRANSPORT
 from services.streaming.frames import SSE_PING, Frame
 
 Translate = Callable[[list[Frame]], bytes | Awaitable[bytes]]
@@ -17,12 +19,21 @@ Translate = Callable[[list[Frame]], bytes | Awaitable[bytes]]
 
 class TranslatedSSE(StreamingResponse):
     def __init__(self, generations: GenerationService, generation_id: str, after: int, prelude: bytes,
-                 translate: Translate, headers: dict | None = None):
+                 translate: Translate, headers: dict | None = None, lease: StreamLease | None = None):
         super().__init__((), media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})})
         self.relay_args = generations, generation_id, after, prelude, translate
+        self.lease = lease  # the user's open-stream slot, held until the stream ends
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.lease is not None:
+                await self.lease.release()
 
     async def stream_response(self, send: Send) -> None:
         generations, generation_id, after, prelude, translate = self.relay_args
+        TRANSPORT.set("sse")  # this reader's label in the metrics
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
 
         async def body(data: bytes) -> None:

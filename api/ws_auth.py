@@ -2,13 +2,11 @@
 
 A socket outlives the request that opened it, so its credential is held to account for its
 whole life: a timer closes it with 4401 when the JWT (or the API key) expires, and every
-frame is preceded by `SocketAuth.check`, which re-reads an API key from the database, so a
-key revoked on any replica closes its sockets before they start another generation.
-
-`close_unauthorized` ends one authenticated socket with 4401; use it
-(or `Connections.close_user` in api/lifecycle.py, which closes every socket of a user
-in this process) for any other reason a caller stops being allowed, such as a disabled
-user, and make `SocketAuth.check` refuse that user so sockets on other replicas follow."""
+frame is preceded by `SocketAuth.check`, which re-reads an API key from the database and the
+account's state (cached for USER_POLICY_TTL), so a key revoked or an account disabled on any
+replica closes its sockets before they start another generation (4401, or 4403 when
+disabled). `Connections.close_user` (api/lifecycle.py) closes a user's sockets in this
+process at once, as an admin's disable does."""
 
 import asyncio
 import time
@@ -59,6 +57,8 @@ class SocketAuth:
         if expires_at is not None and time.time() >= expires_at:
             raise Unauthorized("Token expired; sign in again at POST /token.", code="token_expired")
         await self.services.api_keys.still_valid(self.principal)
+        # An account disabled on another replica or from the CLI: this socket closes 4403.
+        await self.services.usage.admit(self.principal.user_id, budgets=False)
 
     def stop(self) -> None:
         if self._timer is not None:

@@ -37,6 +37,9 @@ async def get_principal(
     if not token:
         raise Unauthorized("Missing bearer token; get one at POST /token or POST /api-keys.")
     principal = await authenticate(services, token)
+    # A disabled (or deleted) account is refused on every route, whatever the credential;
+    # the policy is cached per process for USER_POLICY_TTL.
+    await services.usage.admit(principal.user_id, budgets=False)
     note(user_id=principal.user_id)  # for the request's log event
     await services.limits.check_request(principal.user_id)  # every authenticated request counts
     return principal

@@ -81,7 +81,7 @@ _user_exists = select(User.__table__.c.id).where(User.__table__.c.id == bindpara
 
 
 def _create_call(conn: Connection, fast, chat: dict, history: list[tuple[str, str]], turn: str,
-                 claim_for: str | None, max_queued: int, max_history: int) -> Turn:
+                 claim_for: str | None, max_queued: int, max_history: int, reserve: int) -> Turn:
     """The session, its history and its turn in one transaction, on the connection the
     generation path writes with (SQLite: its one writer thread), like any other send. The
     token's user is looked up here, not in a round trip of its own before."""
@@ -92,8 +92,9 @@ def _create_call(conn: Connection, fast, chat: dict, history: list[tuple[str, st
         conn.execute(insert(_messages), [
             {"id": new_id(), "session_id": chat["id"], "role": role, "content": text, "status": "completed",
              "created_at": chat["created_at"], "last_seq": 0} for role, text in history])
+    # `reserve`: an answer claimed here must bound its seqs like any other (crash recovery).
     return fast.create_turn(conn, chat["id"], chat["model_name"], turn, None, None, max_queued,
-                            claim_for, max_history)
+                            claim_for, max_history, None, reserve)
 
 
 async def open_call(services: Services, user_id: str, conv: Conversation, *, model: str,
@@ -110,5 +111,6 @@ async def open_call(services: Services, user_id: str, conv: Conversation, *, mod
         system_prompt=conv.system, created_at=now, updated_at=now,
         fallback_models=[await services.providers.validate(m) for m in fallbacks or ()])
     accepted = await services.generations.submit_with(chat["id"], lambda claim_for: services.db.run(
-        _create_call, store.fast, chat, conv.history, conv.turn, claim_for, store.max_queued, store.max_history))
+        _create_call, store.fast, chat, conv.history, conv.turn, claim_for, store.max_queued, store.max_history,
+        store.seq_reserve))
     return ChatSession(**chat), accepted
