@@ -47,10 +47,10 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     # NFKC + case-folded username (auth/passwords.py): what uniqueness and sign-in compare.
     # Nullable in the schema only because adding a NOT NULL column to a filled SQLite table
-    # means rebuilding it; every row has one (migration 0002 fills them).
+    # means rebuilding it; every row has one (migration 0002_sec_limits fills them).
     username_normalized: Mapped[str | None] = mapped_column(String(300), nullable=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    # Per-user overrides of the resource limits (services/limits.py), e.g.
+    # Per-user overrides of the resource limits (services/limits/overrides.py), e.g.
     # {"requests_per_minute": 1200}; null: the settings' defaults.
     limits: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

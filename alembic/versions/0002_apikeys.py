@@ -1,7 +1,7 @@
 """Per-user API keys, stored as keyed hashes.
 
 Revision ID: 0002_apikeys
-Revises: 0002_reliab_core
+Revises: 0002_openai
 Create Date: 2026-12-02
 """
 

@@ -1,7 +1,7 @@
 """Operations: user roles, disabling, token budgets, and per-generation usage records.
 
 Revision ID: 0002_ops
-Revises: 0002_openai
+Revises: 0002_apikeys
 Create Date: 2026-12-02
 """
 
@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_ops"
-# After the migrations main already has; none touches the same tables.
 down_revision = "0002_apikeys"  # after the API-keys migration
 branch_labels = None
 depends_on = None

@@ -7,7 +7,7 @@ sign in under it by accident) and is logged, for an operator to rename or remove
 then such an account cannot sign in by name; its data stays untouched.
 
 Revision ID: 0002_sec_limits
-Revises: 0002_apikeys
+Revises: 0002_ops
 Create Date: 2026-12-02
 """
 
