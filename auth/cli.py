@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     usage = sub.add_parser("usage", help="tokens per user, day and model")
     usage.add_argument("--from", dest="start", type=date.fromisoformat)
     usage.add_argument("--to", dest="end", type=date.fromisoformat)
+    usage.add_argument("--user", help="one user's usage (default: everyone's)")
     limits = sub.add_parser("set-limits", help="override a user's resource limits (none given: defaults)")
     limits.add_argument("username")
     for name in OVERRIDABLE:
@@ -148,7 +149,8 @@ async def _run(args, password: str | None):
         if args.command == "list-users":
             return await admin.list_users(db, args.limit, args.offset)
         if args.command == "usage":
-            return await UsageService(db, 0, settings.usage_max_days).summary(None, args.start, args.end)
+            who = await _user_id(db, args.user) if args.user else None
+            return await UsageService(db, 0, settings.usage_max_days).summary(who, args.start, args.end)
         return await admin.update_user(db, _changes(args), username=args.username)
     return await _with_db(action)
 

@@ -195,6 +195,9 @@ async def test_cli_manages_roles_budgets_and_accounts(tmp_path):
     r = cli(tmp_path, "list-users")
     assert r.returncode == 0 and '"username": "carol"' in r.stdout and "password" not in r.stdout
     assert cli(tmp_path, "usage").returncode == 0
+    r = cli(tmp_path, "usage", "--user", "carol")
+    assert r.returncode == 0 and '"total"' in r.stdout
+    assert cli(tmp_path, "usage", "--user", "nobody").returncode == 1
 
 
 async def test_usage_rows_are_the_same_from_core_and_from_the_sqlite_cursor(ops):
