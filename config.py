@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     # Storage and identity
     data_dir: Path = Path("data")
     database_url: str | None = None  # default: SQLite file in data_dir
-    secret_key: str | None = None  # default: generated once and kept in data_dir
+    secret_key: str | None = Field(None, repr=False)  # default: generated once and kept in data_dir
     jwt_algorithm: str = "HS256"
     jwt_issuer: str = "llm-chat-service"
     jwt_audience: str = "llm-chat-clients"
@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # Users
     allow_registration: bool = True
     initial_user: str | None = None
-    initial_password: str | None = None
+    initial_password: str | None = Field(None, repr=False)
 
     # API keys (per-user long-lived credentials; services/api_keys.py)
     api_keys_per_user: int = Field(20, ge=1, le=1000)  # live keys a user may hold at once
@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # Models
     default_model: str = "offline/simulated"
     time_between_chunks: float = Field(0.03, ge=0)  # offline provider's pacing, seconds
-    openai_api_key: str | None = None
+    openai_api_key: str | None = Field(None, repr=False)
     openai_base_url: str | None = None
 
     # Providers: any <X>_API_KEY / <X>_BASE_URL / <X>_MODELS (environment or .env) enables one;

@@ -2,8 +2,8 @@
 
 In JSON mode every line is one object: {"ts", "level", "logger", "message", ...fields}, the
 fields being what the event passed as `extra` (request_id, user_id, generation_id,
-durations, token counts...). uvicorn's access line loses its query string in both modes
-(a URL can carry a token). `uvicorn_config()` is the dict uvicorn takes as --log-config
+durations, token counts...). Query strings (a URL can carry a token) are cut from uvicorn's
+records by api/access_log.py, on the loggers themselves, whatever the format. `uvicorn_config()` is the dict uvicorn takes as --log-config
 (scripts/run.sh writes it with `python -m services.observability.logs`), so its
 start-up lines are formatted too; `configure()` applies the same to a running process
 (the app under a plain `uvicorn main:app`, the worker, tests)."""
@@ -36,16 +36,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
-class DropQueryString(logging.Filter):
-    """uvicorn.access records carry the full path with its query string: keep the path."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
-            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
-        return True
-
-
 def _formatter(fmt: str) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
 
@@ -61,8 +51,6 @@ def configure(fmt: str = "text", level: str = "INFO") -> None:
         for handler in logging.getLogger(name).handlers:
             if fmt == "json" or name != "uvicorn.access":
                 handler.setFormatter(_formatter(fmt))
-            if name == "uvicorn.access" and not any(isinstance(f, DropQueryString) for f in handler.filters):
-                handler.addFilter(DropQueryString())
     # The HTTP clients log every upstream request at INFO: a formatted line per generation,
     # on the path to its first token. Their warnings still show.
     for name in ("httpx", "httpx2"):
@@ -78,11 +66,9 @@ def uvicorn_config(fmt: str = "text", level: str = "INFO") -> dict:
     return {
         "version": 1, "disable_existing_loggers": False,
         "formatters": {"default": formatter, "access": access},
-        "filters": {"no_query": {"()": f"{MODULE}.DropQueryString"}},
         "handlers": {
             "default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"},
-            "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout",
-                       "filters": ["no_query"]},
+            "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout"},
         },
         "root": {"handlers": ["default"], "level": level},
         "loggers": {
