@@ -8,7 +8,7 @@ from api.deps import CurrentUser, GenerationIdPath, ServicesDep
 from api.openapi import errors, sse
 from api.sse import sse_response
 from models.db import Message
-from models.schemas import INT64_MAX, GenerationOut
+from models.schemas import INT64_MAX, LAST_EVENT_ID_DIGITS, GenerationOut
 from services.container import Services
 from services.errors import InvalidInput, NotFound
 from services.generations.service import generation_view
@@ -34,7 +34,8 @@ def resume_point(after: int | None, last_event_id: str | None) -> int:
     if last_event_id:
         # ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits,
         # which int() then refuses or reads as a number the client never sent.
-        if not (last_event_id.isascii() and last_event_id.isdigit()) or int(last_event_id) > INT64_MAX:
+        # At most 18 digits: every such number is a valid int64, and the schema can say so.
+        if not (last_event_id.isascii() and last_event_id.isdigit()) or len(last_event_id) > LAST_EVENT_ID_DIGITS:
             raise InvalidInput("Last-Event-ID must be a seq number", code="invalid_last_event_id")
         resume = int(last_event_id)
     if after is not None:

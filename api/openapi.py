@@ -16,7 +16,7 @@ from config import Settings
 from services.providers.offline import MODEL as OFFLINE_MODEL, OfflineProvider
 from services.providers.registry import ProviderRegistry
 from auth.passwords import MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
-from models.schemas import NOT_BLANK_PATTERN
+from models.schemas import LAST_EVENT_ID_DIGITS, NOT_BLANK_PATTERN
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -111,7 +111,8 @@ def _document_operation(operation: dict) -> None:
     for parameter in operation.get("parameters", ()):
         if parameter["name"] == "Last-Event-ID":
             # empty: no resume point, as if the header were absent
-            parameter["schema"] = {**_nullable_branch(parameter["schema"]), "pattern": "^[0-9]*$"}
+            parameter["schema"] = {**_nullable_branch(parameter["schema"]),
+                                   "pattern": f"^[0-9]{{0,{LAST_EVENT_ID_DIGITS}}}$"}
     ok = responses.get("200", {}).get("content", {})
     if SSE_MEDIA_TYPE in ok and not ok.get("application/json", {}).get("schema"):
         ok.pop("application/json", None)  # a stream only: FastAPI's default JSON entry is not real

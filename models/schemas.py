@@ -11,6 +11,7 @@ Ulid = Annotated[str, StringConstraints(pattern=ULID_PATTERN), AfterValidator(st
 # The largest integer SQLite and PostgreSQL (BIGINT) store: every integer input that reaches
 # a query is bounded by it, so none overflows the driver.
 INT64_MAX = 2**63 - 1
+LAST_EVENT_ID_DIGITS = 18  # every number this long is below 2**63, and a schema pattern can say so
 
 
 # Blank means white space to Python's str.strip() or to a JSON Schema (ECMAScript) `\s`: the

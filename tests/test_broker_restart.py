@@ -38,7 +38,11 @@ def stack(tmp_path_factory):
         rabbit.start()
         env = ns.env(REDIS_URL=redis.url, RABBITMQ_URL=rabbit.url, DATA_DIR=root / "data",
                      DEFAULT_MODEL="offline/simulated", TIME_BETWEEN_CHUNKS=0.002, FLUSH_INTERVAL=0.25,
-                     REAPER_INTERVAL=1, WORKER_HEARTBEAT_TIMEOUT=15)
+                     REAPER_INTERVAL=1, WORKER_HEARTBEAT_TIMEOUT=15,
+                     # One user sends a message into a new session every 0.25 s and answers pile
+                     # up while a server is down: lift the per-user limits (test_user_limits.py).
+                     USER_MAX_RUNNING_GENERATIONS=10_000, USER_MAX_QUEUED_GENERATIONS=100_000,
+                     USER_SESSIONS_PER_HOUR=1_000_000, USER_REQUESTS_PER_MINUTE=1_000_000)
         api = Proc.api("api", free_port(), env, root)
         worker = Proc.worker("worker", env, root)
         procs = [api.start(), worker.start()]

@@ -151,3 +151,19 @@ async def test_blank_means_the_same_to_the_schema_and_to_the_service(client, aut
     sid = await new_session(auth, token)
     r = await auth.post("/chat", json={"session_id": sid, "message": blank})
     assert r.status_code == 422 and r.json()["code"] == "empty_message"
+
+
+async def test_last_event_id_schema_and_service_agree_on_length(client, auth, token):
+    # The schema allowed any digits while the service refused numbers over 2**63 - 1, so a
+    # schema-valid 20-digit Last-Event-ID was rejected: both now stop at 18 digits.
+    import re
+    schema = (await client.get("/openapi.json")).json()
+    params = schema["paths"]["/generations/{generation_id}/events"]["get"]["parameters"]
+    header = next(p for p in params if p["name"] == "Last-Event-ID")["schema"]
+    pattern = next(b["pattern"] for b in header.get("anyOf", [header]) if "pattern" in b)
+    sid = await new_session(auth, token)
+    gen = (await auth.post("/chat", json={"session_id": sid, "message": "hi"})).json()["generation_id"]
+    for value, ok in (("9" * 18, True), ("9" * 19, False), ("87600611051367573038", False)):
+        assert bool(re.fullmatch(pattern, value)) is ok
+        r = await auth.get(f"/generations/{gen}/events", headers={"Last-Event-ID": value})
+        assert (r.status_code == 200) is ok, (value, r.status_code)

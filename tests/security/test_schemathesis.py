@@ -7,6 +7,7 @@ import asyncio
 import re
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -18,11 +19,12 @@ EXAMPLES = 100  # per operation and phase
 # Concurrent request streams: the server mostly waits (database threads, the model), so
 # four keep two cores busier than two do; the times are in the commit that chose it.
 WORKERS = 4
+THREADSAFE_CLI = Path(__file__).with_name("schemathesis_threadsafe.py")  # the CLI, ast.parse locked
 REQUEST_TIMEOUT = 10  # seconds; a stream of the offline model ends well within it
 
 
 def schemathesis_args(server: Server, token: str, report: str) -> list[str]:
-    return [sys.executable, "-m", "schemathesis.cli", "run", f"{server.base}/openapi.json",
+    return [sys.executable, str(THREADSAFE_CLI), "run", f"{server.base}/openapi.json",
             "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful",
             "--max-examples", str(EXAMPLES), "--workers", str(WORKERS),
             "--request-timeout", str(REQUEST_TIMEOUT), "--header", f"Authorization: Bearer {token}",
