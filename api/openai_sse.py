@@ -5,10 +5,9 @@ cancels only this reader; the generation runs on."""
 
 from collections.abc import Awaitable, Callable
 
-from fastapi.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Send
 
-from api.sse import SSE_HEADERS
+from api.sse import SSE_HEADERS, LeasedStream
 from services.generations.service import GenerationService
 from services.limits import StreamLease
 from services.observability import TRANSPORT
@@ -17,19 +16,12 @@ from services.streaming.frames import SSE_PING, Frame
 Translate = Callable[[list[Frame]], bytes | Awaitable[bytes]]
 
 
-class TranslatedSSE(StreamingResponse):
+class TranslatedSSE(LeasedStream):
     def __init__(self, generations: GenerationService, generation_id: str, after: int, prelude: bytes,
                  translate: Translate, headers: dict | None = None, lease: StreamLease | None = None):
         super().__init__((), media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})})
         self.relay_args = generations, generation_id, after, prelude, translate
-        self.lease = lease  # the user's open-stream slot, held until the stream ends
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            if self.lease is not None:
-                await self.lease.release()
+        self.lease = lease
 
     async def stream_response(self, send: Send) -> None:
         generations, generation_id, after, prelude, translate = self.relay_args

@@ -21,15 +21,11 @@ _GOING_AWAY = sse_plain("error", encode({
     "message": "The server is restarting; reconnect with Last-Event-ID to continue."}))
 
 
-class _SSEResponse(StreamingResponse):
-    """A StreamingResponse (its disconnect handling included) whose body is the relay's
-    frames: the relay can then push a frame's event down `send` from the producer."""
+class LeasedStream(StreamingResponse):
+    """A StreamingResponse (its disconnect handling included) holding the user's
+    open-stream slot, if any, until it ends."""
 
-    def __init__(self, generations: GenerationService, generation_id: str, after: int,
-                 prelude: list[bytes], headers: dict, lease: StreamLease | None = None):
-        super().__init__((), media_type="text/event-stream", headers=headers)
-        self.relay_args = generations, generation_id, after, prelude
-        self.lease = lease  # the user's open-stream slot, held until the stream ends
+    lease: StreamLease | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -37,6 +33,17 @@ class _SSEResponse(StreamingResponse):
         finally:
             if self.lease is not None:
                 await self.lease.release()
+
+
+class _SSEResponse(LeasedStream):
+    """Its body is the relay's frames: the relay can then push a frame's event down `send`
+    from the producer."""
+
+    def __init__(self, generations: GenerationService, generation_id: str, after: int,
+                 prelude: list[bytes], headers: dict, lease: StreamLease | None = None):
+        super().__init__((), media_type="text/event-stream", headers=headers)
+        self.relay_args = generations, generation_id, after, prelude
+        self.lease = lease
 
     async def stream_response(self, send: Send) -> None:
         generations, generation_id, after, prelude = self.relay_args
