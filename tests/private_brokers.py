@@ -7,6 +7,7 @@ RabbitMQ is started with /usr/lib/rabbitmq/bin/rabbitmq-server (the Debian wrapp
 node name, AMQP and distribution ports, Mnesia and log directories, an empty config (the
 machine's own config names port 5672) and no plugins (no management listener)."""
 
+from abc import ABC, abstractmethod
 import os
 import shutil
 import signal
@@ -38,7 +39,7 @@ def available() -> str | None:
     return None
 
 
-class PrivateServer:
+class PrivateServer(ABC):
     """One server process; `stop` ends it (SIGTERM, so it shuts down as it would in
     production), `start` brings it back on the same port with the same files."""
 
@@ -51,8 +52,9 @@ class PrivateServer:
         self.proc: subprocess.Popen | None = None
         self.log_file = None
 
+    @abstractmethod
     def command(self) -> list[str]:
-        raise NotImplementedError
+        """The server's command line: each kind of server says its own."""
 
     def environment(self) -> dict:
         return dict(os.environ)
