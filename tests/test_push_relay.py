@@ -1,7 +1,6 @@
-"""Push delivery (services/streaming/push.py): the log fills a caught-up reader's buffer and
-wakes its task once per loop iteration; that task sends what was appended since as one batch.
-A send that waits, or fails, never holds up the producer, and every send runs in the reader's
-own task, with its context."""
+"""Push delivery (services/streaming/push.py): the log fills a caught-up reader's buffer and wakes its
+task once per loop iteration; that task sends what was appended since as one batch, in its own
+context. A send that waits, or fails, never holds up the producer."""
 
 import asyncio
 import contextvars
@@ -213,17 +212,15 @@ async def test_waiting_for_the_end_is_a_pushed_reader_that_returns_at_done(tmp_p
     await asyncio.wait_for(waiter, 1)
     assert log._logs[GEN].pushers == []
 
-
 REQUEST = contextvars.ContextVar("request")
 
 
 async def test_a_pushed_send_sees_the_readers_task_context_and_timeouts(tmp_path):
-    log = MemoryStreamLog(1000)
+    log, seen = MemoryStreamLog(1000), []
     await log.create(GEN)
-    seen: list[tuple[str, bool]] = []
 
     async def send(batch) -> None:
-        async with asyncio.timeout(1):  # needs a current task: the reader's
+        async with asyncio.timeout(1):  # noqa: ASYNC100 - entering it needs a current task: the reader's
             seen.append((REQUEST.get("unset"), asyncio.current_task() is task))
 
     async def reader() -> bool:
@@ -236,8 +233,7 @@ async def test_a_pushed_send_sees_the_readers_task_context_and_timeouts(tmp_path
         _append(log, seq)
         await asyncio.sleep(0)
     _done(log, 4)
-    assert await asyncio.wait_for(task, 1) is True
-    assert seen == [("reader's request", True)] * 4
+    assert await asyncio.wait_for(task, 1) is True and seen == [("reader's request", True)] * 4
 
 
 async def test_a_send_that_waited_finishes_in_the_readers_task_and_it_pulls_the_rest(tmp_path):
@@ -251,5 +247,4 @@ async def test_a_send_that_waited_finishes_in_the_readers_task_and_it_pulls_the_
     reader.gate.set()
     await _caught_up(log, task)  # pulled 2 and 3, attached again
     _done(log, 4)
-    assert await asyncio.wait_for(task, 1) is True
-    assert reader.sends == [([1], True), ([2, 3], True), ([4], True)]
+    assert await asyncio.wait_for(task, 1) is True and reader.sends == [([1], True), ([2, 3], True), ([4], True)]

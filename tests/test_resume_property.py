@@ -39,7 +39,7 @@ class World:
         for reads, away_ms in plan + [(10**9, 0)]:  # the last visit stays to the end
             seen = 0
 
-            async def send(batch) -> None:  # a transport's send, through the relay they all use
+            async def send(batch, reads=reads) -> None:  # a transport's send, via the relay they all use
                 nonlocal text, last, seen
                 for frame in batch:
                     body = json.loads(frame.data)
