@@ -241,7 +241,7 @@ class _Conversation:
     async def _forward(self, generation_id: str, after: int) -> None:
         send_text = self.ws.send_text
 
-        async def send(batch) -> None:  # also run by the log itself: see streaming/push.py
+        async def send(batch) -> None:  # pulled or pushed batches alike: see streaming/push.py
             for frame in batch:
                 await send_text(frame.data)
         try:

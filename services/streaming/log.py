@@ -1,11 +1,13 @@
 """The stream log interface: one append-only log of frames per generation, read from any
 offset by any number of readers. Implementations: memory (embedded) and Redis Streams.
-The memory log can also push to readers that have caught up (`attach`, streaming/push.py)."""
+A log may also push to readers that have caught up (`attach`, streaming/push.py); the memory
+log does, the Redis log keeps its readers pulling."""
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from services.streaming.frames import Frame
+from services.streaming.push import Pusher
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,15 @@ class StreamLog(ABC):
     @abstractmethod
     async def expire(self, generation_id: str, ttl: float) -> None:
         """Drops the generation's log after `ttl` seconds (called once it is done)."""
+
+    def attach(self, generation_id: str, after: int, pusher: Pusher) -> bool:
+        """Fills `pusher` with the frames after `after` as they are appended, for a reader that
+        has read everything so far. False: this log does not push (the default), or the reader
+        is behind; it keeps pulling with `read` and `wait`."""
+        return False
+
+    def detach(self, generation_id: str, pusher: Pusher) -> None:
+        """Stops filling `pusher` (a no-op when it was never attached)."""
 
     def wake_all(self) -> None:
         """Wakes every waiting reader at once (server shutdown)."""

@@ -10,8 +10,7 @@ from services.streaming.push import Pusher
 
 
 class _GenLog:
-    __slots__ = ("frames", "parts", "last_seq", "last_chunk_seq", "waiters", "pushers", "outbox", "drop_handle",
-                 "finished")
+    __slots__ = ("frames", "parts", "last_seq", "last_chunk_seq", "waiters", "pushers", "drop_handle", "finished")
 
     def __init__(self, max_frames: int):
         self.frames: deque[Frame] | _Packed = deque(maxlen=max_frames)
@@ -20,7 +19,6 @@ class _GenLog:
         self.last_chunk_seq = 0
         self.waiters: list[asyncio.Future] = []
         self.pushers: list[Pusher] = []  # caught-up readers
-        self.outbox: list[Frame] | None = None  # frames appended in this loop iteration, not yet pushed
         self.drop_handle: asyncio.TimerHandle | None = None
         self.finished = False
 
@@ -62,7 +60,6 @@ class MemoryStreamLog(StreamLog):
     def __init__(self, max_frames: int):
         self.max_frames = max_frames
         self._logs: dict[str, _GenLog] = {}
-        self._dirty: list[_GenLog] = []  # logs with an outbox to push at the end of this iteration
 
     def _get(self, generation_id: str) -> _GenLog:
         log = self._logs.get(generation_id)
@@ -93,28 +90,18 @@ class MemoryStreamLog(StreamLog):
             if len(log.parts) > 1:
                 log.parts[:] = ["".join(log.parts)]
         if log.pushers:
-            # Pushed once per loop iteration: a burst (a producer reading a backlog) goes to
-            # each reader as one batch, one write, as a woken reader would have sent it; and
-            # one callback serves every generation that had frames in that iteration.
-            if log.outbox is None:
-                log.outbox = [frame]
-                if not self._dirty:
-                    asyncio.get_running_loop().call_soon(self._push_dirty)
-                self._dirty.append(log)
-            else:
-                log.outbox.append(frame)
+            # Into each caught-up reader's buffer; its task wakes once for all of this iteration's.
+            kept = True
+            for pusher in log.pushers:
+                if not pusher.put(frame):
+                    kept = False
+            if not kept:
+                log.pushers = [p for p in log.pushers if not p.released]
         if log.waiters:
             waiters, log.waiters = log.waiters, []
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(True)
-
-    def _push_dirty(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        for log in dirty:
-            batch, log.outbox = log.outbox, None
-            if log.pushers:
-                log.pushers = [p for p in log.pushers if p.push(batch)]
 
     def attach(self, generation_id: str, after: int, pusher: Pusher) -> bool:
         """Pushes the frames after `after` to `pusher` as they are appended; only a reader that
