@@ -94,7 +94,7 @@ class GenerationService:
         batches: pulled from the log while behind, pushed by the log once caught up (see
         streaming/push.py). `ping()` after every SSE_PING_INTERVAL of silence. True
         once the done frame went out; False when the server is going away first."""
-        pusher = Pusher(send) if hasattr(self.log, "attach") else None
+        pusher = Pusher(send) if self.log.pushes else None
         transport = TRANSPORT.get()
         if after:
             metrics.RESUMES.labels(transport).inc()
