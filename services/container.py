@@ -124,12 +124,12 @@ def build_scaleout(core: Core) -> "tuple[RabbitDispatch, Reaper]":
 
 
 def build(settings: Settings, worker_id: str = "local") -> Services:
-    core = build_core(settings)
-    db = core.db
-    tokens = TokenConfig(
+    tokens = TokenConfig(  # first: a refused key leaves nothing built to close
         settings.resolve_secret_key(), settings.jwt_algorithm, settings.jwt_issuer,
         settings.jwt_audience, settings.access_token_expire_minutes * 60,
     )
+    core = build_core(settings)
+    db = core.db
     dispatch: JobDispatch
     if settings.rabbitmq_url:
         dispatch, reaper = build_scaleout(core)
