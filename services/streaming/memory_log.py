@@ -5,7 +5,7 @@ import asyncio
 from collections import deque
 
 from services.streaming.frames import Frame
-from services.streaming.log import ReadResult, StreamLog
+from services.streaming.log import AppendNowait, ReadResult, StreamLog
 from services.streaming.push import Pusher
 
 
@@ -57,6 +57,11 @@ def _expire(fut: asyncio.Future) -> None:
 
 
 class MemoryStreamLog(StreamLog):
+    """Appends synchronously and pushes to caught-up readers; seals nothing: the one process
+    that writes it is the only producer, so `seal` is the snapshot."""
+
+    pushes = True
+
     def __init__(self, max_frames: int):
         self.max_frames = max_frames
         self._logs: dict[str, _GenLog] = {}
@@ -72,6 +77,16 @@ class MemoryStreamLog(StreamLog):
 
     async def append(self, generation_id: str, frame: Frame, text: str | None = None) -> None:
         self.append_nowait(generation_id, frame, text)
+
+    def nowait_append(self) -> AppendNowait:
+        return self.append_nowait
+
+    async def append_ending(self, generation_id: str, frame: Frame, base: tuple[str, int] | None = None) -> None:
+        if base is not None:
+            log = self._get(generation_id)
+            log.parts[:] = [base[0]] if base[0] else []
+            log.last_chunk_seq = base[1]
+        self.append_nowait(generation_id, frame)
 
     def append_nowait(self, generation_id: str, frame: Frame, text: str | None = None) -> None:
         """`append` without the coroutine: the producer's per-token call, and the coalescing
