@@ -7,6 +7,7 @@ generated key into its data directory."""
 import asyncio
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from services.container import Services, build
 from services.generations.runner import GenerationRunner
 from services.generations.service import GenerationService
 from services.limits import Limits
+from services.streaming.frames import Frame
 from tests.scaleout_support import RABBITMQ_URL, REDIS_URL, SECRET, Namespace, new_chat
 from tests.support import make_settings
 
@@ -81,13 +83,12 @@ async def test_a_worker_without_a_usable_secret_key_runs_generations(fake_upstre
     try:
         chat = await new_chat(api, "openai/fake-model@tps=200,n=5")
         accepted = await api.generations.submit(chat, "hello")
-        got = []
+        got: list[dict[str, Any]] = []
+
+        async def send(batch: Sequence[Frame]) -> None:  # as the transports relay
+            got.extend(json.loads(frame.data) for frame in batch)
         async with asyncio.timeout(20):
-            async for frame in api.generations.follow_frames(accepted.generation_id, 0, ping_interval=1.0):
-                if frame is not None:
-                    got.append(json.loads(frame.data))
-                    if frame.type == "done":
-                        break
+            assert await api.generations.relay(accepted.generation_id, 0, send)
         assert got[-1]["status"] == "completed" and len(got) == 6
         assert (await api.store.get(accepted.generation_id)).worker_id == "builds-2"
         assert not (worker_dir / "data" / "secret_key").exists()  # none generated either
