@@ -4,7 +4,7 @@ over REST, with the prompt the fake upstream was sent following the active branc
 import httpx
 
 from services.generations.store_sql import CONTINUE_PROMPT
-from tests.support import new_session, read_sse, register
+from tests.support import WS, new_session, read_sse, register
 
 
 async def behave(fake, **options) -> None:
@@ -152,3 +152,36 @@ async def test_another_users_session_and_messages_are_missing(server, auth, toke
     r = await client.post(f"/sessions/{mine}/messages/{answer}/regenerate", headers=other)
     assert (r.status_code, r.json()["code"]) == (404, "message_not_found")
     assert len((await auth.get(f"/sessions/{sid}")).json()["history"]) == 2  # nothing was added
+
+
+async def test_socket_frames_regenerate_edit_continue_and_switch(upstream, up, fake):
+    sid = await new_session(up, upstream.token, max_tokens=2)
+    await behave(fake, n=5)
+    cut = await say(up, sid, "Go")
+    user_id = (await path(up, sid))[0]["id"]
+    async with WS.connect(f"{upstream.ws_base}/ws/{sid}", upstream.token) as ws:
+        await ws.send({"type": "continue", "message_id": cut["generation_id"]})
+        accepted = await ws.recv()
+        assert accepted["type"] == "accepted" and accepted["session_id"] == sid
+        assert (await ws.until_done(accepted["generation_id"]))[-1]["finish_reason"] == "length"
+        assert (await sent(fake))[-1] == {"role": "user", "content": CONTINUE_PROMPT}
+        await ws.send({"type": "regenerate", "message_id": cut["generation_id"]})
+        regen = await ws.recv()
+        await ws.until_done(regen["generation_id"])
+        await ws.send({"type": "edit", "message_id": user_id.lower(), "content": "Go on", "client_msg_id": "e-1"})
+        edit = await ws.recv()
+        assert (edit["type"], edit["client_msg_id"]) == ("accepted", "e-1")
+        await ws.until_done(edit["generation_id"])
+        assert await sent(fake) == [{"role": "user", "content": "Go on"}]
+        await ws.send({"type": "switch", "message_id": user_id})
+        switched = await ws.recv()
+        # Down the newest child at each fork: the regenerated answer, not the continued one.
+        assert switched == {"type": "switched", "session_id": sid, "active_leaf_id": regen["generation_id"]}
+        await ws.send({"type": "regenerate", "message_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV"})
+        error = await ws.recv()
+        assert (error["type"], error["code"]) == ("error", "message_not_found")
+        await ws.send({"type": "switch", "message_id": "nope"})
+        assert (await ws.recv())["code"] == "invalid_id"
+    history = await path(up, sid)
+    assert [m["id"] for m in history] == [user_id, regen["generation_id"]]
+    assert history[1]["versions"] == [cut["generation_id"], regen["generation_id"]]
