@@ -1,12 +1,13 @@
 // Per-message extras: the Copy action (the Markdown source, not the rendered text), token
 // usage, "show more" for long sent messages, and the "jump to latest" button.
 import { icon } from './icons.js';
+import { treeButtons } from './tree.js';
 
 const LONG_CHARS = 700;
 const LONG_LINES = 12;
 
 /** The action row under a message (visible on hover and focus; always on touch screens). */
-export function messageActions() {
+export function messageActions(role) {
   const row = document.createElement('div');
   row.className = 'msg-actions';
   const copy = document.createElement('button');
@@ -16,7 +17,7 @@ export function messageActions() {
   copy.setAttribute('aria-label', 'Copy message');
   copy.title = 'Copy message (Markdown)';
   copy.innerHTML = icon('copy', 15);
-  row.append(copy);
+  row.append(copy, ...treeButtons(role));
   return row;
 }
 
