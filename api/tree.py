@@ -15,7 +15,7 @@ from services.generations.service import Accepted
 
 router = APIRouter(tags=["sessions"])
 MessageIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
-_BRANCH = {"status_code": 202, "response_model": BranchOut, "responses": errors(404, 409, 429)}
+_BRANCH_ERRORS = errors(404, 409, 429)
 
 
 def _out(accepted: Accepted) -> BranchOut:
@@ -30,31 +30,34 @@ async def _branch(services: Services, user_id: str, session_id: str, message_id:
         body.client_msg_id if body else None)))
 
 
-@router.post("/sessions/{session_id}/messages/{message_id}/regenerate", **_BRANCH)
+@router.post("/sessions/{session_id}/messages/{message_id}/regenerate", status_code=202, response_model=BranchOut,
+             responses=_BRANCH_ERRORS)
 async def regenerate(session_id: SessionIdPath, message_id: MessageIdPath, user: CurrentUser,
-                     services: ServicesDep):
+                     services: ServicesDep) -> BranchOut:
     """A new answer to the same user message, kept beside the earlier ones (also: retry a
     failed one)."""
     return await _branch(services, user.id, session_id, message_id, "regenerate")
 
 
-@router.post("/sessions/{session_id}/messages/{message_id}/edit", **_BRANCH)
+@router.post("/sessions/{session_id}/messages/{message_id}/edit", status_code=202, response_model=BranchOut,
+             responses=_BRANCH_ERRORS)
 async def edit(session_id: SessionIdPath, message_id: MessageIdPath, body: EditIn, user: CurrentUser,
-               services: ServicesDep):
+               services: ServicesDep) -> BranchOut:
     """The edited text as a new version of the message (a new branch from its parent) and
     its answer; the old branch stays."""
     return await _branch(services, user.id, session_id, message_id, "edit", body)
 
 
-@router.post("/sessions/{session_id}/messages/{message_id}/continue", **_BRANCH)
+@router.post("/sessions/{session_id}/messages/{message_id}/continue", status_code=202, response_model=BranchOut,
+             responses=_BRANCH_ERRORS)
 async def continue_answer(session_id: SessionIdPath, message_id: MessageIdPath, user: CurrentUser,
-                          services: ServicesDep):
+                          services: ServicesDep) -> BranchOut:
     """A new answer that extends one cut short (length, timeout, interruption, cancel)."""
     return await _branch(services, user.id, session_id, message_id, "continue")
 
 
 @router.put("/sessions/{session_id}/active", response_model=SwitchOut, responses=errors(404))
-async def switch(session_id: SessionIdPath, body: SwitchIn, user: CurrentUser, services: ServicesDep):
+async def switch(session_id: SessionIdPath, body: SwitchIn, user: CurrentUser, services: ServicesDep) -> SwitchOut:
     """Shows the branch through `message_id` (down to its newest message), stored."""
     leaf = await tree.switch(services, user.id, session_id.upper(), body.message_id)
     return SwitchOut(session_id=session_id.upper(), active_leaf_id=leaf)

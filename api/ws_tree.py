@@ -3,6 +3,7 @@
 `switch` answers with a `switched` frame naming the new active leaf."""
 
 import re
+from typing import Any
 
 from models.schemas import ULID_PATTERN, is_unicode_text
 from services import tree
@@ -21,7 +22,7 @@ def _message_id(value: object) -> str:
     return value.upper()
 
 
-def _edit_fields(frame: dict) -> tuple[str, str | None]:
+def _edit_fields(frame: dict[str, Any]) -> tuple[str, str | None]:
     content, client_msg_id = frame.get("content"), frame.get("client_msg_id")
     if not isinstance(content, str):
         raise InvalidInput("edit frame needs a string 'content'", code="missing_field")
@@ -33,7 +34,8 @@ def _edit_fields(frame: dict) -> tuple[str, str | None]:
     return content, client_msg_id
 
 
-async def handle(services: Services, user_id: str, session_id: str, kind: str, frame: dict) -> tuple[str, str | None]:
+async def handle(services: Services, user_id: str, session_id: str, kind: str,
+                 frame: dict[str, Any]) -> tuple[str, str | None]:
     """The reply frame, and the generation to follow (None for `switch`)."""
     message_id = _message_id(frame.get("message_id"))
     if kind == "switch":

@@ -8,8 +8,9 @@ first. A continuation is an answer whose parent is the answer it extends."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from models.db import ChatSession, Message
 from models.schemas import is_blank
@@ -20,7 +21,7 @@ from services.generations.store_tree import Branch, create_branch
 
 __all__ = ["Branch", "PathEntry", "active_path", "branch", "switch"]
 
-_messages, _chats = Message.__table__, ChatSession.__table__
+_messages, _chats = Message.__table__, cast(Table, ChatSession.__table__)
 
 
 @dataclass

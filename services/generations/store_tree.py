@@ -6,6 +6,7 @@ counted, the rows inserted and the session's active leaf moved to the new answer
 next to sends, so plain SQLAlchemy Core on every backend."""
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import Connection, bindparam, select
 
@@ -33,7 +34,16 @@ class Branch:
     client_msg_id: str | None = None
 
 
-def _answer_parent(op: str, target) -> str | None:
+class _Target(Protocol):  # the row `_target` selects
+    id: str
+    role: str
+    status: str
+    finish_reason: str | None
+    content: str
+    parent_id: str | None
+
+
+def _answer_parent(op: str, target: _Target) -> str | None:
     """The parent of the new answer, once the target is checked for the operation."""
     if op == "edit":
         if target.role != "user":
@@ -66,7 +76,7 @@ def create_branch(conn: Connection, b: Branch, max_queued: int, claim_for: str |
         existing = by_client_msg(conn, b.session_id, b.client_msg_id)
         if existing is not None:
             return existing
-    active = conn.scalar(_count_active, {"sid": b.session_id})
+    active = int(conn.scalar(_count_active, {"sid": b.session_id}) or 0)
     check_queue(active, max_queued)
     generation_id, now = new_id(), utcnow()
     if b.op == "edit":  # a sibling of the edited message: the old branch stays as it was

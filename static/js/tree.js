@@ -84,7 +84,8 @@ export class TreeControls {
     this.h = hooks;
     this.busy = false;
     box.addEventListener('click', (e) => {
-      const b = e.target.closest('.msg-regenerate, .msg-continue, .msg-edit, .ver-prev, .ver-next, .edit-save, .edit-cancel');
+      const b = e.target.closest(
+        '.msg-regenerate, .msg-continue, .msg-edit, .ver-prev, .ver-next, .edit-save, .edit-cancel');
       if (!b || b.disabled) return;
       const art = b.closest('.msg');
       if (b.classList.contains('msg-edit')) this.openEditor(art);
