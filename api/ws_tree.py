@@ -7,8 +7,8 @@ from typing import Any
 
 from models.schemas import ULID_PATTERN, is_unicode_text
 from services import tree
-from services.errors import InvalidInput
 from services.container import Services
+from services.errors import InvalidInput
 from services.generations.service import Accepted
 from services.streaming import frames
 

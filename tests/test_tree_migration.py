@@ -3,9 +3,9 @@ prompted exactly as before."""
 
 import httpx
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
 
+from alembic import command
 from auth.security import hash_password
 from services.db import ROOT
 from tests.support import PASSWORD, Server

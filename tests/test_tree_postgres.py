@@ -6,8 +6,11 @@ import pytest
 from tests.scaleout_support import Namespace
 from tests.support import make_settings
 from tests.test_tree import (  # noqa: F401 (collected here too, with this module's fixtures)
-    test_continue_extends_an_answer_cut_short, test_edit_branches_from_the_message_and_keeps_the_old_branch,
-    test_regenerate_keeps_both_answers_and_the_model_sees_one, test_socket_frames_regenerate_edit_continue_and_switch)
+    test_continue_extends_an_answer_cut_short,
+    test_edit_branches_from_the_message_and_keeps_the_old_branch,
+    test_regenerate_keeps_both_answers_and_the_model_sees_one,
+    test_socket_frames_regenerate_edit_continue_and_switch,
+)
 
 
 @pytest.fixture

@@ -7,7 +7,15 @@ import httpx
 import pytest
 
 from tests.test_ui_browser import browser, make_page  # noqa: F401 (fixtures)
-from tests.ui_support import Api, LiveServer, assistants, send, shot, sign_in, wait_status
+from tests.ui_support import (
+    Api,
+    LiveServer,
+    assistants,
+    send,
+    shot,
+    sign_in,
+    wait_status,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -11,6 +11,7 @@ Create Date: 2026-12-03
 """
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0003_tree"

@@ -100,7 +100,7 @@ def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int
     row = db.execute(_CLAIM, (now, now, worker_id, reserve, generation_id)).fetchone()
     if row is None:
         return None
-    session_id, pk, model, parent_id = row
+    session_id, _pk, model, parent_id = row
     system_prompt, model_name, temperature, max_tokens, top_p, fallbacks, options = db.execute(
         _CONFIG, (session_id,)).fetchone()
     history, continuing = core.path_history(db.execute(_HISTORY, (parent_id, 2 * max_history)), max_history)

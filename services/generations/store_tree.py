@@ -10,11 +10,21 @@ from typing import Protocol
 
 from sqlalchemy import Connection, bindparam, select
 
+from models.db import new_id, utcnow
 from services.errors import Conflict, InvalidInput, NotFound
 from services.generations.store_sql import (
-    ACTIVE, Turn, _count_active, _insert, _lock_chat, _owned_chat, _set_leaf, by_client_msg, check_queue, claim,
-    messages)
-from models.db import new_id, utcnow
+    ACTIVE,
+    Turn,
+    _count_active,
+    _insert,
+    _lock_chat,
+    _owned_chat,
+    _set_leaf,
+    by_client_msg,
+    check_queue,
+    claim,
+    messages,
+)
 
 # The endings an answer can be continued from: cut short, not finished wrong.
 CONTINUABLE = frozenset({"length", "timeout", "interrupted", "cancelled"})
