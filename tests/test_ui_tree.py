@@ -110,7 +110,7 @@ def test_edit_opens_a_focused_box_and_saving_makes_a_new_branch(make_page, tree_
 def test_continue_an_answer_cut_short_streams_with_one_stop(make_page, tree_server, person, fake_says):  # noqa: F811
     person.create_session(model_name="openai/fake-model", max_tokens=4, title="short")
     fake_says(n=40)
-    page = page_in(make_page, tree_server, person)
+    page = page_in(make_page, tree_server, person, permissions=["clipboard-read", "clipboard-write"])
     page.click(".session-open")
     send(page, "A long story, please")
     assert wait_status(page, 0, "incomplete") == "incomplete"
@@ -134,6 +134,13 @@ def test_continue_an_answer_cut_short_streams_with_one_stop(make_page, tree_serv
     assert assistants(page).nth(0).get_attribute("data-continued") == "true"
     assert cut.get_by_role("button", name="Continue").is_hidden()  # continued: its own button goes
     assert not more.get_by_role("button", name="Continue").is_hidden()  # and the rest can go on
+    # Shown as one answer: the continuation starts where the answer ends, and copies whole.
+    gap = page.evaluate("""() => { const [a, b] = document.querySelectorAll('[data-role=assistant]');
+        return b.querySelector('.msg-body').getBoundingClientRect().top - a.querySelector('.msg-body').getBoundingClientRect().bottom; }""")
+    assert gap < 30, gap
+    more.hover()
+    more.get_by_role("button", name="Copy message").click()
+    page.wait_for_function("() => navigator.clipboard.readText().then((t) => t === 't0 t1 t2 t3 t0 t1 t2 t3 ')")
 
 
 def test_retry_a_failed_answer_and_per_message_details_on_touch(make_page, tree_server, person, fake_says):  # noqa: F811

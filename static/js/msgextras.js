@@ -33,7 +33,13 @@ async function writeClipboard(text) {
 /** Copies the message's source text; the button says whether it worked. */
 export async function copyMessage(button) {
   const art = button.closest('.msg');
-  const ok = await writeClipboard(art.dataset.role === 'assistant' ? (art.dataset.raw || '') : (art._source || ''));
+  let text = art.dataset.role === 'assistant' ? (art.dataset.raw || '') : (art._source || '');
+  // A continuation copies the whole answer: the parts it continues come first.
+  for (let p = art; p.classList.contains('continuation') && p.previousElementSibling?.dataset.continued;) {
+    p = p.previousElementSibling;
+    text = (p.dataset.raw || '') + text;
+  }
+  const ok = await writeClipboard(text);
   button.dataset.copied = ok ? 'true' : 'false';
   button.title = ok ? 'Copied' : 'Could not copy';
   setTimeout(() => { delete button.dataset.copied; button.title = 'Copy message (Markdown)'; }, 1500);
