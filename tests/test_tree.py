@@ -1,48 +1,62 @@
 """A conversation is a tree (services/tree.py): regenerate, edit, continue, retry and switch,
 over REST, with the prompt the fake upstream was sent following the active branch only."""
 
+from typing import Any, Protocol
+
 import httpx
 
+from services.fake_upstream import FakeUpstream
 from services.generations.store_sql import CONTINUE_PROMPT
-from tests.support import WS, new_session, read_sse, register
+from tests.support import WS, Server, new_session, read_sse, register
 
 
-async def behave(fake, **options) -> None:
+class Upstream(Protocol):  # conftest's `upstream`: a Server with its user's token
+    token: str
+    ws_base: str
+
+
+async def behave(fake: FakeUpstream, **options: Any) -> None:
     async with httpx.AsyncClient() as c:
         await c.post(f"{fake.base_url}/_fake/behaviour", json=options)
 
 
-async def sent(fake) -> list[dict]:
+async def sent(fake: FakeUpstream) -> list[dict[str, str]]:
     async with httpx.AsyncClient() as c:
-        return (await c.get(f"{fake.base_url}/_fake/stats")).json()["last_request"]["messages"]
+        stats = (await c.get(f"{fake.base_url}/_fake/stats")).json()
+    messages: list[dict[str, str]] = stats["last_request"]["messages"]
+    return messages
 
 
-async def finish(client: httpx.AsyncClient, generation_id: str) -> dict:
+async def finish(client: httpx.AsyncClient, generation_id: str) -> dict[str, Any]:
     """Follows the answer to its done frame; returns that frame."""
     async with client.stream("GET", f"/stream/{generation_id}") as r:
         frames = await read_sse(r)
-    return frames[-1]
+    last: dict[str, Any] = frames[-1]
+    return last
 
 
-async def say(client: httpx.AsyncClient, sid: str, text: str) -> dict:
+async def say(client: httpx.AsyncClient, sid: str, text: str) -> dict[str, Any]:
     r = await client.post("/chat", json={"session_id": sid, "message": text})
     assert r.status_code == 200, r.text
-    return r.json()
+    out: dict[str, Any] = r.json()
+    return out
 
 
-async def branch(client: httpx.AsyncClient, sid: str, mid: str, op: str, **body) -> dict:
+async def branch(client: httpx.AsyncClient, sid: str, mid: str, op: str, **body: str) -> dict[str, Any]:
     r = await client.post(f"/sessions/{sid}/messages/{mid}/{op}", json=body or None)
     assert r.status_code == 202, r.text
-    out = r.json()
+    out: dict[str, Any] = r.json()
     assert (await finish(client, out["generation_id"]))["type"] == "done"
     return out
 
 
-async def path(client: httpx.AsyncClient, sid: str) -> list[dict]:
-    return (await client.get(f"/sessions/{sid}")).json()["history"]
+async def path(client: httpx.AsyncClient, sid: str) -> list[dict[str, Any]]:
+    history: list[dict[str, Any]] = (await client.get(f"/sessions/{sid}")).json()["history"]
+    return history
 
 
-async def test_regenerate_keeps_both_answers_and_the_model_sees_one(upstream, up, fake):
+async def test_regenerate_keeps_both_answers_and_the_model_sees_one(
+        upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
     sid = await new_session(up, upstream.token)
     await behave(fake, n=2)
     first = await say(up, sid, "Hello")
@@ -63,7 +77,8 @@ async def test_regenerate_keeps_both_answers_and_the_model_sees_one(upstream, up
                                 {"role": "user", "content": "And then?"}]
 
 
-async def test_edit_branches_from_the_message_and_keeps_the_old_branch(upstream, up, fake):
+async def test_edit_branches_from_the_message_and_keeps_the_old_branch(
+        upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
     sid = await new_session(up, upstream.token)
     await behave(fake, n=1)
     a1 = await say(up, sid, "first")
@@ -83,7 +98,8 @@ async def test_edit_branches_from_the_message_and_keeps_the_old_branch(upstream,
     assert old[1]["id"] == a1["generation_id"]
 
 
-async def test_continue_extends_an_answer_cut_short(upstream, up, fake):
+async def test_continue_extends_an_answer_cut_short(
+        upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
     sid = await new_session(up, upstream.token, max_tokens=3)
     await behave(fake, n=10)
     cut = await say(up, sid, "Tell me more")
@@ -101,7 +117,8 @@ async def test_continue_extends_an_answer_cut_short(upstream, up, fake):
                                 {"role": "user", "content": "Thanks"}]
 
 
-async def test_only_answers_cut_short_continue_and_running_ones_wait(upstream, up, fake):
+async def test_only_answers_cut_short_continue_and_running_ones_wait(
+        upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
     sid = await new_session(up, upstream.token)
     await behave(fake, n=2)
     done = await say(up, sid, "Hi")
@@ -122,7 +139,8 @@ async def test_only_answers_cut_short_continue_and_running_ones_wait(upstream, u
     assert (await finish(up, slow["generation_id"]))["status"] == "cancelled"
 
 
-async def test_retry_a_failed_answer(upstream, up, fake):
+async def test_retry_a_failed_answer(
+        upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
     sid = await new_session(up, upstream.token)
     await behave(fake, status=400)
     failed = await say(up, sid, "Try this")
@@ -135,7 +153,8 @@ async def test_retry_a_failed_answer(upstream, up, fake):
     assert history[-1]["versions"] == [failed["generation_id"], retry["generation_id"]]
 
 
-async def test_another_users_session_and_messages_are_missing(server, auth, token, client):
+async def test_another_users_session_and_messages_are_missing(server: Server, auth: httpx.AsyncClient, token: str,
+                                                     client: httpx.AsyncClient) -> None:
     sid = await new_session(auth, token)
     answer = (await auth.post("/chat", json={"session_id": sid, "message": "mine"})).json()["generation_id"]
     mallory = await register(client, "mallory")
@@ -154,7 +173,8 @@ async def test_another_users_session_and_messages_are_missing(server, auth, toke
     assert len((await auth.get(f"/sessions/{sid}")).json()["history"]) == 2  # nothing was added
 
 
-async def test_socket_frames_regenerate_edit_continue_and_switch(upstream, up, fake):
+async def test_socket_frames_regenerate_edit_continue_and_switch(
+        upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
     sid = await new_session(up, upstream.token, max_tokens=2)
     await behave(fake, n=5)
     cut = await say(up, sid, "Go")

@@ -7,21 +7,23 @@ from alembic.config import Config
 
 from alembic import command
 from auth.security import hash_password
+from config import Settings
 from services.db import ROOT
+from services.fake_upstream import FakeUpstream
 from tests.support import PASSWORD, Server
 
 USER = "01J" + "0" * 23
 SESSIONS = ("01K" + "0" * 23, "01K" + "0" * 22 + "1")
 
 
-def _alembic(conn) -> Config:
+def _alembic(conn: sa.Connection) -> Config:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "alembic"))
     cfg.attributes["connection"] = conn
     return cfg
 
 
-def _old_history(conn) -> dict[str, list[str]]:
+def _old_history(conn: sa.Connection) -> dict[str, list[str]]:
     """Two sessions written the old way (no parents), their turns interleaved by pk."""
     conn.execute(sa.text("INSERT INTO users (id, username, password_hash, created_at, username_normalized) "
                          "VALUES (:id, 'ada', :h, '2026-01-01 00:00:00', 'ada')"),
@@ -43,15 +45,16 @@ def _old_history(conn) -> dict[str, list[str]]:
     return ids
 
 
-async def test_linear_history_becomes_the_active_branch(tmp_path, upstream_settings, fake):
+async def test_linear_history_becomes_the_active_branch(upstream_settings: Settings, fake: FakeUpstream) -> None:
     upstream_settings.data_dir.mkdir(parents=True)
     engine = sa.create_engine(f"sqlite:///{upstream_settings.data_dir / 'chat.db'}")
     with engine.begin() as conn:
         command.upgrade(_alembic(conn), "0002_sec_limits")
         ids = _old_history(conn)
         command.upgrade(_alembic(conn), "head")
-        parents = dict(conn.execute(sa.text("SELECT id, parent_id FROM messages")).all())
-        leaves = dict(conn.execute(sa.text("SELECT id, active_leaf_id FROM chat_sessions")).all())
+        parents: dict[str, str | None] = dict(conn.execute(sa.text("SELECT id, parent_id FROM messages")).all())
+        leaves: dict[str, str | None] = dict(
+            conn.execute(sa.text("SELECT id, active_leaf_id FROM chat_sessions")).all())
     for sid, chain in ids.items():
         assert [parents[m] for m in chain] == [None, *chain[:-1]]
         assert leaves[sid] == chain[-1]
