@@ -211,10 +211,11 @@ class _Conversation:
         if len(content) > self.s.max_message_chars:
             raise InvalidInput(f"message: at most {self.s.max_message_chars} characters", code="message_too_long")
         await self.services.usage.admit(self.user_id)  # budgets; a disabled account (other replicas)
-        await self.services.limits.check_generation_start(self.user_id, self.chat_id)
+        check = await self.services.limits.generation_start_check(self.user_id, self.chat_id)
         # By id, not with the session loaded at connect: the model is read in the same
-        # transaction, so a PATCH made while the socket is open applies to this message.
-        accepted = await self.services.generations.submit_owned(self.user_id, self.chat_id, content, client_msg_id)
+        # transaction (with the limits' count), so a PATCH made while the socket is open applies.
+        accepted = await self.services.generations.submit_owned(self.user_id, self.chat_id, content, client_msg_id,
+                                                                check)
         await self.ws.send_text(accepted.frame())
         if accepted.generation_id not in self.followers:
             self._follow(accepted.generation_id, 0)
