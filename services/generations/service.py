@@ -16,7 +16,6 @@ from services.streaming.frames import Frame
 from services.streaming.log import StreamLog
 from services.streaming.push import Pusher, Send
 
-
 Check = Callable[[Connection], None]
 
 
