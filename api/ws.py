@@ -133,7 +133,7 @@ class _Conversation:
         self.ws, self.services, self.user_id, self.chat_id, self.auth = ws, services, user_id, chat_id, auth
         self.s = services.settings
         self.followers: dict[str, asyncio.Task] = {}
-        self.recent: deque[float] = deque()
+        self.recent: deque[float] | None = None  # made at the first frame: an idle socket keeps none
 
     async def run(self) -> None:
         try:
@@ -156,10 +156,13 @@ class _Conversation:
 
     def _rate_limit(self) -> None:
         now = time.monotonic()
-        while self.recent and now - self.recent[0] > 60:
-            self.recent.popleft()
-        self.recent.append(now)
-        if len(self.recent) > self.s.ws_max_messages_per_minute:
+        recent = self.recent
+        if recent is None:
+            recent = self.recent = deque()
+        while recent and now - recent[0] > 60:
+            recent.popleft()
+        recent.append(now)
+        if len(recent) > self.s.ws_max_messages_per_minute:
             raise _Close(4429, "too many messages")
 
     async def _handle(self, text: str) -> None:
