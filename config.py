@@ -61,10 +61,12 @@ class Settings(BaseSettings):
     model_list_error_ttl: float = Field(15, gt=0)  # ... and a failed listing, before asking again
     model_list_timeout: float = Field(5, gt=0)  # one listing call
     provider_connect_timeout: float = Field(10, gt=0)
-    # OpenAI-compatible providers' HTTP transport under the SDK: aiohttp reads a streamed
-    # token for about half the CPU of httpx (bench/upstream_client.py); httpx is the fallback.
+    # OpenAI-compatible providers' streaming request: aiohttp directly, one shared session per
+    # provider (services/providers/openai_http.py); httpx: through the SDK over httpx, the fallback.
     provider_http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     provider_max_connections: int = Field(1000, ge=1)  # per provider, all kept alive
+    # Bytes read of an upstream's error body (aiohttp transport), and of the tail after [DONE].
+    provider_error_body_max_bytes: int = Field(65536, ge=1024, le=16 * 1024 * 1024)
     provider_check_timeout: float = Field(20, gt=0)  # GET /test and /models/{id}/check
     ollama_probe_timeout: float = Field(0.3, ge=0)  # start-up probe of a local Ollama; 0: no probe
     provider_env: dict[str, str] = Field(default_factory=dict, repr=False)  # filled below

@@ -32,8 +32,10 @@ async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: 
     check_message(body.message, services.settings.max_message_chars)
     await services.usage.admit(user_id)  # disabled, or over a token budget: refused before storing
     streaming = not body.background and (body.stream or "text/event-stream" in request.headers.get("accept", ""))
-    # Limits first: a refused request stores nothing.
-    await services.limits.check_generation_start(user_id, body.session_id and body.session_id.upper())
+    # Limits first: a refused request stores nothing. Into an existing session the count
+    # runs in the transaction that stores the message (refused, it stores nothing either).
+    if body.session_id is None:
+        await services.limits.check_generation_start(user_id, None)
     lease = await services.limits.open_stream(user_id) if streaming else None
     try:
         accepted = await _submit(body, user_id, services)
@@ -71,9 +73,10 @@ async def _submit(body: ChatIn, user_id: str, services: Services) -> Accepted:
         async with services.db.sessionmaker() as db:
             chat_session = await services.sessions.create(db, user.id, SetLLM())
         return await services.generations.submit(chat_session, body.message, body.client_msg_id)
+    check = await services.limits.generation_start_check(user_id, body.session_id.upper())
     try:  # no lookup first: the send checks the owner (the row exists only while its owner does)
         return await services.generations.submit_owned(user_id, body.session_id, body.message,
-                                                       body.client_msg_id)
+                                                       body.client_msg_id, check)
     except NotFound:
         await get_user(services.db, user_id)  # a deleted user's token is 401, not 404
         raise

@@ -60,13 +60,13 @@ async def _serve(ws: WebSocket, session_id: str | None) -> None:
         await services.usage.admit(subject, budgets=False)  # a disabled account's socket: 4403
         await services.limits.check_request(subject)
         lease = await services.limits.open_stream(subject)
-        chat = await _open_session(services, subject, session_id)
+        chat_id = await _open_session(services, subject, session_id)
         if not connections.add(ws, subject, s.ws_max_connections_per_user):
             raise _Close(4429, "too many connections")
         user_id = subject
         if session_id is None:
-            await ws.send_text(frames.encode({"type": "session", "session_id": chat.id}))
-        await _Conversation(ws, services, subject, chat, SocketAuth(ws, services, principal)).run()
+            await ws.send_text(frames.encode({"type": "session", "session_id": chat_id}))
+        await _Conversation(ws, services, subject, chat_id, SocketAuth(ws, services, principal)).run()
     except WebSocketDisconnect:
         pass
     except _Close as close:
@@ -80,19 +80,19 @@ async def _serve(ws: WebSocket, session_id: str | None) -> None:
             await lease.release()
 
 
-async def _open_session(services: Services, user_id: str, session_id: str | None):
-    """A new session, or the user's own; a token whose user is gone closes 4401, not 4404.
+async def _open_session(services: Services, user_id: str, session_id: str | None) -> str:
+    """The id of a new session, or of the user's own; a token whose user is gone closes 4401, not 4404.
     Finding the session proves its owner exists (sessions go with their user), so the
     user is only looked up when there is no session to find."""
     if session_id is None:
         user = await get_user(services.db, user_id)
         await services.limits.check_session_create(user.id)
         async with services.db.sessionmaker() as db:
-            return await services.sessions.create(db, user.id, SetLLM())
+            return (await services.sessions.create(db, user.id, SetLLM())).id
     try:
         if not _ULID.match(session_id):
             raise NotFound("session not found", code="session_not_found")
-        return await services.sessions.find(services.db, user_id, session_id.upper())
+        return await services.sessions.check_owned(services.db, user_id, session_id.upper())
     except NotFound:
         await get_user(services.db, user_id)  # Unauthorized if the token outlived its user
         raise
@@ -130,11 +130,11 @@ async def _auth_frame(ws: WebSocket, timeout: float, max_bytes: int) -> str:
 
 
 class _Conversation:
-    def __init__(self, ws: WebSocket, services: Services, user_id: str, chat, auth: SocketAuth):
-        self.ws, self.services, self.user_id, self.chat, self.auth = ws, services, user_id, chat, auth
+    def __init__(self, ws: WebSocket, services: Services, user_id: str, chat_id: str, auth: SocketAuth):
+        self.ws, self.services, self.user_id, self.chat_id, self.auth = ws, services, user_id, chat_id, auth
         self.s = services.settings
         self.followers: dict[str, asyncio.Task] = {}
-        self.recent: deque[float] = deque()
+        self.recent: deque[float] | None = None  # made at the first frame: an idle socket keeps none
 
     async def run(self) -> None:
         try:
@@ -157,10 +157,13 @@ class _Conversation:
 
     def _rate_limit(self) -> None:
         now = time.monotonic()
-        while self.recent and now - self.recent[0] > 60:
-            self.recent.popleft()
-        self.recent.append(now)
-        if len(self.recent) > self.s.ws_max_messages_per_minute:
+        recent = self.recent
+        if recent is None:
+            recent = self.recent = deque()
+        while recent and now - recent[0] > 60:
+            recent.popleft()
+        recent.append(now)
+        if len(recent) > self.s.ws_max_messages_per_minute:
             raise _Close(4429, "too many messages")
 
     async def _handle(self, text: str) -> None:
@@ -215,10 +218,11 @@ class _Conversation:
         if len(content) > self.s.max_message_chars:
             raise InvalidInput(f"message: at most {self.s.max_message_chars} characters", code="message_too_long")
         await self.services.usage.admit(self.user_id)  # budgets; a disabled account (other replicas)
-        await self.services.limits.check_generation_start(self.user_id, self.chat.id)
+        check = await self.services.limits.generation_start_check(self.user_id, self.chat_id)
         # By id, not with the session loaded at connect: the model is read in the same
-        # transaction, so a PATCH made while the socket is open applies to this message.
-        accepted = await self.services.generations.submit_owned(self.user_id, self.chat.id, content, client_msg_id)
+        # transaction (with the limits' count), so a PATCH made while the socket is open applies.
+        accepted = await self.services.generations.submit_owned(self.user_id, self.chat_id, content, client_msg_id,
+                                                                check)
         await self.ws.send_text(accepted.frame())
         if accepted.generation_id not in self.followers:
             self._follow(accepted.generation_id, 0)
@@ -231,7 +235,7 @@ class _Conversation:
 
     async def _cancel(self, generation_id) -> None:
         if generation_id is None:
-            active = await self.services.store.active_in_session(self.chat.id)
+            active = await self.services.store.active_in_session(self.chat_id)
             if not active:
                 raise InvalidInput("nothing is running in this session", code="nothing_to_cancel")
             generation_id = active[0]

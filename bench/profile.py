@@ -27,8 +27,9 @@ from bench.proc import PYTHON, ROOT, cores, http_json, raise_fd_limit, start_fak
 
 # component -> substrings of a frame that put a sample there (first match, leaf to root, wins)
 COMPONENTS = [
-    ("upstream client (openai SDK, httpx2, httpcore2, h11, anyio)",
-     ("openai/", "httpx2/", "httpcore2/", "h11/", "anyio/", "providers/openai_compat")),
+    ("upstream client (aiohttp, openai SDK, httpx2, httpcore2, h11, anyio)",
+     ("openai/", "httpx2/", "httpcore2/", "h11/", "anyio/", "aiohttp/", "aiohappyeyeballs/",
+      "providers/openai_compat", "providers/openai_http")),
     ("database (SQLAlchemy, aiosqlite, the SQLite thread)", ("sqlalchemy/", "aiosqlite/", "generations/store",
                                                              "services/serial_thread", "services/db.py")),
     ("WebSocket send (starlette, uvicorn, websockets)", ("websockets/", "starlette/websockets", "websockets_sansio")),

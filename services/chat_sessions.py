@@ -20,6 +20,21 @@ def _owned_row(conn: Connection, user_id: str, session_id: str):
     return conn.execute(_owned, {"sid": session_id, "uid": user_id}).first()
 
 
+_owned_id = select(_table.c.id).where(_table.c.id == bindparam("sid"), _table.c.user_id == bindparam("uid"))
+# The same check on SQLite's own cursor: one SQLAlchemy execution costs many times the
+# statement (see services/generations/store_sqlite.py), and a socket opens with it.
+_OWNED_ID_SQLITE = "SELECT id FROM chat_sessions WHERE id = ? AND user_id = ?"
+
+
+def _owned_id_core(conn: Connection, user_id: str, session_id: str) -> str | None:
+    return conn.execute(_owned_id, {"sid": session_id, "uid": user_id}).scalar()
+
+
+def _owned_id_sqlite(conn: Connection, user_id: str, session_id: str) -> str | None:
+    row = conn.connection.driver_connection.execute(_OWNED_ID_SQLITE, (session_id, user_id)).fetchone()
+    return None if row is None else str(row[0])
+
+
 class SessionService:
     def __init__(self, settings: Settings, providers: ProviderRegistry):
         self.s = settings
@@ -53,6 +68,14 @@ class SessionService:
         if row is None:
             raise NotFound(f"session {session_id} not found", code="session_not_found")
         return row
+
+    async def check_owned(self, db: Database, user_id: str, session_id: str) -> str:
+        """The session's id if the user owns it (NotFound otherwise), without reading the row:
+        for a socket, whose messages read the session in their own transaction."""
+        found = await db.run(_owned_id_sqlite if db.is_sqlite else _owned_id_core, user_id, session_id)
+        if found is None:
+            raise NotFound(f"session {session_id} not found", code="session_not_found")
+        return found
 
     async def get(self, db: AsyncSession, user_id: str, session_id: str) -> ChatSession:
         chat = await db.scalar(select(ChatSession).where(

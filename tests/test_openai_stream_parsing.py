@@ -1,7 +1,8 @@
 """How the OpenAI-compatible provider reads a streamed body, over real HTTP from a raw
 upstream on 127.0.0.1 whose bytes each test chooses: events split anywhere across
 reads, CRLF lines, comments, a compressed body, a last line without its newline, and a
-malformed chunk; on both PROVIDER_HTTP_TRANSPORTs."""
+malformed chunk; on both PROVIDER_HTTP_TRANSPORTs. And the aiohttp transport's keep-alive:
+a stream that ends at [DONE] before its body does leaves its connection to the next."""
 
 import asyncio
 import gzip
@@ -37,9 +38,11 @@ class RawUpstream:
     def __init__(self):
         self.pieces: list[bytes] = []
         self.headers: dict[str, str] = {}
+        self.clients: list[int] = []  # the client port of each request: one per connection
 
         async def completions(request):
             await request.body()
+            self.clients.append(request.client.port)
 
             async def body():
                 for piece in self.pieces:
@@ -115,3 +118,31 @@ async def test_a_malformed_chunk_fails_the_stream_with_a_stable_code(raw, transp
     await provider.aclose()
     assert got == ["fine "]
     assert err.value.code == "upstream_error" and "malformed" in err.value.detail
+
+
+async def test_a_stream_ended_by_done_gives_its_connection_to_the_next_request(raw):
+    # The body's last bytes (the chunked terminator) come 5 ms after [DONE]: releasing the
+    # response then would close the connection, and every answer would open a new one.
+    raw.pieces = [_body(_chunk("a"), _chunk(finish="stop"), b"data: [DONE]")]
+    provider = OpenAICompatProvider("openai", raw.url, "sk-test", transport="aiohttp")
+    try:
+        for _ in range(3):
+            events = [e async for e in provider.stream(ChatRequest("m", [{"role": "user", "content": "hi"}]))]
+            assert events == ["a", Finish("stop")]  # at [DONE], not after the body's tail
+            await asyncio.gather(*provider.http._draining)  # the tail, read in the background
+    finally:
+        await provider.aclose()
+    assert len(raw.clients) == 3 and len(set(raw.clients)) == 1, raw.clients
+
+
+async def test_a_cancelled_stream_closes_its_connection(raw):
+    raw.pieces = [_body(_chunk("a")), _body(_chunk("b")), _body(_chunk(finish="stop"), b"data: [DONE]")]
+    provider = OpenAICompatProvider("openai", raw.url, "sk-test", transport="aiohttp")
+    try:
+        for _ in range(2):
+            stream = provider.stream(ChatRequest("m", [{"role": "user", "content": "hi"}]))
+            assert await anext(stream) == "a"
+            await stream.aclose()  # the runner's stop or cancel: the upstream must stop generating
+    finally:
+        await provider.aclose()
+    assert len(set(raw.clients)) == 2, raw.clients

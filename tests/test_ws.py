@@ -185,6 +185,22 @@ async def test_connection_limit_closes_4429(tmp_path):
         await server.stop()
 
 
+async def test_more_frames_a_minute_than_allowed_close_4429(tmp_path):
+    server = await Server(make_settings(tmp_path, ws_max_messages_per_minute=3)).start()
+    try:
+        async with server.client() as c:
+            token = await register(c, "hana")
+            sid = await new_session(c, token)
+        async with WS.connect(f"{server.ws_base}/ws/{sid}", token) as ws:
+            for _ in range(3):
+                await ws.send({"type": "ping"})
+                assert (await ws.recv())["type"] == "pong"
+            await ws.send({"type": "ping"})
+            assert await _closed_with(ws.conn) == 4429
+    finally:
+        await server.stop()
+
+
 async def test_ws_without_session_id_opens_one(server, auth, token):
     async with WS.connect(f"{server.ws_base}/ws", token) as ws:
         first = await ws.recv()

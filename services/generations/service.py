@@ -4,6 +4,8 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
+
 from config import Settings
 from models.db import ChatSession, Message
 from services.generations.dispatch import JobDispatch
@@ -13,6 +15,8 @@ from services.streaming import frames
 from services.streaming.frames import Frame
 from services.streaming.log import StreamLog
 from services.streaming.push import Pusher, Send
+
+Check = Callable[[Connection], None]
 
 
 @dataclass
@@ -47,11 +51,12 @@ class GenerationService:
             chat.id, lambda claim_for: self.store.create_turn(chat, text, client_msg_id, claim_for), client_msg_id))
 
     async def submit_owned(self, user_id: str, session_id: str, text: str,
-                           client_msg_id: str | None = None) -> Accepted:
+                           client_msg_id: str | None = None, check: Check | None = None) -> Accepted:
         """`submit` into a session given by id, checking in the same transaction that the user
-        owns it (NotFound otherwise): one database round trip less before the first token."""
+        owns it (NotFound otherwise), after `check(conn)` (the limits' count, whose refusal
+        stores nothing): one database round trip before the first token, not three."""
         return await asyncio.shield(self._submit(session_id, lambda claim_for: self.store.create_owned_turn(
-            user_id, session_id, text, client_msg_id, claim_for), client_msg_id))
+            user_id, session_id, text, client_msg_id, claim_for, check), client_msg_id))
 
     async def submit_with(self, session_id: str, create) -> Accepted:
         """`submit` where the caller stores the turn: `create(claim_for)` writes it (and

@@ -5,8 +5,10 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Connection, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models.db import ChatSession, Message, utcnow
@@ -49,20 +51,24 @@ class GenerationStore:
         return await self._create(chat.id, chat.model_name, text, client_msg_id, title, claim_for, None)
 
     async def create_owned_turn(self, user_id: str, session_id: str, text: str, client_msg_id: str | None,
-                                claim_for: str | None = None) -> Turn:
+                                claim_for: str | None = None, check: Callable[[Connection], None] | None = None,
+                                ) -> Turn:
         """`create_turn` into a session given by id, if `user_id` owns it (NotFound otherwise),
-        checked in the same transaction: a send needs no lookup of its own first."""
-        turn = await self._create(session_id, None, text, client_msg_id, _title(text), claim_for, user_id)
+        checked in the same transaction: a send needs no lookup of its own first. `check(conn)`
+        runs first in that transaction (the limits' count): whatever it raises stores nothing."""
+        turn = await self._create(session_id, None, text, client_msg_id, _title(text), claim_for, user_id, check)
         if turn is None:
             raise NotFound(f"session {session_id} not found", code="session_not_found")
         return turn
 
     async def _create(self, session_id: str, model: str | None, text: str, client_msg_id: str | None,
-                      title: str | None, claim_for: str | None, owner: str | None) -> Turn | None:
+                      title: str | None, claim_for: str | None, owner: str | None,
+                      check: Callable[[Connection], None] | None = None) -> Turn | None:
         args = (session_id, model, text, client_msg_id, title, self.max_queued, claim_for, self.max_history, owner,
                 self.seq_reserve)
         try:
-            return await self.db.run(self.fast.create_turn, *args)
+            create = self.fast.create_turn if check is None else partial(_checked, check, self.fast.create_turn)
+            return await self.db.run(create, *args)
         # The same client_msg_id sent twice at once: the first one won. (sqlite3's own error:
         # store_sqlite runs on the driver's cursor, outside SQLAlchemy's exception wrapping.)
         except (IntegrityError, sqlite3.IntegrityError):
@@ -180,3 +186,11 @@ class GenerationStore:
 def _title(text: str) -> str:
     line = " ".join(text.split())
     return line[:60] + ("…" if len(line) > 60 else "")
+
+
+
+def _checked(check: Callable[[Connection], None], create: Callable[..., Turn | None], conn: Connection,
+             *args: Any) -> Turn | None:
+    """`create(conn, *args)` after the caller's check, in one transaction."""
+    check(conn)
+    return create(conn, *args)

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.strategies import FixedWindowRateLimiter
@@ -125,16 +126,27 @@ class Limits:
         """Before a message is stored: at most N answers queued or running in all the user's
         sessions, and at most M sessions answering at once (a message into a session that is
         already answering only queues). Counted in the database, so across replicas."""
-        active = await self.db.run(_active_sessions_sqlite if self.db.is_sqlite else _active_sessions, user_id)
+        check = await self.generation_start_check(user_id, session_id)
+        await self.db.run(check)
+
+    async def generation_start_check(self, user_id: str, session_id: str | None) -> Callable[[Connection], None]:
+        """`check_generation_start` as a function of a connection, to run in the transaction
+        that stores the message (one database round trip less before the first token); it
+        raises RateLimited there, before anything is written."""
         queued = await self.user_limit(user_id, "max_queued_generations")
-        if len(active) >= queued:
-            raise RateLimited(f"{len(active)} answers are already queued or running (at most {queued})",
-                              code="too_many_queued", limit=queued, retry_after=BUSY_RETRY_AFTER)
         running = await self.user_limit(user_id, "max_running_generations")
-        busy = set(active)
-        if session_id not in busy and len(busy) >= running:
-            raise RateLimited(f"{len(busy)} sessions are already answering (at most {running})",
-                              code="too_many_running", limit=running, retry_after=BUSY_RETRY_AFTER)
+        active_sessions = _active_sessions_sqlite if self.db.is_sqlite else _active_sessions
+
+        def check(conn: Connection) -> None:
+            active = active_sessions(conn, user_id)
+            if len(active) >= queued:
+                raise RateLimited(f"{len(active)} answers are already queued or running (at most {queued})",
+                                  code="too_many_queued", limit=queued, retry_after=BUSY_RETRY_AFTER)
+            busy = set(active)
+            if session_id not in busy and len(busy) >= running:
+                raise RateLimited(f"{len(busy)} sessions are already answering (at most {running})",
+                                  code="too_many_running", limit=running, retry_after=BUSY_RETRY_AFTER)
+        return check
 
     async def open_stream(self, user_id: str) -> StreamLease:
         """A slot for one WebSocket or SSE stream; release it when the stream ends."""

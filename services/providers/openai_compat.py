@@ -1,11 +1,16 @@
 """Any OpenAI-compatible chat-completions endpoint (OpenAI, Groq, Mistral, DeepSeek, OpenRouter,
-Together, Gemini's compatible endpoint, Ollama, llama.cpp, vLLM, ...) through the official
-`openai` SDK."""
+Together, Gemini's compatible endpoint, Ollama, llama.cpp, vLLM, ...).
+
+With PROVIDER_HTTP_TRANSPORT=aiohttp (the default) the streaming request goes over one
+shared aiohttp session per provider (openai_http.py); the official `openai` SDK keeps the
+model listing (its pagination and error classes, once per discovery, not per answer) and,
+with `httpx`, the streaming request too."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 
+import aiohttp
 import httpx
 import httpx2
 import jiter
@@ -14,8 +19,10 @@ import openai
 from services.errors import ProviderError
 from services.providers.base import ChatRequest, Finish, Provider, StreamEvent, Usage
 from services.providers.failures import failure, remember_secret
+from services.providers.openai_http import StreamHTTP
 
 log = logging.getLogger(__name__)
+Read = Callable[[], Awaitable[bytes]]  # the next bytes of a streamed body, b"" at its end
 
 
 class OpenAICompatProvider(Provider):
@@ -25,7 +32,7 @@ class OpenAICompatProvider(Provider):
                  request_timeout: float = 600.0, models: list[str] | None = None,
                  known_models: list[str] | None = None,
                  connect_timeout: float = 10.0, max_tokens_param: str = "max_tokens",
-                 transport: str = "aiohttp", max_connections: int = 1000):
+                 transport: str = "aiohttp", max_connections: int = 1000, error_body_max: int = 65536):
         self.name = name
         self.base_url = base_url
         self.configured_models = list(models or [])
@@ -51,6 +58,8 @@ class OpenAICompatProvider(Provider):
             timeout=timeout,
             http_client=http_client_cls(timeout=timeout, limits=limits),
         )
+        self.http = (StreamHTTP(name, self.client, connect_timeout, max_connections, error_body_max)
+                     if transport == "aiohttp" else None)
 
     async def list_models(self) -> list[str]:
         try:
@@ -62,13 +71,9 @@ class OpenAICompatProvider(Provider):
             raise failure(self.name, f"listing models failed ({type(exc).__name__})", "upstream_unavailable",
                           retryable=True) from None
 
-    async def _open(self, stack: AsyncExitStack, request: ChatRequest) -> httpx2.Response:
-        """The raw streaming HTTP response. The SDK still sends the request, authenticates and
-        maps HTTP errors, through `client.post` (its documented way to reach an endpoint
-        with a raw response). Skipped: the per-chunk pydantic models (bench/upstream_client.py:
-        188 us of CPU per token with them, 29 without) and the typed-dict transform of the
-        request, which walks every history message (~1 ms per request, growing with history)
-        to change nothing in plain text messages."""
+    async def _open(self, stack: AsyncExitStack, request: ChatRequest, tail: "_Tail") -> Read:
+        """The reader of the streamed body. Usage in the stream is asked for until the server
+        is found to reject the option (older llama.cpp, vLLM): then once more without it."""
         params = dict(model=request.model, messages=request.messages, temperature=request.temperature,
                       top_p=request.top_p, stream=True)
         params[self.max_tokens_param] = request.max_tokens
@@ -76,36 +81,54 @@ class OpenAICompatProvider(Provider):
             params["stop"] = list(request.stop)
         if self.stream_usage:
             try:
-                return await self._post(stack, {**params, "stream_options": {"include_usage": True}})
-            except (openai.BadRequestError, openai.UnprocessableEntityError):
-                pass  # maybe an older server (llama.cpp, vLLM) that rejects stream_options: once more without
-            response = await self._post(stack, params)
+                return await self._post(stack, {**params, "stream_options": {"include_usage": True}}, tail)
+            except ProviderError as exc:
+                if exc.code != "provider_bad_request":
+                    raise
+            read = await self._post(stack, params, tail)
             log.info("%s rejects stream_options; usage will be counted locally", self.name)
             self.stream_usage = False
-            return response
-        return await self._post(stack, params)
+            return read
+        return await self._post(stack, params, tail)
 
-    async def _post(self, stack: AsyncExitStack, body: dict) -> httpx2.Response:
-        response = await self.client.post("/chat/completions", cast_to=httpx2.Response, body=body, stream=True,
-                                          options={"timeout": self.stream_timeout})
+    async def _post(self, stack: AsyncExitStack, body: dict, tail: "_Tail") -> Read:
+        if self.http is not None:
+            response = await self.http.post(body)
+            stack.callback(lambda: self.http and self.http.done_with(response, tail.complete))
+            return response.content.readany
+        return await self._post_sdk(stack, body)
+
+    async def _post_sdk(self, stack: AsyncExitStack, body: dict) -> Read:
+        """Through the SDK's `client.post` (its documented way to reach an endpoint with a
+        raw response), skipping its per-chunk pydantic models and the typed-dict transform of
+        the request, which walks every history message to change nothing in plain text."""
+        try:
+            response = await self.client.post("/chat/completions", cast_to=httpx2.Response, body=body,
+                                              stream=True, options={"timeout": self.stream_timeout})
+        except openai.OpenAIError as exc:
+            raise map_error(exc, self.name) from None
         stack.push_async_callback(response.aclose)
-        return response
+        # Raw bytes unless the server compressed the body (then httpx decodes them).
+        identity = response.headers.get("content-encoding", "identity") == "identity"
+        chunks = aiter(response.aiter_raw() if identity else response.aiter_bytes())
+
+        async def read() -> bytes:
+            async for chunk in chunks:
+                if chunk:
+                    return chunk
+            return b""
+        return read
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         tail = _Tail()
         # Leaving the stack (also by aclose of this generator) closes the HTTP stream.
         async with AsyncExitStack() as stack:
-            try:
-                response = await self._open(stack, request)
-            except openai.OpenAIError as exc:
-                raise map_error(exc, self.name) from None
+            read = await self._open(stack, request, tail)
             # The SSE body's `data:` lines are split here, in this one generator: every
             # layer of async iteration between the socket and the runner costs each token.
-            # Raw bytes unless the server compressed the body (then httpx decodes them).
-            identity = response.headers.get("content-encoding", "identity") == "identity"
             buf, done = b"", False
             try:
-                async for data in response.aiter_raw() if identity else response.aiter_bytes():
+                while data := await read():
                     if buf:
                         data = buf + data
                     *lines, buf = data.split(b"\n")
@@ -115,7 +138,7 @@ class OpenAICompatProvider(Provider):
                             if text:
                                 yield text
                             elif text is None:
-                                done = True
+                                done = tail.complete = True
                                 break
                     if done:
                         break
@@ -124,7 +147,7 @@ class OpenAICompatProvider(Provider):
                         yield text
             except openai.OpenAIError as exc:
                 raise map_error(exc, self.name) from None
-            except (httpx.HTTPError, httpx2.HTTPError) as exc:
+            except (aiohttp.ClientError, httpx.HTTPError, httpx2.HTTPError) as exc:
                 raise failure(self.name, f"connection lost mid-stream ({type(exc).__name__})",
                               "upstream_disconnected") from None
             except ValueError:
@@ -153,16 +176,19 @@ class OpenAICompatProvider(Provider):
         return text
 
     async def aclose(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
         await self.client.close()
 
 
 class _Tail:
     """What the end of a stream reports: usage, and why it finished."""
-    __slots__ = ("usage", "finish")
+    __slots__ = ("usage", "finish", "complete")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.usage: Usage | None = None
         self.finish: str | None = None
+        self.complete = False  # [DONE] was read
 
 
 def _message(exc: openai.OpenAIError) -> str:

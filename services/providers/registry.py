@@ -40,7 +40,8 @@ def build_provider(config: ProviderConfig, settings: Settings) -> Provider:
     return OpenAICompatProvider(config.name, config.base_url, config.api_key,
                                 max_tokens_param=config.max_tokens_param,
                                 transport=settings.provider_http_transport,
-                                max_connections=settings.provider_max_connections, **common)
+                                max_connections=settings.provider_max_connections,
+                                error_body_max=settings.provider_error_body_max_bytes, **common)
 
 
 class ProviderRegistry:
