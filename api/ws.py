@@ -228,7 +228,7 @@ class _Conversation:
             self._follow(accepted.generation_id, 0)
 
     async def _tree(self, kind: str, frame: dict) -> None:
-        reply, generation_id = await ws_tree.handle(self.services, self.user_id, self.chat.id, kind, frame)
+        reply, generation_id = await ws_tree.handle(self.services, self.user_id, self.chat_id, kind, frame)
         await self.ws.send_text(reply)
         if generation_id is not None and generation_id not in self.followers:
             self._follow(generation_id, 0)
