@@ -126,7 +126,7 @@ async def main() -> int:
         loop.add_signal_handler(sig, on_signal)
 
     if args.fake_upstream:
-        listening = await runner.start("fake", [PYTHON, "-m", "services.fake_upstream", "--port", "0"], env,
+        listening = await runner.start("fake", [PYTHON, "-m", "fakeupstream", "--port", "0"], env,
                                        watch="listening on")
         line = await asyncio.wait_for(listening, 30)
         base = line.rsplit(" ", 1)[-1].strip()

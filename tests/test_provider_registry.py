@@ -8,7 +8,7 @@ import pytest
 
 from config import Settings
 from services.errors import InvalidInput
-from services.fake_upstream import FakeUpstream
+from fakeupstream import FakeUpstream
 from services.providers.anthropic_provider import AnthropicProvider
 from services.providers.failures import failure, remember_secret, scrub
 from services.providers.openai_compat import OpenAICompatProvider
