@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     loop_min_chars: int = Field(300, ge=20)
     loop_max_period: int = Field(500, ge=1)
 
+    # Graceful stop (SIGTERM): running generations end interrupted, then the server waits
+    # this long at most for every open stream to deliver their done frames.
+    shutdown_drain_timeout: float = Field(15, gt=0, le=300)
+
     # Streaming and persistence
     flush_interval: float = Field(1.0, gt=0)  # how often running text is written to the DB
     stream_log_max_frames: int = Field(10_000, ge=16)  # frames kept per generation

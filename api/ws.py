@@ -245,7 +245,9 @@ class _Conversation:
             for frame in batch:
                 await send_text(frame.data)
         try:
-            await self.services.generations.relay(generation_id, after, send)
+            generations = self.services.generations
+            async with generations.readers.reading(generation_id):
+                await generations.relay(generation_id, after, send)
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # socket gone: the generation goes on and is stored
 

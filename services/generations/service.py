@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from config import Settings
 from models.db import ChatSession, Message
 from services.generations.dispatch import JobDispatch
+from services.generations.readers import Readers
 from services.generations.store import GenerationStore
 from services.observability import TRANSPORT, metrics, tracing
 from services.streaming import frames
@@ -34,6 +35,7 @@ class GenerationService:
         self.log = log
         self.dispatch = dispatch
         self.closing = asyncio.Event()  # set when the server is going away
+        self.readers = Readers()  # the transports relaying right now (api/lifecycle.py waits on them)
 
     def close(self) -> None:
         """Readers stop following (their clients resume elsewhere with their last seq)."""
