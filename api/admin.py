@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AfterValidator, StringConstraints
 
-from api.deps import CurrentUser, ServicesDep
+from api.deps import ServicesDep
+from api.principal import CurrentUser
 from api.openapi import errors
 from models.ops_schemas import AdminUser, UsageReport, UserLimits, UserPage, UserPatch
 from models.schemas import ULID_PATTERN

@@ -4,7 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from api.deps import CurrentUser, ServicesDep, TokenSubject
+from api.deps import ServicesDep
+from api.principal import CurrentUser, TokenSubject
 from api.openapi import errors
 from models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from models.schemas import ULID_PATTERN

@@ -3,7 +3,8 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import ServicesDep, TokenSubject
+from api.deps import ServicesDep
+from api.principal import TokenSubject
 from api.openapi import errors, sse
 from api.sse import sse_response
 from models.schemas import ChatIn, ChatOut, SetLLM, is_blank

@@ -4,7 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from api.deps import CurrentUser, GenerationIdPath, ServicesDep
+from api.deps import GenerationIdPath, ServicesDep
+from api.principal import CurrentUser
 from api.openapi import errors, sse
 from api.sse import sse_response
 from models.db import Message

@@ -7,7 +7,8 @@ import time
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentUser, ServicesDep
+from api.deps import ServicesDep
+from api.principal import CurrentUser
 from api.openapi import errors
 from services.errors import ProviderError
 from services.providers import presets

@@ -4,7 +4,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import CurrentUser, DbDep, ServicesDep, SessionIdPath
+from api.deps import DbDep, ServicesDep, SessionIdPath
+from api.principal import CurrentUser
 from api.openapi import errors
 from models.db import ChatSession
 from models.schemas import INT64_MAX, MessageOut, SessionConfig, SessionDetail, SessionOut, SessionPage, SessionPatch, SetLLM

@@ -15,7 +15,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.errors import ws_close_code
 from api.ws_auth import SocketAuth, socket_principal
-from auth.dependencies import websocket_token
+from api.principal import websocket_token
 from models.schemas import INT64_MAX, ULID_PATTERN, SetLLM, is_blank, is_unicode_text
 from services.container import Services
 from services.errors import DomainError, InvalidInput, NotFound
