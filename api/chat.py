@@ -7,9 +7,9 @@ from api.deps import ServicesDep
 from api.principal import TokenSubject
 from api.openapi import errors, sse
 from api.sse import sse_response
-from models.schemas import ChatIn, ChatOut, SetLLM, is_blank
+from models.schemas import ChatIn, ChatOut, SetLLM
 from services.container import Services
-from services.errors import InvalidInput, NotFound
+from services.errors import NotFound
 from services.generations.service import Accepted
 from services.users import get_user
 from services.streaming.frames import encode, sse_plain
@@ -17,20 +17,12 @@ from services.streaming.frames import encode, sse_plain
 router = APIRouter(tags=["chat"])
 
 
-def check_message(text: str, limit: int) -> str:
-    if is_blank(text):
-        raise InvalidInput("message: must not be empty", code="empty_message")
-    if len(text) > limit:
-        raise InvalidInput(f"message: at most {limit} characters (got {len(text)})", code="message_too_long")
-    return text
-
-
 @router.post("/chat", response_model=ChatOut, responses={
     **sse("the answer; stream: true or Accept: text/event-stream — SSE frames"),
     202: {"description": "background: true — queued; follow GET /stream/{generation_id}"},
     **errors(404, 429)})
 async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: ServicesDep):
-    check_message(body.message, services.settings.max_message_chars)
+    services.sessions.check_message(body.message)
     await services.usage.admit(user_id)  # disabled, or over a token budget: refused before storing
     streaming = not body.background and (body.stream or "text/event-stream" in request.headers.get("accept", ""))
     # Limits first: a refused request stores nothing.

@@ -30,8 +30,8 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 # (submit, cancel, a stream) must close it first: holding one pooled connection while
 # waiting for another deadlocks the pool under load (tests/test_capacity.py).
 DbDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
-SessionIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
-GenerationIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
+# The one path type of every id (sessions, generations, API keys, users): a ULID, else 422.
+UlidPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
 
 
 def client_of(conn: HTTPConnection, services: Services) -> str:

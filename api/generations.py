@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from api.deps import GenerationIdPath, ServicesDep
+from api.deps import UlidPath, ServicesDep
 from api.principal import CurrentUser
 from api.openapi import errors, sse
 from api.sse import sse_response
@@ -45,17 +45,17 @@ def resume_point(after: int | None, last_event_id: str | None) -> int:
 
 
 @router.get("/generations/{generation_id}", response_model=GenerationOut)
-async def get_generation(generation_id: GenerationIdPath, user: CurrentUser, services: ServicesDep):
+async def get_generation(generation_id: UlidPath, user: CurrentUser, services: ServicesDep):
     return await describe(services, await services.store.get(generation_id.upper(), user.id))
 
 
 @router.post("/generations/{generation_id}/cancel", response_model=GenerationOut)
-async def cancel_generation(generation_id: GenerationIdPath, user: CurrentUser, services: ServicesDep):
+async def cancel_generation(generation_id: UlidPath, user: CurrentUser, services: ServicesDep):
     return await describe(services, await services.generations.cancel(generation_id.upper(), user.id))
 
 
 @router.get("/generations/{generation_id}/events", responses={**sse("the frames after the resume point"), **errors(429)})
-async def generation_events(generation_id: GenerationIdPath, user: CurrentUser, services: ServicesDep,
+async def generation_events(generation_id: UlidPath, user: CurrentUser, services: ServicesDep,
                             after: AfterQuery = None, last_event_id: LastEventId = None):
     row = await services.store.get(generation_id.upper(), user.id)
     after = resume_point(after, last_event_id)
@@ -64,7 +64,7 @@ async def generation_events(generation_id: GenerationIdPath, user: CurrentUser, 
 
 
 @router.get("/stream/{stream_id}", responses={**sse("the frames after the resume point"), **errors(429)})
-async def stream(stream_id: GenerationIdPath, user: CurrentUser, services: ServicesDep,
+async def stream(stream_id: UlidPath, user: CurrentUser, services: ServicesDep,
                  after: AfterQuery = None, last_event_id: LastEventId = None):
     """A generation id, or a session id for that session's latest generation."""
     stream_id = stream_id.upper()

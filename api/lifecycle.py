@@ -3,10 +3,9 @@
 uvicorn closes WebSockets with 1012 and waits for streaming responses to end before the
 app's lifespan shutdown runs. To end in-flight generations first, deliver their done
 frames and say 1001 "going away" as docs/protocol.md asks, the app hands `drain` to the
-server in its lifespan state (under DRAIN): api/server.py's `DrainingServer` awaits it
+server in its lifespan state (under DRAIN): api/serving.py's `DrainingServer` awaits it
 when a signal asks it to stop, before uvicorn's own shutdown begins."""
 
-import asyncio
 import logging
 from collections import Counter
 

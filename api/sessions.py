@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import DbDep, ServicesDep, SessionIdPath
+from api.deps import DbDep, ServicesDep, UlidPath
 from api.principal import CurrentUser
 from api.openapi import errors
 from models.db import ChatSession
@@ -40,7 +40,7 @@ async def list_sessions(user: CurrentUser, services: ServicesDep, db: DbDep,
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail)
-async def get_session(session_id: SessionIdPath, user: CurrentUser, services: ServicesDep, db: DbDep):
+async def get_session(session_id: UlidPath, user: CurrentUser, services: ServicesDep, db: DbDep):
     chat = await services.sessions.get(db, user.id, session_id.upper())
     history = await services.sessions.history(db, chat.id)
     return SessionDetail(**session_out(chat).model_dump(), history=[
@@ -51,13 +51,13 @@ async def get_session(session_id: SessionIdPath, user: CurrentUser, services: Se
 
 
 @router.patch("/sessions/{session_id}", response_model=SessionOut)
-async def patch_session(session_id: SessionIdPath, body: SessionPatch, user: CurrentUser,
+async def patch_session(session_id: UlidPath, body: SessionPatch, user: CurrentUser,
                         services: ServicesDep, db: DbDep):
     return session_out(await services.sessions.update(db, user.id, session_id.upper(), body))
 
 
 @router.delete("/sessions/{session_id}", status_code=204)
-async def delete_session(session_id: SessionIdPath, user: CurrentUser, services: ServicesDep, db: DbDep):
+async def delete_session(session_id: UlidPath, user: CurrentUser, services: ServicesDep, db: DbDep):
     chat = await services.sessions.get(db, user.id, session_id.upper())
     await db.close()  # cancel opens sessions of its own: never hold one while waiting for another
     # Newest first, so no queued answer starts while the ones before it are cancelled.

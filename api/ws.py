@@ -14,9 +14,9 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.errors import ws_close_code
-from api.ws_auth import SocketAuth, socket_principal
 from api.principal import websocket_token
-from models.schemas import INT64_MAX, ULID_PATTERN, SetLLM, is_blank, is_unicode_text
+from api.ws_auth import SocketAuth, socket_principal
+from models.schemas import INT64_MAX, ULID_PATTERN, SetLLM, is_unicode_text
 from services.container import Services
 from services.errors import DomainError, InvalidInput, NotFound
 from services.observability import note
@@ -206,10 +206,7 @@ class _Conversation:
                               msg_id if _echoable(msg_id) else None)
 
     async def _message(self, content: str, client_msg_id: str | None) -> None:
-        if is_blank(content):
-            raise InvalidInput("message must not be empty", code="empty_message")
-        if len(content) > self.s.max_message_chars:
-            raise InvalidInput(f"message: at most {self.s.max_message_chars} characters", code="message_too_long")
+        self.services.sessions.check_message(content)  # the same rule as POST /chat
         await self.services.usage.admit(self.user_id)  # budgets; a disabled account (other replicas)
         await self.services.limits.check_generation_start(self.user_id, self.chat.id)
         # By id, not with the session loaded at connect: the model is read in the same
