@@ -48,7 +48,7 @@ async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: 
         return sse_response(services.generations, accepted.generation_id, 0, prelude, headers, lease)
 
     await services.generations.wait_done(accepted.generation_id)
-    row = await services.store.get(accepted.generation_id)
+    row = await services.generations.get(accepted.generation_id)
     out = ChatOut(session_id=accepted.session_id, generation_id=row.id, response=row.content,
                   status=row.status, finish_reason=row.finish_reason, usage=row.usage,
                   model=row.model, error=row.error)

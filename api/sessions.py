@@ -61,7 +61,7 @@ async def delete_session(session_id: UlidPath, user: CurrentUser, services: Serv
     chat = await services.sessions.get(db, user.id, session_id.upper())
     await db.close()  # cancel opens sessions of its own: never hold one while waiting for another
     # Newest first, so no queued answer starts while the ones before it are cancelled.
-    for generation_id in reversed(await services.store.active_in_session(chat.id)):
+    for generation_id in reversed(await services.generations.active_in_session(chat.id)):
         await services.generations.cancel(generation_id, user.id)
     await services.sessions.delete(db, user.id, chat.id)
     return Response(status_code=204)

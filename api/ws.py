@@ -188,7 +188,7 @@ class _Conversation:
                 generation_id, after = frame.get("generation_id"), frame.get("after_seq", 0)
                 if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= INT64_MAX:
                     raise InvalidInput("after_seq must be an integer from 0 to 2**63-1", code="invalid_field")
-                gen = await self.services.store.get(_generation_id(generation_id), self.user_id)
+                gen = await self.services.generations.get(_generation_id(generation_id), self.user_id)
                 self._follow(gen.id, after)
             elif kind == "cancel":
                 await self._cancel(frame.get("generation_id"))
@@ -218,12 +218,12 @@ class _Conversation:
 
     async def _cancel(self, generation_id) -> None:
         if generation_id is None:
-            active = await self.services.store.active_in_session(self.chat.id)
+            active = await self.services.generations.active_in_session(self.chat.id)
             if not active:
                 raise InvalidInput("nothing is running in this session", code="nothing_to_cancel")
             generation_id = active[0]
         gen_id = _generation_id(generation_id)
-        await self.services.store.get(gen_id, self.user_id)  # 404 before going async
+        await self.services.generations.get(gen_id, self.user_id)  # 404 before going async
         task = asyncio.create_task(self.services.generations.cancel(gen_id, self.user_id))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
