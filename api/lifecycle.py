@@ -19,7 +19,7 @@ DRAIN = "drain"  # the lifespan state key of the app's graceful-stop coroutine
 
 
 class Connections:
-    def __init__(self):
+    def __init__(self) -> None:
         self.sockets: dict[WebSocket, str] = {}  # open socket -> its user's id
         self.per_user: Counter[str] = Counter()
 

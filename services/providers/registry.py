@@ -5,6 +5,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from config import Settings
 from services.errors import InvalidInput, ProviderError
@@ -31,9 +32,9 @@ class ProviderStatus:
 
 
 def build_provider(config: ProviderConfig, settings: Settings, secrets: Secrets | None = None) -> Provider:
-    common = dict(request_timeout=settings.max_generation_seconds, models=config.models,
-                  known_models=config.known_models,
-                  connect_timeout=settings.provider_connect_timeout, secrets=secrets)
+    common: dict[str, Any] = dict(request_timeout=settings.max_generation_seconds, models=config.models,
+                                  known_models=config.known_models,
+                                  connect_timeout=settings.provider_connect_timeout, secrets=secrets)
     if config.kind == ANTHROPIC:
         return AnthropicProvider(config.name, config.base_url, config.api_key, **common)
     return OpenAICompatProvider(config.name, config.base_url, config.api_key,
