@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        access_log.install()  # whoever serves the app: no query string (a token) in uvicorn's lines
         await services.start()
         await seed_initial_user(services.db, settings)
         refresher = None
@@ -82,7 +83,6 @@ def __getattr__(name: str) -> FastAPI:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     settings = get_settings()
     logs.configure(settings.log_format, settings.log_level)
-    access_log.install()
     tracing.setup_from_env("llm-chat-service", os.environ)
     app = globals()["app"] = create_app(settings)
     return app

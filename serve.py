@@ -18,7 +18,6 @@ import uvicorn
 from uvicorn.main import main as uvicorn_command
 from uvicorn.supervisors import ChangeReload
 
-from api import access_log
 from api.serving import UVICORN_ARGS, DrainingServer
 from config import Settings, get_settings
 from services.observability import logs, tracing
@@ -45,7 +44,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = get_settings()
     config = uvicorn_config(sys.argv[1:] if argv is None else argv, settings)  # applies uvicorn's log config
     logs.configure(settings.log_format, settings.log_level)
-    access_log.install()
     tracing.setup_from_env("llm-chat-service", os.environ)
     if config.workers > 1:
         raise SystemExit("python -m serve: --workers must be 1; run one process per replica instead")
