@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import (access_log, admin, api_keys, chat, errors, generations, meta, openai_chat, openai_responses,
-                 openapi, ops, sessions, ui, users, ws)
+                 openapi, ops, sessions, tree, ui, users, ws)
 from api.lifecycle import DRAIN, Connections, graceful_shutdown
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.observe import Observe
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.connections = Connections()
     errors.install(app)
     openapi.install(app, settings, services.providers)
-    for router in (users.router, sessions.router, chat.router, generations.router, meta.router, ws.router,
+    for router in (users.router, sessions.router, tree.router, chat.router, generations.router, meta.router, ws.router,
                    openai_chat.router, openai_responses.router, ops.router, admin.router):
         app.include_router(router)
     if settings.metrics_enabled and not settings.metrics_port:

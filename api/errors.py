@@ -6,6 +6,7 @@ import math
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -148,6 +149,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            # The database ended the connection twice in a row (services/db.py retries once):
+            # a failover in progress, which the client may retry, not a bug of ours.
+            log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)
+            return respond(request, 503, "database_unavailable",
+                           "The database is unavailable for a moment; retry shortly.", {"Retry-After": "1"})
         # Logged with the trace for operators; the client gets no internals.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return respond(request, 500, "internal_error", "Internal server error; it has been logged.")

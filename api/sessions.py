@@ -7,8 +7,9 @@ from fastapi import APIRouter, Query, Response
 from api.deps import DbDep, ServicesDep, UlidPath
 from api.principal import CurrentUser
 from api.openapi import errors
-from models.db import ChatSession
+from models.db import ChatSession, Message
 from models.schemas import INT64_MAX, MessageOut, SessionConfig, SessionDetail, SessionOut, SessionPage, SessionPatch, SetLLM
+from services.tree import PathEntry, active_path
 
 router = APIRouter(tags=["sessions"])
 
@@ -41,13 +42,25 @@ async def list_sessions(user: CurrentUser, services: ServicesDep, db: DbDep,
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail)
 async def get_session(session_id: UlidPath, user: CurrentUser, services: ServicesDep, db: DbDep):
+    """The active branch (services/tree.py), with the versions at each fork."""
     chat = await services.sessions.get(db, user.id, session_id.upper())
-    history = await services.sessions.history(db, chat.id)
-    return SessionDetail(**session_out(chat).model_dump(), history=[
-        MessageOut(id=m.id, role=m.role, content=m.content, status=m.status, created_at=m.created_at,
-                   generation_id=m.generation_id, finish_reason=m.finish_reason, error=m.error,
-                   model=m.model if m.role == "assistant" else None)
-        for m in history])
+    path = active_path(await services.sessions.history(db, chat.id), chat.active_leaf_id)
+    return SessionDetail(**session_out(chat).model_dump(), active_leaf_id=path[-1].message.id if path else None,
+                         history=[message_out(e, path[i + 1].message if i + 1 < len(path) else None)
+                                  for i, e in enumerate(path)])
+
+
+def message_out(entry: PathEntry, child: Message | None) -> MessageOut:
+    m = entry.message
+    answer = m.role == "assistant"
+    # A user message names the answer shown after it on this branch (its stored one may be
+    # an older version).
+    generation_id = child.id if not answer and child is not None and child.role == "assistant" else m.generation_id
+    return MessageOut(id=m.id, role=m.role, content=m.content, status=m.status, created_at=m.created_at,
+                      generation_id=generation_id, finish_reason=m.finish_reason, error=m.error,
+                      model=m.model if answer else None, usage=m.usage if answer else None,
+                      finished_at=m.finished_at if answer else None, parent_id=m.parent_id,
+                      versions=entry.versions)
 
 
 @router.patch("/sessions/{session_id}", response_model=SessionOut)

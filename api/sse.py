@@ -36,8 +36,8 @@ class LeasedStream(StreamingResponse):
 
 
 class _SSEResponse(LeasedStream):
-    """Its body is the relay's frames: the relay can then push a frame's event down `send`
-    from the producer."""
+    """Its body is the relay's frames, sent straight down `send` from the response's task as
+    batches, with no body iterator in between."""
 
     def __init__(self, generations: GenerationService, generation_id: str, after: int,
                  prelude: list[bytes], headers: dict, lease: StreamLease | None = None):

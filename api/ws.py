@@ -13,6 +13,7 @@ from collections import deque
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from api import ws_tree
 from api.errors import ws_close_code
 from api.principal import websocket_token
 from api.ws_auth import SocketAuth, socket_principal
@@ -194,10 +195,13 @@ class _Conversation:
                 await self._cancel(frame.get("generation_id"))
             elif kind == "ping":
                 await self.ws.send_text('{"type":"pong"}')
+            elif kind in ws_tree.FRAME_TYPES:
+                await self._tree(kind, frame)
             elif kind == "auth":
                 raise InvalidInput("already authenticated", code="already_authenticated")
             else:
-                raise InvalidInput(f"unknown frame type {kind!r}; expected message, cancel, resume or ping",
+                raise InvalidInput(f"unknown frame type {kind!r}; expected message, cancel, resume, ping, "
+                                   "regenerate, edit, continue or switch",
                                    code="unknown_type" if kind is not None else "missing_field")
         except DomainError as exc:
             gen_id, msg_id = frame.get("generation_id"), frame.get("client_msg_id")
@@ -215,6 +219,12 @@ class _Conversation:
         await self.ws.send_text(accepted.frame())
         if accepted.generation_id not in self.followers:
             self._follow(accepted.generation_id, 0)
+
+    async def _tree(self, kind: str, frame: dict) -> None:
+        reply, generation_id = await ws_tree.handle(self.services, self.user_id, self.chat.id, kind, frame)
+        await self.ws.send_text(reply)
+        if generation_id is not None and generation_id not in self.followers:
+            self._follow(generation_id, 0)
 
     async def _cancel(self, generation_id) -> None:
         if generation_id is None:
@@ -238,7 +248,7 @@ class _Conversation:
     async def _forward(self, generation_id: str, after: int) -> None:
         send_text = self.ws.send_text
 
-        async def send(batch) -> None:  # also run by the log itself: see streaming/push.py
+        async def send(batch) -> None:  # pulled or pushed batches alike: see streaming/push.py
             for frame in batch:
                 await send_text(frame.data)
         try:

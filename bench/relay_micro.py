@@ -1,5 +1,5 @@
 """The service's own relay path per token, in one process, without network or upstream:
-producer (runner._stream) -> stream log -> follow() -> a transport's send, for the parts
+producer (runner._stream) -> stream log -> relay() -> a transport's send, for the parts
 this suite may change. Used to measure the hot-path edits before/after (the end-to-end
 figures carry the upstream SDK's cost and this machine's noise on top).
 
@@ -37,7 +37,6 @@ async def relay(tokens: int, readers: int) -> float:
     runner = GenerationRunner(settings, None, log, None)
     gen = "01JBENCHRE1AYM1CR000000000"
     await log.create(gen)
-    batches = hasattr(service, "follow_frames")  # newer trees: follow() yields batches
     got = [0] * readers
 
     async def events():
@@ -47,12 +46,18 @@ async def relay(tokens: int, readers: int) -> float:
 
     async def reader(k: int):
         sink = []
-        if batches:
+        if hasattr(service, "relay"):  # the transports' path (pulled, then pushed once caught up)
+            async def send(batch):
+                for frame in batch:
+                    sink.append(frame.data)  # stands for `await send_text(frame.data)`
+                    got[k] += 1
+            await service.relay(gen, 0, send)
+        elif hasattr(service, "follow_frames"):  # older trees: follow() yields batches
             async for batch in service.follow(gen, 0):
                 if batch is None:
                     continue
                 for frame in batch:
-                    sink.append(frame.data)  # stands for `await send(frame.data)`
+                    sink.append(frame.data)
                     got[k] += 1
                 if batch[-1].type == "done":
                     return

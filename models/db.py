@@ -77,6 +77,9 @@ class ChatSession(Base):
     # "chat" (the UI's), or "api": one per OpenAI-compatible call, listed apart (0002)
     kind: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
     options: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # stop, metadata, input items
+    # The last message of the branch shown and continued (0003): a send answers it, and
+    # switching versions moves it. No foreign key: messages already point at their session.
+    active_leaf_id: Mapped[str | None] = mapped_column(String(26), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -104,6 +107,10 @@ class Message(Base):
     # For a user message: the generation answering it. For an assistant message: itself.
     generation_id: Mapped[str | None] = mapped_column(String(26), nullable=True)
     client_msg_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The message this one follows (0003): a conversation is a tree. A user message's parent
+    # is the answer it replies to (None: the first message); an answer's parent is its user
+    # message, or the answer it continues. Siblings are versions (regenerated, edited).
+    parent_id: Mapped[str | None] = mapped_column(String(26), nullable=True, index=True)
 
     # Generation fields (assistant messages only)
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)

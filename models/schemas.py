@@ -129,10 +129,38 @@ class MessageOut(BaseModel):
     finish_reason: str | None = None
     error: dict | None = None
     model: str | None = None  # assistant messages: the `<provider>/<model>` that answered
+    usage: dict | None = None  # assistant messages: tokens; `estimated: true` when counted here
+    finished_at: datetime | None = None
+    parent_id: str | None = None  # the message this one follows (None: the first)
+    # The versions at this point of the conversation: this message and its siblings (regenerated
+    # answers, edited messages), oldest first; one id where there is no fork.
+    versions: list[str] = []
 
 
 class SessionDetail(SessionOut):
-    history: list[MessageOut]
+    history: list[MessageOut]  # the active branch, first message first
+    active_leaf_id: str | None = None
+
+
+class EditIn(Strict):
+    content: Text
+    client_msg_id: Annotated[Text, StringConstraints(min_length=1, max_length=128)] | None = None
+
+
+class SwitchIn(Strict):
+    message_id: Ulid
+
+
+class BranchOut(BaseModel):
+    session_id: str
+    generation_id: str
+    status: str  # queued, or running when it started at once
+    position: int  # answers of the session ahead of it
+
+
+class SwitchOut(BaseModel):
+    session_id: str
+    active_leaf_id: str
 
 
 class SessionPage(BaseModel):

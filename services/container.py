@@ -2,7 +2,7 @@
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, update
 
@@ -25,7 +25,32 @@ from services.streaming.log import StreamLog
 from services.streaming.memory_log import MemoryStreamLog
 from services.usage import UsageService
 
+if TYPE_CHECKING:
+    from services.scaleout.rabbit_dispatch import RabbitDispatch
+    from services.scaleout.reaper import Reaper
+
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Core:
+    """What every process that runs or follows generations builds: the API's Services and
+    the scale-out worker (services/scaleout/worker.py), which builds nothing else."""
+    settings: Settings
+    db: Database
+    providers: ProviderRegistry
+    log: StreamLog
+    store: GenerationStore
+    usage: UsageService
+
+    def runner(self, worker_id: str) -> GenerationRunner:
+        return GenerationRunner(self.settings, self.store, self.log, self.providers, worker_id,
+                                ended=GenerationEnd(self.usage, self.settings.log_message_text))
+
+    async def aclose(self) -> None:
+        await self.log.aclose()
+        await self.providers.aclose()
+        await self.db.dispose()
 
 
 @dataclass
@@ -63,9 +88,7 @@ class Services:
         await self.dispatch.shutdown()
         if self.dispatch.runs_locally:
             await recover_interrupted(self.db)  # queued ones that never started
-        close = getattr(self.dispatch, "aclose", None)  # scale-out: the broker connection
-        if close is not None:
-            await close()
+        await self.dispatch.aclose()
         await self.log.aclose()
         await self.limits.aclose()
         await self.providers.aclose()
@@ -81,31 +104,44 @@ def build_stream_log(settings: Settings) -> StreamLog:
     return MemoryStreamLog(settings.stream_log_max_frames)
 
 
-def build(settings: Settings, worker_id: str = "local") -> Services:
+def build_core(settings: Settings) -> Core:
     db = Database(settings)
-    tokens = TokenConfig(
+    store = GenerationStore(db, settings.max_history_messages, settings.max_queued_per_session, settings.seq_reserve)
+    return Core(settings, db, ProviderRegistry.from_settings(settings), build_stream_log(settings), store,
+                UsageService(db, settings.user_policy_ttl, settings.usage_max_days))
+
+
+def build_scaleout(core: Core) -> "tuple[RabbitDispatch, Reaper]":
+    """The dispatch through RabbitMQ, and the reaper with the liveness keys it reads."""
+    from services.scaleout.leases import Liveness
+    from services.scaleout.rabbit_dispatch import RabbitDispatch
+    from services.scaleout.reaper import Reaper
+    from services.streaming.redis_log import RedisStreamLog
+    dispatch = RabbitDispatch(core.settings, core.store, core.log)  # refuses a missing REDIS_URL
+    if not isinstance(core.log, RedisStreamLog):
+        raise ValueError("RABBITMQ_URL needs the Redis stream log (REDIS_URL)")
+    liveness = Liveness(core.log.redis, core.log.keys)
+    return dispatch, Reaper(core.settings, core.store, core.log, liveness, kick=dispatch.submit)
+
+
+def build(settings: Settings, worker_id: str = "local") -> Services:
+    tokens = TokenConfig(  # first: a refused key leaves nothing built to close
         settings.resolve_secret_key(), settings.jwt_algorithm, settings.jwt_issuer,
         settings.jwt_audience, settings.access_token_expire_minutes * 60,
     )
-    providers = ProviderRegistry.from_settings(settings)
-    stream_log = build_stream_log(settings)
-    store = GenerationStore(db, settings.max_history_messages, settings.max_queued_per_session, settings.seq_reserve)
-    usage = UsageService(db, settings.user_policy_ttl, settings.usage_max_days)
-    runner = GenerationRunner(settings, store, stream_log, providers, worker_id,
-                              ended=GenerationEnd(usage, settings.log_message_text))
+    core = build_core(settings)
+    db = core.db
+    dispatch: JobDispatch
     if settings.rabbitmq_url:
-        from services.scaleout.rabbit_dispatch import RabbitDispatch
-        from services.scaleout.reaper import Reaper
-        dispatch: JobDispatch = RabbitDispatch(settings, store, stream_log)
-        reaper = Reaper(settings, store, stream_log, kick=dispatch.submit)
-    else:
-        dispatch, reaper = LocalDispatch(store, runner), None
+        dispatch, reaper = build_scaleout(core)
+    else:  # generations run here: the only process with a runner besides the worker
+        dispatch, reaper = LocalDispatch(core.store, core.runner(worker_id)), None
     return Services(
-        settings=settings, db=db, tokens=tokens, providers=providers, log=stream_log, store=store,
-        dispatch=dispatch, generations=GenerationService(settings, store, stream_log, dispatch),
-        sessions=SessionService(settings, providers),
+        settings=settings, db=db, tokens=tokens, providers=core.providers, log=core.log, store=core.store,
+        dispatch=dispatch, generations=GenerationService(settings, core.store, core.log, dispatch),
+        sessions=SessionService(settings, core.providers),
         limits=Limits(settings, db),
-        usage=usage, reaper=reaper, api_keys=build_api_keys(settings, db, tokens.secret_key),
+        usage=core.usage, reaper=reaper, api_keys=build_api_keys(settings, db, tokens.secret_key),
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from config import Settings
@@ -55,8 +56,29 @@ class Database:
         through SQLAlchemy's greenlet bridge."""
         if self.sync_engine is not None:
             return await self._thread.call(self._run_sync, fn, args)
-        async with self.engine.begin() as conn:
-            return await conn.run_sync(fn, *args)
+        try:
+            return await self._run_async(fn, args)
+        except _BeforeCommit as lost:
+            # The server ended the connection (a failover, an administrator, an idle cut)
+            # before the transaction committed, so nothing of it was stored: run it once
+            # more on a fresh connection. A failure during COMMIT itself is never retried,
+            # because the transaction may have committed.
+            if not lost.error.connection_invalidated:
+                raise lost.error from None
+            try:
+                return await self._run_async(fn, args)
+            except _BeforeCommit as again:
+                raise again.error from None
+
+    async def _run_async(self, fn: Callable[..., T], args: tuple) -> T:
+        async with self.engine.connect() as conn:
+            try:
+                await conn.begin()
+                result = await conn.run_sync(fn, *args)
+            except DBAPIError as error:
+                raise _BeforeCommit(error) from error
+            await conn.commit()
+            return result
 
     def _run_sync(self, fn: Callable[..., T], args: tuple) -> T:
         with self.sync_engine.begin() as conn:
@@ -71,6 +93,14 @@ class Database:
         if self.sync_engine is not None:
             await self._thread.call(self.sync_engine.dispose)
             self._thread.stop()
+
+
+class _BeforeCommit(Exception):
+    """A database error raised before COMMIT was sent: the transaction did not happen."""
+
+    def __init__(self, error: DBAPIError):
+        super().__init__(str(error))
+        self.error = error
 
 
 def _upgrade(connection) -> None:

@@ -1,7 +1,9 @@
 """Broker restarts in the scale-out mode, on a private redis-server and a private RabbitMQ node
 (tests/private_brokers.py) so they can be stopped without disturbing anyone: an API replica
 and a worker as real subprocesses, synchronous `POST /chat` callers sending all along, and
-the broker stopped for a few seconds mid-stream, then started again.
+the broker stopped for a few seconds mid-stream, then started again; and PostgreSQL's
+connections to the run's database terminated mid-stream (the shared server itself cannot be
+stopped, so `pg_terminate_backend` plays the failover).
 
 Every message must get its answer (no caller times out), and those accepted while the broker
 was down within ANSWER_BOUND seconds of it being back: the replica republishes what it
@@ -15,7 +17,7 @@ import httpx
 import pytest
 
 from tests.private_brokers import PrivateRabbit, PrivateRedis, available
-from tests.scaleout_support import Namespace, Proc
+from tests.scaleout_support import Namespace, Proc, _pg_admin_url
 from tests.support import free_port, register
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.timeout(600)]
@@ -23,6 +25,34 @@ pytestmark = [pytest.mark.scaleout, pytest.mark.timeout(600)]
 ANSWER_BOUND = 10.0  # seconds after the broker is back (issue 14, point 3)
 DOWN_FOR = 6.0
 SEND_EVERY = 0.25
+
+
+class TerminatedConnections:
+    """Stands in for a database failover: stop() terminates every connection to the run's
+    database, the pooled ones the replica and the worker hold included (mid-use for those
+    serving a message at that moment); start() terminates them once more, which is where a
+    restarted server would be back."""
+
+    def __init__(self, db_name: str):
+        self.db_name = db_name
+        self.terminated = 0
+
+    async def _terminate(self) -> None:
+        import asyncpg
+        conn = await asyncpg.connect(_pg_admin_url())
+        try:
+            rows = await conn.fetch("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE datname = $1 AND pid <> pg_backend_pid()", self.db_name)
+            self.terminated += len(rows)
+        finally:
+            await conn.close()
+
+    def stop(self) -> None:
+        asyncio.run(self._terminate())
+
+    def start(self) -> float:
+        asyncio.run(self._terminate())
+        return time.monotonic()
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +78,8 @@ def stack(tmp_path_factory):
         procs = [api.start(), worker.start()]
         for proc in procs:
             proc.wait_ready(120)
-        yield {"redis": redis, "rabbitmq": rabbit, "api": api, "worker": worker}
+        yield {"redis": redis, "rabbitmq": rabbit, "api": api, "worker": worker,
+               "postgresql": TerminatedConnections(ns.db_name)}
     finally:
         for proc in procs:
             proc.stop()
@@ -119,4 +150,10 @@ async def test_rabbitmq_restart_mid_stream(stack):
 
 async def test_redis_restart_mid_stream(stack):
     check(await restart_mid_stream(stack, "redis"), "redis")
+    assert stack["api"].alive() and stack["worker"].alive()
+
+
+async def test_postgresql_connections_terminated_mid_stream(stack):
+    check(await restart_mid_stream(stack, "postgresql"), "postgresql")
+    assert stack["postgresql"].terminated > 0, "no database connection was there to terminate"
     assert stack["api"].alive() and stack["worker"].alive()

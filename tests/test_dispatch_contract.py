@@ -32,13 +32,12 @@ class Harness:
         return await new_chat(self.api, model)
 
     async def frames_of(self, generation_id: str, after: int = 0, timeout: float = 20) -> list[dict]:
-        out = []
+        out: list[dict] = []
+
+        async def send(batch) -> None:  # a transport's send, through the relay they all use
+            out.extend(json.loads(frame.data) for frame in batch)
         async with asyncio.timeout(timeout):
-            async for frame in self.api.generations.follow_frames(generation_id, after, ping_interval=1.0):
-                if frame is not None:
-                    out.append(json.loads(frame.data))
-                    if frame.type == "done":
-                        return out
+            await self.api.generations.relay(generation_id, after, send)
         return out
 
     async def row(self, generation_id: str) -> Message:
@@ -137,13 +136,16 @@ async def test_each_generation_sees_the_previous_answers(harness):
 async def test_cancel_running_stops_the_upstream_request(harness):
     chat = await harness.session(SLOW)
     accepted = await harness.api.generations.submit(chat, "long")
-    seen = []
-    async with asyncio.timeout(20):
-        async for frame in harness.api.generations.follow_frames(accepted.generation_id, 0, ping_interval=1.0):
-            if frame is not None:
-                seen.append(json.loads(frame.data))
-                if len(seen) == 3:
-                    break
+    seen: list[dict] = []
+
+    async def send(batch) -> None:  # a client that reads three frames and goes away
+        for frame in batch:
+            seen.append(json.loads(frame.data))
+            if len(seen) == 3:
+                raise ConnectionResetError
+    with pytest.raises(ConnectionResetError):
+        async with asyncio.timeout(20):
+            await harness.api.generations.relay(accepted.generation_id, 0, send)
     before = await harness.upstream()
     row = await harness.api.generations.cancel(accepted.generation_id, chat.user_id)
     assert row.status == "cancelled" and row.finish_reason == "cancelled"

@@ -1,8 +1,9 @@
-"""Push delivery (services/streaming/push.py): the log runs a caught-up reader's send
-itself, once per loop iteration with what was appended in it, and a send that would wait,
-or fails, hands the reader back to its own task without ever holding up the producer."""
+"""Push delivery (services/streaming/push.py): the log fills a caught-up reader's buffer and wakes its
+task once per loop iteration; that task sends what was appended since as one batch, in its own
+context. A send that waits, or fails, never holds up the producer."""
 
 import asyncio
+import contextvars
 import gc
 import warnings
 
@@ -71,7 +72,7 @@ async def _caught_up(log, reader_task) -> None:
     raise AssertionError(f"reader never attached (task done: {reader_task.done()})")
 
 
-async def test_a_caught_up_reader_is_sent_to_by_the_log_once_per_loop_iteration(tmp_path):
+async def test_a_caught_up_reader_is_woken_once_per_loop_iteration_and_sends_from_its_own_task(tmp_path):
     log, reader, _, task = await _relaying(tmp_path, backlog=1)
     assert reader.sends == [([1], True)]  # the backlog, pulled by the reader's task
     _append(log, 2)
@@ -81,16 +82,16 @@ async def test_a_caught_up_reader_is_sent_to_by_the_log_once_per_loop_iteration(
     await asyncio.sleep(0)
     _done(log, 6)
     await asyncio.sleep(0)
-    assert reader.sends == [([1], True), ([2], False), ([3, 4, 5], False), ([6], False)]
+    assert reader.sends == [([1], True), ([2], True), ([3, 4, 5], True), ([6], True)]
     assert await asyncio.wait_for(task, 1) is True
     assert log._logs[GEN].pushers == []
 
 
-async def test_a_reader_attached_while_a_batch_is_pending_gets_no_frame_twice(tmp_path):
+async def test_a_reader_attached_while_another_is_being_woken_gets_no_frame_twice(tmp_path):
     log, first, service, task = await _relaying(tmp_path)
     second = Reader()
     second.task = asyncio.create_task(service.relay(GEN, 0, second.send))
-    _append(log, 1)  # pending for `first`; `second` starts first, pulls it, and attaches
+    _append(log, 1)  # buffered for `first`; `second` pulls it from the log, then attaches
     await asyncio.sleep(0)
     assert len(log._logs[GEN].pushers) == 2 and second.sends == [([1], True)]
     _append(log, 2)
@@ -128,8 +129,7 @@ async def test_a_failing_send_surfaces_in_the_readers_task_not_the_producers(tmp
     log, reader, _, task = await _relaying(tmp_path)
     reader.fail = OSError("peer gone")
     _append(log, 1)
-    await asyncio.sleep(0)  # the send raises in the log's push: the producer never sees it
-    _append(log, 2)
+    _append(log, 2)  # the producer goes on: the send raises in the reader's task
     with pytest.raises(OSError, match="peer gone"):
         await asyncio.wait_for(task, 1)
     assert log._logs[GEN].pushers == []
@@ -191,7 +191,7 @@ async def test_generations_appended_in_one_iteration_each_reach_their_own_reader
         _append(log, seq)
         log.append_nowait(other_gen, frames.chunk(other_gen, seq, "x"), "x")
     await asyncio.sleep(0)
-    assert first.sends == [([1, 2], False)] and second.sends == [([1, 2], False)]
+    assert first.sends == [([1, 2], True)] and second.sends == [([1, 2], True)]
     _done(log, 3)
     log.append_nowait(other_gen, frames.done(other_gen, 3, "completed", "stop", None))
     assert await asyncio.wait_for(asyncio.gather(task, second.task), 1) == [True, True]
@@ -203,10 +203,48 @@ async def test_waiting_for_the_end_is_a_pushed_reader_that_returns_at_done(tmp_p
     _append(log, 1)
     waiter = asyncio.create_task(_service(tmp_path, log).wait_done(GEN, timeout=5))
     await _caught_up(log, waiter)  # attached to the log: no wake of its task per token
+    pusher = log._logs[GEN].pushers[0]
     for seq in range(2, 50):
         _append(log, seq)
         await asyncio.sleep(0)
-    assert not waiter.done()
+    assert not waiter.done() and pusher.buffer == [] and pusher.waiter is not None and pusher.pushed == 0
     _done(log, 50)
     await asyncio.wait_for(waiter, 1)
     assert log._logs[GEN].pushers == []
+
+REQUEST = contextvars.ContextVar("request")
+
+
+async def test_a_pushed_send_sees_the_readers_task_context_and_timeouts(tmp_path):
+    log, seen = MemoryStreamLog(1000), []
+    await log.create(GEN)
+
+    async def send(batch) -> None:
+        async with asyncio.timeout(1):  # noqa: ASYNC100 - entering it needs a current task: the reader's
+            seen.append((REQUEST.get("unset"), asyncio.current_task() is task))
+
+    async def reader() -> bool:
+        REQUEST.set("reader's request")  # a per-request contextvar, as a transport sets it
+        return await _service(tmp_path, log).relay(GEN, 0, send)
+    task = asyncio.create_task(reader())
+    await _caught_up(log, task)
+    REQUEST.set("producer's")
+    for seq in range(1, 4):
+        _append(log, seq)
+        await asyncio.sleep(0)
+    _done(log, 4)
+    assert await asyncio.wait_for(task, 1) is True and seen == [("reader's request", True)] * 4
+
+
+async def test_a_send_that_waited_finishes_in_the_readers_task_and_it_pulls_the_rest(tmp_path):
+    log, reader, _, task = await _relaying(tmp_path)
+    reader.gate.clear()
+    _append(log, 1)
+    await asyncio.sleep(0)  # the reader took [1] and waits in its send
+    _append(log, 2)  # arrives during that send: the pusher lets go
+    assert log._logs[GEN].pushers == []
+    _append(log, 3)
+    reader.gate.set()
+    await _caught_up(log, task)  # pulled 2 and 3, attached again
+    _done(log, 4)
+    assert await asyncio.wait_for(task, 1) is True and reader.sends == [([1], True), ([2, 3], True), ([4], True)]

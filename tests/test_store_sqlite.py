@@ -16,7 +16,7 @@ from tests.scaleout_support import new_chat
 from tests.support import make_settings
 
 DATETIMES = ("created_at", "started_at", "heartbeat_at", "finished_at")
-IGNORED = {"pk", "id", "generation_id", "session_id", "created_at", "started_at", "heartbeat_at", "finished_at"}
+IGNORED = {"pk", "id", "generation_id", "session_id", "parent_id", "created_at", "started_at", "heartbeat_at", "finished_at"}
 
 
 @pytest.fixture
@@ -80,6 +80,12 @@ async def test_both_statement_sets_leave_the_same_rows(services):
     core_chat, core_rows = await _scenario(services, store_sql)
     fast_chat, fast_rows = await _scenario(services, store_sqlite)
     assert [_columns(r) for r in fast_rows] == [_columns(r) for r in core_rows]
+    # The same tree: each row's parent is the same row (by position) under both.
+    def parents(rows):
+        at = {r.id: i for i, r in enumerate(rows)}
+        return [at.get(r.parent_id) for r in rows]
+    assert parents(fast_rows) == parents(core_rows) == [None, *range(len(core_rows) - 1)]
+    assert fast_chat.active_leaf_id == fast_rows[-1].id and core_chat.active_leaf_id == core_rows[-1].id
     assert fast_chat.title == core_chat.title == "Hello"
     assert fast_chat.updated_at > fast_chat.created_at  # the title change touched it, as Core's onupdate does
     for core, fast in zip(core_rows, fast_rows):

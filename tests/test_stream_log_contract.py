@@ -222,7 +222,7 @@ async def test_redis_lost_log_is_rebuilt_by_its_producer(redis_log):
     await redis_log.create(GEN)
     text = await write(redis_log, GEN, 5, done=False)
     await redis_log.sync()
-    await redis_log.redis.delete(*redis_log._keys(GEN))
+    await redis_log.redis.delete(*redis_log.keys.of(GEN))
     assert await redis_log.read(GEN, 0) is None
     text += await write(redis_log, GEN, 2, start=6)
     assert (await redis_log.read(GEN, 0)).gap
@@ -259,7 +259,7 @@ async def test_redis_log_behind_its_producer_is_rebuilt(redis_log):
     await redis_log.create(GEN)
     text = await write(redis_log, GEN, 6, done=False)
     await redis_log.sync()
-    stream, content, meta = redis_log._keys(GEN)
+    stream, content, meta = redis_log.keys.of(GEN)
     await redis_log.redis.xtrim(stream, minid="5-0")  # frames 5 and 6 and their text "lost"
     await redis_log.redis.xdel(stream, "5-1", "6-1")
     await redis_log.redis.hset(meta, mapping={"ls": 4, "cs": 4})

@@ -2,6 +2,10 @@
 
 import asyncio
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.generations.store import Job
 
 
 class Control:
@@ -9,9 +13,9 @@ class Control:
 
     __slots__ = ("reason", "task")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.reason: str | None = None  # "cancelled", "timeout", "shutdown"
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[Any] | None = None
 
     def stop(self, reason: str) -> None:
         if self.reason is None:
@@ -27,7 +31,7 @@ class JobDispatch(ABC):
     runs_locally: bool = True  # generations run in this process (embedded mode)
 
     @abstractmethod
-    async def submit(self, session_id: str, generation_id: str, job=None) -> None:
+    async def submit(self, session_id: str, generation_id: str, job: "Job | None" = None) -> None:
         """`job`: the generation was already claimed for this process (see `claimer`)."""
 
     def claimer(self, session_id: str) -> str | None:
@@ -46,4 +50,8 @@ class JobDispatch(ABC):
         return None
 
     async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        """Closes what `shutdown` kept open for requests still served (the broker connection)."""
         return None

@@ -169,8 +169,9 @@ class GenerationRunner(Persistence):
         loop = asyncio.get_running_loop()
         detector = LoopDetector(self.s.loop_min_repeats, self.s.loop_min_chars, self.s.loop_max_period)
         append, gen_id, chunk = self.log.append, state.generation_id, frames.chunk
-        # The embedded log appends synchronously: no coroutine per token, and a timer can flush.
-        append_now = getattr(self.log, "append_nowait", None)
+        # A log that appends synchronously (the embedded one): no coroutine per token, and a
+        # timer can flush, so tokens may be coalesced.
+        append_now = self.log.nowait_append()
         window = self.s.coalesce_window_ms / 1000 if append_now is not None else 0.0
         pending: list[str] = []  # coalescing: tokens held for the next frame (never a first one)
         timer: asyncio.TimerHandle | None = None

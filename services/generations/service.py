@@ -84,21 +84,25 @@ class GenerationService:
 
     async def wait_done(self, generation_id: str, timeout: float | None = None) -> None:
         """Until the generation's done frame (or the server going away). A relay that drops
-        what it is sent: once caught up, the log pushes to it instead of waking this task
+        what it is sent: once caught up, the log wakes it only for the done frame instead of
         for every token of an answer whose text it does not need."""
         try:
-            await asyncio.wait_for(self.relay(generation_id, 0, _discard), timeout)
+            await asyncio.wait_for(self._relay(generation_id, 0, Pusher(_discard, only_done=True), None), timeout)
         except asyncio.TimeoutError:
             pass
 
     async def relay(self, generation_id: str, after: int, send: Send,
                     ping: Callable[[], Awaitable[None]] | None = None) -> bool:
         """Sends the frames with seq > after, then live ones until `done`, to `send`, in
-        batches: pulled from the log while behind, pushed by the log once caught up (see
-        streaming/push.py). `ping()` after every SSE_PING_INTERVAL of silence. True
-        once the done frame went out; False when the server is going away first."""
-        pusher = Pusher(send) if hasattr(self.log, "attach") else None
-        transport = TRANSPORT.get()
+        batches, always from the calling task: pulled from the log while behind, pushed into
+        a buffer by the log once caught up (see streaming/push.py). `ping()` after every
+        SSE_PING_INTERVAL of silence. True once the done frame went out; False when the
+        server is going away first."""
+        return await self._relay(generation_id, after, Pusher(send), ping)
+
+    async def _relay(self, generation_id: str, after: int, pusher: Pusher,
+                     ping: Callable[[], Awaitable[None]] | None) -> bool:
+        send, transport = pusher.send, TRANSPORT.get()
         if after:
             metrics.RESUMES.labels(transport).inc()
         readers = metrics.READERS_OPEN.labels(transport)
@@ -112,7 +116,7 @@ class GenerationService:
                     await send(batch)
                     if batch[-1].type == "done":
                         return True
-            return pusher is not None and pusher.finished
+            return pusher.finished
         finally:
             readers.dec()
 
@@ -121,8 +125,9 @@ class GenerationService:
         """Frames with seq > after, then live ones until `done`, as the batches one wake of
         the log found, so a transport can send a batch in one write. A snapshot replaces
         frames that are no longer kept. Yields None every `ping_interval` seconds of silence.
-        With a `pusher` (logs that can push), frames arriving while the reader is caught up
-        go to its send instead; the generator ends without yielding a done frame pushed."""
+        With a `pusher`, on a log that pushes, frames arriving while the reader is caught up
+        go to the pusher's send instead (still in this task); the generator ends without
+        yielding a done frame sent that way."""
         ping_interval = ping_interval or self.s.sse_ping_interval
         log, closing = self.log, self.closing
         while not closing.is_set():
@@ -157,13 +162,9 @@ class GenerationService:
                 return
             if pusher is not None and log.attach(generation_id, after, pusher.rearm(after)):
                 try:
-                    quiet = await pusher.wait(ping_interval)
-                except BaseException:
-                    pusher.discard()
-                    raise
+                    quiet = await pusher.deliver(ping_interval)
                 finally:
                     log.detach(generation_id, pusher)
-                await pusher.settle()
                 after = pusher.seq
                 if pusher.finished:
                     return
@@ -174,16 +175,6 @@ class GenerationService:
             # more are already in, so a live reader does one read per wake, not two.
             if not await log.wait(generation_id, after, ping_interval) and not closing.is_set():
                 yield None
-
-    async def follow_frames(self, generation_id: str, after: int,
-                            ping_interval: float | None = None) -> AsyncIterator[Frame | None]:
-        """`follow`, one frame at a time, for readers that handle frames singly."""
-        async for batch in self.follow(generation_id, after, ping_interval):
-            if batch is None:
-                yield None
-            else:
-                for frame in batch:
-                    yield frame
 
     # Lookups for the transports, so that routers ask this facade, not the store or the log.
 

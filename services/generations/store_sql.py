@@ -6,7 +6,7 @@ map cost more than the statements themselves."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, literal, select, update
 
 from models.db import ChatSession, Message, new_id, utcnow
 from services.errors import RateLimited
@@ -56,8 +56,11 @@ def by_client_msg(conn: Connection, session_id: str, client_msg_id: str) -> Turn
 
 _insert = insert(messages)
 _lock_chat = select(chats.c.id).where(chats.c.id == bindparam("sid")).with_for_update()
-_owned_chat = select(chats.c.model_name, chats.c.title).where(chats.c.id == bindparam("sid"),
-                                                               chats.c.user_id == bindparam("uid"))
+_owned_chat = select(chats.c.model_name, chats.c.title, chats.c.active_leaf_id).where(
+    chats.c.id == bindparam("sid"), chats.c.user_id == bindparam("uid"))
+# The tree (see models/db.py): a send answers the session's active leaf and becomes it.
+_leaf_of = select(chats.c.active_leaf_id).where(chats.c.id == bindparam("sid"))
+_set_leaf = update(chats).where(chats.c.id == bindparam("sid")).values(active_leaf_id=bindparam("leaf"))
 _set_title = update(chats).where(chats.c.id == bindparam("sid"), chats.c.title == "").values(
     title=bindparam("title"))
 
@@ -90,14 +93,18 @@ def create_turn(conn: Connection, session_id: str, model: str | None, text: str,
             return existing
     active = conn.scalar(_count_active, {"sid": session_id})
     check_queue(active, max_queued)
-    generation_id, now = new_id(), utcnow()
+    parent = row.active_leaf_id if owner is not None else conn.scalar(_leaf_of, {"sid": session_id})
+    generation_id, user_msg_id, now = new_id(), new_id(), utcnow()
     # Two statements, the user's first: its pk orders the history.
     conn.execute(_insert, dict(
-        id=new_id(), session_id=session_id, role="user", content=text, status="completed",
-        client_msg_id=client_msg_id, generation_id=generation_id, created_at=now, last_seq=0, model=None))
+        id=user_msg_id, session_id=session_id, role="user", content=text, status="completed",
+        client_msg_id=client_msg_id, generation_id=generation_id, created_at=now, last_seq=0, model=None,
+        parent_id=parent))
     conn.execute(_insert, dict(
         id=generation_id, session_id=session_id, role="assistant", content="", status="queued",
-        client_msg_id=None, generation_id=generation_id, created_at=now, last_seq=0, model=model))
+        client_msg_id=None, generation_id=generation_id, created_at=now, last_seq=0, model=model,
+        parent_id=user_msg_id))
+    conn.execute(_set_leaf, {"sid": session_id, "leaf": generation_id})
     if title is not None:  # conditional: a title the user chose, even meanwhile, is kept
         conn.execute(_set_title, {"sid": session_id, "title": title})
     if claim_for is not None and active == 0:
@@ -109,12 +116,37 @@ def create_turn(conn: Connection, session_id: str, model: str | None, text: str,
 _claim = update(messages).where(messages.c.id == bindparam("gid"), messages.c.status == "queued").values(
     status="running", started_at=bindparam("now"), heartbeat_at=bindparam("now"), worker_id=bindparam("worker"),
     seq_reserved=bindparam("reserve"),
-).returning(messages.c.session_id, messages.c.pk, messages.c.model)
+).returning(messages.c.session_id, messages.c.pk, messages.c.model, messages.c.parent_id)
 _config = select(chats.c.system_prompt, chats.c.model_name, chats.c.temperature, chats.c.max_tokens,
                  chats.c.top_p, chats.c.fallback_models, chats.c.options).where(chats.c.id == bindparam("sid"))
-_history = select(messages.c.role, messages.c.content).where(
-    messages.c.session_id == bindparam("sid"), messages.c.pk < bindparam("pk"), messages.c.content != "",
-).order_by(messages.c.pk.desc()).limit(bindparam("n"))
+# The prompt follows the branch only: from the answer's parent up through the parents,
+# newest first, empty ones (failed answers) included so path_history sees a continuation.
+_up = select(messages.c.id, messages.c.parent_id, messages.c.role, messages.c.content,
+             literal(0).label("depth")).where(messages.c.id == bindparam("start")).cte("path", recursive=True)
+_up = _up.union_all(select(messages.c.id, messages.c.parent_id, messages.c.role, messages.c.content,
+                           _up.c.depth + 1).join(_up, messages.c.id == _up.c.parent_id)
+                    .where(_up.c.depth < bindparam("depth")))
+_history = select(_up.c.role, _up.c.content).order_by(_up.c.depth)
+CONTINUE_PROMPT = ("Continue your previous answer exactly where it stopped. Do not repeat any of it and do not "
+                   "comment on the continuation.")
+
+
+def path_history(path_newest_first, max_history: int) -> tuple[list[tuple[str, str]], bool]:
+    """(history newest first, at most `max_history` turns with text; whether the answer continues
+    the last one). An answer continued (and its continuations) are one assistant turn."""
+    rows = list(path_newest_first)
+    continuing = bool(rows) and rows[0][0] == "assistant"
+    turns: list[tuple[str, str]] = []
+    for role, content in rows:
+        if not content:
+            continue
+        if turns and role == "assistant" and turns[-1][0] == "assistant":
+            turns[-1] = (role, content + turns[-1][1])  # newest first: the older text goes before
+        elif len(turns) < max_history:
+            turns.append((role, content))
+        else:
+            break
+    return turns, continuing
 
 
 def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int, reserve: int = 0) -> Job | None:
@@ -125,18 +157,22 @@ def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int
     if row is None:
         return None
     chat = conn.execute(_config, {"sid": row.session_id}).one()
-    history = conn.execute(_history, {"sid": row.session_id, "pk": row.pk, "n": max_history}).all()
+    path = conn.execute(_history, {"start": row.parent_id, "depth": 2 * max_history}).all()
+    history, continuing = path_history(path, max_history)
     return build_job(generation_id, row.model, chat.system_prompt, chat.model_name, chat.temperature,
-                     chat.max_tokens, chat.top_p, chat.fallback_models, history, chat.options)
+                     chat.max_tokens, chat.top_p, chat.fallback_models, history, chat.options, continuing)
 
 
 def build_job(generation_id: str, model: str | None, system_prompt: str | None, model_name: str,
               temperature: float, max_tokens: int, top_p: float, fallbacks: list[str] | None,
-              history_newest_first, options: dict | None = None) -> Job:
+              history_newest_first, options: dict | None = None, continuing: bool = False) -> Job:
     """The request as the session's config and history stand at claim time. `options` are an
-    OpenAI-compatible call's extras (only `stop` reaches the provider)."""
+    OpenAI-compatible call's extras (only `stop` reaches the provider). `continuing`: the
+    answer extends the last assistant turn, so the model is asked to go on from it."""
     turns = [{"role": "system", "content": system_prompt}] if system_prompt else []
     turns += [{"role": role, "content": content} for role, content in reversed(history_newest_first)]
+    if continuing:
+        turns.append({"role": "user", "content": CONTINUE_PROMPT})
     request = ChatRequest(model=model or model_name, messages=turns, temperature=temperature,
                           max_tokens=max_tokens, top_p=top_p, stop=tuple((options or {}).get("stop") or ()))
     return Job(generation_id, request.model, list(fallbacks or []), request)

@@ -33,15 +33,20 @@ _options = _c.options.type.dialect_impl(_dialect).result_processor(_dialect, Non
 _ACTIVE = "status IN ('queued', 'running')"
 _COUNT_ACTIVE = f"SELECT count(*) FROM messages WHERE session_id = ? AND role = 'assistant' AND {_ACTIVE}"
 _INSERT = ("INSERT INTO messages (id, session_id, role, content, status, client_msg_id, generation_id, "
-           "created_at, last_seq, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)")
+           "created_at, last_seq, model, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)")
+_LEAF_OF = "SELECT active_leaf_id FROM chat_sessions WHERE id = ?"
+_SET_LEAF = "UPDATE chat_sessions SET active_leaf_id = ? WHERE id = ?"
 _SET_TITLE = "UPDATE chat_sessions SET title = ?, updated_at = ? WHERE id = ? AND title = ''"
 _CLAIM = ("UPDATE messages SET status = 'running', started_at = ?, heartbeat_at = ?, worker_id = ?, "
-          "seq_reserved = ? WHERE id = ? AND status = 'queued' RETURNING session_id, pk, model")
-_OWNED_CHAT = "SELECT model_name, title FROM chat_sessions WHERE id = ? AND user_id = ?"
+          "seq_reserved = ? WHERE id = ? AND status = 'queued' RETURNING session_id, pk, model, parent_id")
+_OWNED_CHAT = "SELECT model_name, title, active_leaf_id FROM chat_sessions WHERE id = ? AND user_id = ?"
 _CONFIG = ("SELECT system_prompt, model_name, temperature, max_tokens, top_p, fallback_models, options "
            "FROM chat_sessions WHERE id = ?")
-_HISTORY = ("SELECT role, content FROM messages WHERE session_id = ? AND pk < ? AND content != '' "
-            "ORDER BY pk DESC LIMIT ?")
+_HISTORY = ("WITH RECURSIVE path(id, parent_id, role, content, depth) AS ("
+            "SELECT id, parent_id, role, content, 0 FROM messages WHERE id = ? UNION ALL "
+            "SELECT m.id, m.parent_id, m.role, m.content, p.depth + 1 FROM messages AS m "
+            "JOIN path AS p ON m.id = p.parent_id WHERE p.depth < ?) "
+            "SELECT role, content FROM path ORDER BY depth")
 _FLUSH = ("UPDATE messages SET content = ?, last_seq = ?, heartbeat_at = ?, seq_reserved = max(seq_reserved, ?) "
           "WHERE id = ? AND status = 'running'")
 _HEARTBEAT = "UPDATE messages SET heartbeat_at = ? WHERE id = ? AND status = 'running'"
@@ -65,17 +70,22 @@ def create_turn(conn: Connection, session_id: str, model: str | None, text: str,
         row = db.execute(_OWNED_CHAT, (session_id, owner)).fetchone()
         if row is None:
             return None
-        model, title = row[0], None if row[1] else title
+        model, title, parent = row[0], None if row[1] else title, row[2]
+    else:
+        parent = db.execute(_LEAF_OF, (session_id,)).fetchone()[0]
     if client_msg_id is not None:
         existing = core.by_client_msg(conn, session_id, client_msg_id)
         if existing is not None:
             return existing
     active = db.execute(_COUNT_ACTIVE, (session_id,)).fetchone()[0]
     core.check_queue(active, max_queued)
-    generation_id, now = new_id(), _when(utcnow())
+    generation_id, user_msg_id, now = new_id(), new_id(), _when(utcnow())
     # The user's row first: its pk orders the history.
-    db.execute(_INSERT, (new_id(), session_id, "user", text, "completed", client_msg_id, generation_id, now, None))
-    db.execute(_INSERT, (generation_id, session_id, "assistant", "", "queued", None, generation_id, now, model))
+    db.execute(_INSERT, (user_msg_id, session_id, "user", text, "completed", client_msg_id, generation_id, now,
+                         None, parent))
+    db.execute(_INSERT, (generation_id, session_id, "assistant", "", "queued", None, generation_id, now, model,
+                         user_msg_id))
+    db.execute(_SET_LEAF, (generation_id, session_id))
     if title is not None:  # conditional: a title the user chose, even meanwhile, is kept
         db.execute(_SET_TITLE, (title, now, session_id))
     if claim_for is not None and active == 0:
@@ -90,12 +100,13 @@ def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int
     row = db.execute(_CLAIM, (now, now, worker_id, reserve, generation_id)).fetchone()
     if row is None:
         return None
-    session_id, pk, model = row
+    session_id, _pk, model, parent_id = row
     system_prompt, model_name, temperature, max_tokens, top_p, fallbacks, options = db.execute(
         _CONFIG, (session_id,)).fetchone()
-    history = db.execute(_HISTORY, (session_id, pk, max_history)).fetchall()
+    history, continuing = core.path_history(db.execute(_HISTORY, (parent_id, 2 * max_history)), max_history)
     return core.build_job(generation_id, model, system_prompt, model_name, temperature, max_tokens, top_p,
-                          _fallbacks(fallbacks), history, _options(options) if options is not None else None)
+                          _fallbacks(fallbacks), history, _options(options) if options is not None else None,
+                          continuing)
 
 
 def flush(conn: Connection, changed: list[tuple[str, str, int]], unchanged: list[str]) -> None:

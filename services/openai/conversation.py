@@ -87,11 +87,14 @@ def _create_call(conn: Connection, fast, chat: dict, history: list[tuple[str, st
     token's user is looked up here, not in a round trip of its own before."""
     if conn.execute(_user_exists, {"uid": chat["user_id"]}).first() is None:
         raise Unauthorized("The token's user no longer exists.", code="invalid_token")
-    conn.execute(insert(_chats), chat)
+    ids = [new_id() for _ in history]
+    # A linear branch: each message follows the one before, and the turn answers the last.
+    conn.execute(insert(_chats), {**chat, "active_leaf_id": ids[-1] if ids else None})
     if history:  # executemany in list order: the rows' integer keys order the history
         conn.execute(insert(_messages), [
-            {"id": new_id(), "session_id": chat["id"], "role": role, "content": text, "status": "completed",
-             "created_at": chat["created_at"], "last_seq": 0} for role, text in history])
+            {"id": ids[i], "session_id": chat["id"], "role": role, "content": text, "status": "completed",
+             "created_at": chat["created_at"], "last_seq": 0, "parent_id": ids[i - 1] if i else None}
+            for i, (role, text) in enumerate(history)])
     # `reserve`: an answer claimed here must bound its seqs like any other (crash recovery).
     return fast.create_turn(conn, chat["id"], chat["model_name"], turn, None, None, max_queued,
                             claim_for, max_history, None, reserve)

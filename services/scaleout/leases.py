@@ -1,67 +1,112 @@
 """Worker liveness and per-session leases in Redis (see services/scaleout/worker.py for why
-a session has a lease, and docs/architecture.md for the bounds they give)."""
+a session has a lease, and docs/architecture.md for the bounds they give). They share the
+stream log's Redis client and key prefix."""
 
 import asyncio
 import logging
 
+import redis.asyncio as aioredis
+
+from services.streaming.redis_scripts import Keys
+
 log = logging.getLogger(__name__)
 
+ACQUIRE_LEASE_LUA = """
+-- KEYS: 1 lease, ARGV: 1 me, 2 ttl ms, 3 liveness key prefix
+local cur = redis.call('GET', KEYS[1])
+if (not cur) or cur == ARGV[1] or redis.call('EXISTS', ARGV[3] .. cur) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+RENEW_LEASE_LUA = """
+-- still ours: extend; gone (Redis restarted): take it again; someone else's: lost
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] or not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+RELEASE_LEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
-class Leases:
-    """Mixed into Worker: uses its settings `s`, `store`, `log` (the Redis stream log),
-    `redis`, `worker_id`, `_ttl_ms`, `_held`, `_lost` and `_closing`."""
 
-    def _alive_key(self, worker_id: str) -> str:
-        return self.log.key("worker", worker_id)
+class Liveness:
+    """Workers' liveness keys and once-per-interval markers, as every scale-out process
+    (API replica or worker) reads them."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys):
+        self.redis = redis
+        self.keys = keys
+
+    def alive_key(self, worker_id: str) -> str:
+        return self.keys.key("worker", worker_id)
+
+    async def alive(self, worker_ids: list[str]) -> dict[str, bool]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for worker_id in worker_ids:
+                pipe.exists(self.alive_key(worker_id))
+            return {w: bool(n) for w, n in zip(worker_ids, await pipe.execute())}
+
+    async def first(self, kind: str, name: str, ttl_ms: int) -> bool:
+        """True for the first process to ask within `ttl_ms` (a key that expires)."""
+        return bool(await self.redis.set(self.keys.key(kind, name), "1", nx=True, px=ttl_ms))
+
+
+class Leases(Liveness):
+    """One worker's liveness key and the session leases it holds (`held`); a lease another
+    worker took while this one could not renew it goes to `lost`."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, worker_id: str, ttl_ms: int):
+        super().__init__(redis, keys)
+        self.worker_id = worker_id
+        self.ttl_ms = ttl_ms
+        self.held: set[str] = set()
+        self.lost: set[str] = set()
+        self._acquire = redis.register_script(ACQUIRE_LEASE_LUA)
+        self._renew = redis.register_script(RENEW_LEASE_LUA)
+        self._release = redis.register_script(RELEASE_LEASE_LUA)
 
     def _lease_key(self, session_id: str) -> str:
-        return self.log.key("lease", session_id)
+        return self.keys.key("lease", session_id)
 
-    async def _beat(self) -> None:
-        await self.redis.set(self._alive_key(self.worker_id), "1", px=self._ttl_ms)
-        for session_id in list(self._held):
-            if not await self.log.renew_lease_script(keys=[self._lease_key(session_id)],
-                                                     args=[self.worker_id, self._ttl_ms]):
+    async def beat(self) -> None:
+        await self.redis.set(self.alive_key(self.worker_id), "1", px=self.ttl_ms)
+        for session_id in list(self.held):
+            if not await self._renew(keys=[self._lease_key(session_id)], args=[self.worker_id, self.ttl_ms]):
                 log.warning("lost the lease of session %s; stopping its drain after this generation", session_id)
-                self._held.discard(session_id)
-                self._lost.add(session_id)
+                self.held.discard(session_id)
+                self.lost.add(session_id)
 
-    async def _heartbeat_loop(self) -> None:
+    async def heartbeat_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.s.worker_heartbeat_timeout / 3)
+            await asyncio.sleep(self.ttl_ms / 3000)
             try:
-                await self._beat()
+                await self.beat()
             except Exception as exc:
                 log.warning("heartbeat to Redis failed: %s", type(exc).__name__)
 
     async def is_alive(self, worker_id: str) -> bool:
-        return bool(await self.redis.exists(self._alive_key(worker_id)))
+        return bool(await self.redis.exists(self.alive_key(worker_id)))
 
-    async def _acquire(self, session_id: str) -> bool:
-        ok = await self.log.acquire_lease_script(
-            keys=[self._lease_key(session_id)], args=[self.worker_id, self._ttl_ms, self.log.key("worker", "")])
+    async def acquire(self, session_id: str) -> bool:
+        ok = await self._acquire(keys=[self._lease_key(session_id)],
+                                 args=[self.worker_id, self.ttl_ms, self.alive_key("")])
         if ok:
-            self._held.add(session_id)
-            self._lost.discard(session_id)
+            self.held.add(session_id)
+            self.lost.discard(session_id)
         return bool(ok)
 
-    async def _release(self, session_id: str) -> None:
-        self._held.discard(session_id)
-        await self.log.release_lease_script(keys=[self._lease_key(session_id)], args=[self.worker_id])
+    async def release(self, session_id: str) -> None:
+        self.held.discard(session_id)
+        await self._release(keys=[self._lease_key(session_id)], args=[self.worker_id])
 
-    async def _await_lease(self, session_id: str) -> bool:
-        """After the lease was refused: while the session has a generation ready to start
-        (none running), its holder may be a worker that died before its liveness key
-        expired (a reaper or a redelivery ended its generation first). Acking the job then
-        would leave the session to nobody until STUCK_QUEUE_AFTER; instead the lease is taken
-        over once that key expires. False as soon as the holder starts the generation, or
-        after WORKER_HEARTBEAT_TIMEOUT: a live holder drains the session."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.s.worker_heartbeat_timeout + 1
-        while not self._closing and loop.time() < deadline:
-            if await self.store.next_runnable(session_id) is None:
-                return False
-            await asyncio.sleep(0.25)
-            if await self._acquire(session_id):
-                return True
-        return False
+    async def release_all(self) -> None:
+        """At shutdown: every lease held, and the liveness key."""
+        for session_id in list(self.held):
+            await self.release(session_id)
+        await self.redis.delete(self.alive_key(self.worker_id))

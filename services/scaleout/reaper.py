@@ -29,6 +29,7 @@ from datetime import timedelta
 from config import Settings
 from models.db import utcnow
 from services.generations.store import GenerationStore
+from services.scaleout.leases import Liveness
 from services.scaleout.recovery import end_interrupted
 from services.streaming.log import StreamLog
 
@@ -36,13 +37,14 @@ log = logging.getLogger(__name__)
 
 
 class Reaper:
-    def __init__(self, settings: Settings, store: GenerationStore, stream_log: StreamLog,
+    def __init__(self, settings: Settings, store: GenerationStore, stream_log: StreamLog, liveness: Liveness,
                  kick: Callable[[str, str], Awaitable[None]] | None = None):
         self.s = settings
         self.store = store
         self.log = stream_log
+        self.liveness = liveness
         self.kick = kick
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         if not self._tasks:
@@ -71,15 +73,10 @@ class Reaper:
     async def reap_dead_workers(self) -> int:
         """Ends the running generations of workers whose liveness key is gone and whose
         database heartbeats are older than half the timeout; hands their sessions on."""
-        redis = getattr(self.log, "redis", None)
-        running = await self.store.running_by_worker() if redis is not None else []
+        running = await self.store.running_by_worker()
         if not running:
             return 0
-        workers = sorted({worker for _, _, worker in running})
-        async with redis.pipeline(transaction=False) as pipe:
-            for worker in workers:
-                pipe.exists(self.log.key("worker", worker))
-            alive = dict(zip(workers, await pipe.execute()))
+        alive = await self.liveness.alive(sorted({worker for _, _, worker in running}))
         stale_before = utcnow() - timedelta(seconds=self.s.worker_heartbeat_timeout / 2)
         ended = 0
         for generation_id, session_id, worker in running:
@@ -118,11 +115,8 @@ class Reaper:
     async def _kick(self, session_id: str, generation_id: str) -> None:
         if self.kick is None:
             return
-        redis = getattr(self.log, "redis", None)
-        if redis is not None:
-            key = self.log.key("kick", session_id)
-            ttl = int(min(self.s.stuck_queue_after, self.s.reaper_interval * 2) * 1000)
-            if not await redis.set(key, "1", nx=True, px=max(ttl, 1000)):
-                return  # another process just did it
+        ttl = int(min(self.s.stuck_queue_after, self.s.reaper_interval * 2) * 1000)
+        if not await self.liveness.first("kick", session_id, max(ttl, 1000)):
+            return  # another process just did it
         log.info("publishing the job of session %s again (generation %s)", session_id, generation_id)
         await self.kick(session_id, generation_id)

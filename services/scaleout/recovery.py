@@ -27,12 +27,11 @@ async def end_interrupted(settings: Settings, store: GenerationStore, stream_log
                           generation_id: str, *, stale_before: datetime | None = None,
                           owner: str | None = None, why: str = "its worker is gone") -> bool:
     """True if this call ended the generation (it was running, and stale or run by `owner`)."""
-    seal = getattr(stream_log, "seal", None)  # Redis log; the memory log has nothing to seal
     from_log = False
 
-    async def sealed():
+    async def sealed() -> tuple[str, int] | None:
         nonlocal from_log
-        snap = await (seal(generation_id) if seal else stream_log.snapshot(generation_id))
+        snap = await stream_log.seal(generation_id)
         from_log = snap is not None
         return snap
 
@@ -42,13 +41,9 @@ async def end_interrupted(settings: Settings, store: GenerationStore, stream_log
         return False
     done = frames.done(generation_id, ended.seq + 1, "failed", "interrupted", ended.usage, WORKER_LOST,
                        ended.model)
-    if seal:
-        # The log was lost (Redis restart): rebuild it from the stored text so a reader gets
-        # a snapshot, then the done frame.
-        await stream_log.append(generation_id, done, force=True,
-                                base=None if from_log else (ended.content, ended.seq))
-    else:
-        await stream_log.append(generation_id, done)
+    # If the log was lost (Redis restart), it is rebuilt from the stored text so a reader gets
+    # a snapshot, then the done frame.
+    await stream_log.append_ending(generation_id, done, base=None if from_log else (ended.content, ended.seq))
     await stream_log.expire(generation_id, settings.stream_log_ttl)
     log.warning("generation %s ended interrupted after chunk %d (%s)", generation_id, ended.seq, why)
     return True

@@ -6,7 +6,8 @@ Per-session order across workers
 --------------------------------
 A job names a session and a generation. The worker that takes it drains the *session*: it
 runs the session's oldest active generation if that one is still queued
-(`GenerationStore.next_runnable`), again and again, like LocalDispatch does in one process.
+(`GenerationStore.next_runnable`), again and again: the drain loop LocalDispatch uses in one
+process (services/generations/drain.py), with a turn that holds the session's lease.
 Two guards keep one generation per session at a time, in submission order:
 
 - the database: a generation is only started when every earlier generation of its session
@@ -26,6 +27,10 @@ Two guards keep one generation per session at a time, in submission order:
   redelivered and another worker drains the session; a lease whose holder's liveness key
   has expired can be taken over at once.
 
+The worker builds only what it uses (services/container.py `Core`: database, providers, stream
+log, store, usage; one runner; the dispatch, reaper and leases): no token config or secret key,
+no session service, login limiter or API keys.
+
 Crashes, shutdown: see services/scaleout/recovery.py and docs/architecture.md."""
 
 import asyncio
@@ -34,18 +39,18 @@ import logging
 import os
 import secrets
 import socket
+from typing import Any
 
 from config import Settings
-from services.container import build
+from services.container import build_core, build_scaleout
 from services.errors import NotFound
-from services.generations.dispatch import Control
-from services.generations.runner import GenerationRunner
+from services.generations.drain import DrainLoop
 from services.observability import tracing
-from services.observability.generation import GenerationEnd
+from services.scaleout.leased_drain import LeasedTurn
 from services.scaleout.leases import Leases
-from services.scaleout.rabbit_dispatch import RabbitDispatch, declare_topology
+from services.scaleout.rabbit_dispatch import declare_topology
 from services.scaleout.recovery import end_interrupted
-from services.streaming.redis_log import RedisStreamLog, StreamConflict
+from services.streaming.redis_log import RedisStreamLog
 
 log = logging.getLogger(__name__)
 
@@ -54,40 +59,38 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()[:30]}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-class Worker(Leases):
+class Worker:
     def __init__(self, settings: Settings, worker_id: str | None = None):
+        if not settings.rabbitmq_url or not settings.redis_url:
+            raise ValueError("the worker needs RABBITMQ_URL and REDIS_URL")
         self.s = settings
         self.worker_id = worker_id or default_worker_id()
-        self.services = build(settings, self.worker_id)
-        if not isinstance(self.services.dispatch, RabbitDispatch) or not isinstance(self.services.log, RedisStreamLog):
-            raise ValueError("the worker needs RABBITMQ_URL and REDIS_URL")
-        self.dispatch: RabbitDispatch = self.services.dispatch
-        self.store = self.services.store
-        self.log: RedisStreamLog = self.services.log
-        self.redis = self.log.redis
-        self.runner = GenerationRunner(settings, self.store, self.log, self.services.providers, self.worker_id,
-                                       ended=GenerationEnd(self.services.usage, settings.log_message_text))
-        self.controls: dict[str, Control] = {}
-        self._jobs: set[asyncio.Task] = set()
+        self.core = build_core(settings)
+        self.dispatch, self.reaper = build_scaleout(self.core)
+        self.store = self.core.store
+        assert isinstance(self.core.log, RedisStreamLog)  # build_scaleout refuses any other
+        self.log: RedisStreamLog = self.core.log
+        self.leases = Leases(self.log.redis, self.log.keys, self.worker_id,
+                             int(settings.worker_heartbeat_timeout * 1000))
+        self.loop = DrainLoop(self.store, self.core.runner(self.worker_id))
+        self.controls = self.loop.controls
+        self._jobs: set[asyncio.Task[None]] = set()
         self._draining: set[str] = set()
-        self._wake: dict[str, bool] = {}
-        self._held: set[str] = set()
-        self._lost: set[str] = set()
-        self._closing = False
         self._hurry = asyncio.Event()
-        self._channel = None
-        self._queue = None
-        self._consumer_tag = None
-        self._heartbeat: asyncio.Task | None = None
-        self._ttl_ms = int(settings.worker_heartbeat_timeout * 1000)
+        self._channel: Any = None
+        self._queue: Any = None
+        self._consumer_tag: str | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
 
     # lifecycle
     async def start(self) -> None:
-        await self.services.start()  # migrations, publisher connection, reaper
+        await self.core.db.migrate()
+        await self.dispatch.start()  # the publisher connection; consuming shares it
+        await self.reaper.start()
         while self.dispatch.connection is None:  # the broker is down: wait for it
             await asyncio.sleep(0.5)
-        await self._beat()
-        self._heartbeat = asyncio.create_task(self._heartbeat_loop())
+        await self.leases.beat()
+        self._heartbeat = asyncio.create_task(self.leases.heartbeat_loop())
         self._channel = await self.dispatch.connection.channel()
         await self._channel.set_qos(prefetch_count=self.s.rabbitmq_prefetch)
         self._queue, exchange = await declare_topology(self._channel, self.s)
@@ -106,7 +109,7 @@ class Worker(Leases):
     async def shutdown(self) -> None:
         """Stop consuming; let running generations finish within WORKER_SHUTDOWN_GRACE, then
         end them interrupted; jobs not started go back to the queue (nack + requeue)."""
-        self._closing = True
+        self.loop.closing = True
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await self._queue.cancel(self._consumer_tag)
@@ -116,8 +119,7 @@ class Worker(Leases):
         deadline = loop.time() + self.s.worker_shutdown_grace
         while self._jobs and self.controls and not self._hurry.is_set() and loop.time() < deadline:
             await asyncio.wait(set(self._jobs), timeout=min(0.2, max(0.0, deadline - loop.time())))
-        for control in list(self.controls.values()):
-            control.stop("shutdown")
+        self.loop.stop_all("shutdown")
         if self._jobs:
             await asyncio.wait(set(self._jobs), timeout=15)
         for task in list(self._jobs):
@@ -125,9 +127,7 @@ class Worker(Leases):
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         try:
-            for session_id in list(self._held):
-                await self._release(session_id)
-            await self.redis.delete(self._alive_key(self.worker_id))
+            await self.leases.release_all()
         except Exception:
             pass
         if self._channel is not None:
@@ -135,21 +135,21 @@ class Worker(Leases):
                 await self._channel.close()
             except Exception:
                 pass
-        await self.services.stop()
+        await self.reaper.stop()
+        await self.dispatch.aclose()
+        await self.core.aclose()
         log.info("worker %s stopped", self.worker_id)
 
     # jobs
-    async def _on_job(self, message) -> None:
+    async def _on_job(self, message: Any) -> None:
         task = asyncio.create_task(self._handle(message))
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
 
-    async def _on_cancel(self, message) -> None:
-        control = self.controls.get(message.body.decode(errors="replace"))
-        if control is not None:
-            control.stop("cancelled")
+    async def _on_cancel(self, message: Any) -> None:
+        self.loop.cancel(message.body.decode(errors="replace"))
 
-    async def _handle(self, message) -> None:
+    async def _handle(self, message: Any) -> None:
         try:
             body = json.loads(message.body)
             session_id, generation_id = str(body["session_id"]), str(body["generation_id"])
@@ -160,7 +160,7 @@ class Worker(Leases):
             return
         requeue = True
         try:
-            if self._closing:
+            if self.loop.closing:
                 return
             if message.redelivered:
                 await self._recover(generation_id)
@@ -186,8 +186,8 @@ class Worker(Leases):
         owner = row.worker_id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.s.worker_heartbeat_timeout + 1
-        while not self._closing:
-            if owner is None or (owner != self.worker_id and not await self.is_alive(owner)):
+        while not self.loop.closing:
+            if owner is None or (owner != self.worker_id and not await self.leases.is_alive(owner)):
                 await end_interrupted(self.s, self.store, self.log, generation_id, owner=owner,
                                       why=f"redelivered job; worker {owner} is gone")
                 return
@@ -201,52 +201,26 @@ class Worker(Leases):
         """Runs the session's queued generations in order; True to requeue the job (shutdown
         with work left), False to ack it."""
         if session_id in self._draining:
-            self._wake[session_id] = True  # that drain looks again before it ends
+            self.loop.wake(session_id)  # that drain looks again before it ends
             return False
         self._draining.add(session_id)
         try:
-            if not await self._acquire(session_id) and not await self._await_lease(session_id):
+            turn = LeasedTurn(self.store, session_id, self.leases, self.loop)
+            if not await self.leases.acquire(session_id) and \
+                    not await turn.await_lease(self.s.worker_heartbeat_timeout):
                 return False  # the holder drains it (see the module docstring for the race)
-            while True:
-                self._wake[session_id] = False
-                if self._closing:
-                    return await self.store.next_runnable(session_id) is not None
-                if session_id in self._lost:
-                    return False
-                generation_id = await self.store.next_runnable(session_id)
-                if generation_id is None:
-                    if self._wake.get(session_id):
-                        continue
-                    await self._release(session_id)
-                    # Someone may have given up on the lease while we held it: look again.
-                    if await self.store.next_runnable(session_id) is not None or self._wake.get(session_id):
-                        if await self._acquire(session_id):
-                            continue
-                    return False
-                await self._run(generation_id)
+            return await self.loop.drain(turn)
         finally:
-            if session_id in self._held:
+            if session_id in self.leases.held:
                 try:
-                    await self._release(session_id)
+                    await self.leases.release(session_id)
                 except Exception:
                     pass  # expires by itself
             self._draining.discard(session_id)
-            self._wake.pop(session_id, None)
-
-    async def _run(self, generation_id: str) -> None:
-        control = self.controls[generation_id] = Control()
-        try:
-            await self.runner.run(generation_id, control)
-        except StreamConflict as exc:
-            log.warning("generation %s: %s", generation_id, exc)
-        except Exception:
-            log.exception("generation %s failed outside its runner", generation_id)
-            await asyncio.sleep(0.5)
-        finally:
-            self.controls.pop(generation_id, None)
+            self.loop.forget(session_id)
 
 
-async def _settle(message, requeue: bool = False, reject: bool = False) -> None:
+async def _settle(message: Any, requeue: bool = False, reject: bool = False) -> None:
     try:
         if reject:
             await message.reject(requeue=False)

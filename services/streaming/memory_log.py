@@ -5,13 +5,12 @@ import asyncio
 from collections import deque
 
 from services.streaming.frames import Frame
-from services.streaming.log import ReadResult, StreamLog
+from services.streaming.log import AppendNowait, ReadResult, StreamLog
 from services.streaming.push import Pusher
 
 
 class _GenLog:
-    __slots__ = ("frames", "parts", "last_seq", "last_chunk_seq", "waiters", "pushers", "outbox", "drop_handle",
-                 "finished")
+    __slots__ = ("frames", "parts", "last_seq", "last_chunk_seq", "waiters", "pushers", "drop_handle", "finished")
 
     def __init__(self, max_frames: int):
         self.frames: deque[Frame] | _Packed = deque(maxlen=max_frames)
@@ -20,7 +19,6 @@ class _GenLog:
         self.last_chunk_seq = 0
         self.waiters: list[asyncio.Future] = []
         self.pushers: list[Pusher] = []  # caught-up readers
-        self.outbox: list[Frame] | None = None  # frames appended in this loop iteration, not yet pushed
         self.drop_handle: asyncio.TimerHandle | None = None
         self.finished = False
 
@@ -59,10 +57,14 @@ def _expire(fut: asyncio.Future) -> None:
 
 
 class MemoryStreamLog(StreamLog):
+    """Appends synchronously and pushes to caught-up readers; seals nothing: the one process
+    that writes it is the only producer, so `seal` is the snapshot."""
+
+    pushes = True
+
     def __init__(self, max_frames: int):
         self.max_frames = max_frames
         self._logs: dict[str, _GenLog] = {}
-        self._dirty: list[_GenLog] = []  # logs with an outbox to push at the end of this iteration
 
     def _get(self, generation_id: str) -> _GenLog:
         log = self._logs.get(generation_id)
@@ -75,6 +77,16 @@ class MemoryStreamLog(StreamLog):
 
     async def append(self, generation_id: str, frame: Frame, text: str | None = None) -> None:
         self.append_nowait(generation_id, frame, text)
+
+    def nowait_append(self) -> AppendNowait:
+        return self.append_nowait
+
+    async def append_ending(self, generation_id: str, frame: Frame, base: tuple[str, int] | None = None) -> None:
+        if base is not None:
+            log = self._get(generation_id)
+            log.parts[:] = [base[0]] if base[0] else []
+            log.last_chunk_seq = base[1]
+        self.append_nowait(generation_id, frame)
 
     def append_nowait(self, generation_id: str, frame: Frame, text: str | None = None) -> None:
         """`append` without the coroutine: the producer's per-token call, and the coalescing
@@ -93,28 +105,18 @@ class MemoryStreamLog(StreamLog):
             if len(log.parts) > 1:
                 log.parts[:] = ["".join(log.parts)]
         if log.pushers:
-            # Pushed once per loop iteration: a burst (a producer reading a backlog) goes to
-            # each reader as one batch, one write, as a woken reader would have sent it; and
-            # one callback serves every generation that had frames in that iteration.
-            if log.outbox is None:
-                log.outbox = [frame]
-                if not self._dirty:
-                    asyncio.get_running_loop().call_soon(self._push_dirty)
-                self._dirty.append(log)
-            else:
-                log.outbox.append(frame)
+            # Into each caught-up reader's buffer; its task wakes once for all of this iteration's.
+            kept = True
+            for pusher in log.pushers:
+                if not pusher.put(frame):
+                    kept = False
+            if not kept:
+                log.pushers = [p for p in log.pushers if not p.released]
         if log.waiters:
             waiters, log.waiters = log.waiters, []
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(True)
-
-    def _push_dirty(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        for log in dirty:
-            batch, log.outbox = log.outbox, None
-            if log.pushers:
-                log.pushers = [p for p in log.pushers if p.push(batch)]
 
     def attach(self, generation_id: str, after: int, pusher: Pusher) -> bool:
         """Pushes the frames after `after` to `pusher` as they are appended; only a reader that

@@ -1,12 +1,13 @@
 """Push delivery to a reader that has caught up with a generation's in-process log.
 
-A caught-up reader that waits for the next frame costs, per token, a future, a timer, a
-wake of its task and a read of the log. A pusher instead has the log run the reader's
-send itself, once per loop iteration with the frames appended in it, for as long as that
-send completes without suspending, which an ASGI server's send does while the socket's
-buffer has room. The first send that would suspend (flow control: a slow reader) or
-fails releases the pusher: the reader's own task finishes that send and goes back to
-pulling from the log, so a slow reader still never slows the producer or the others."""
+A caught-up reader that pulls costs, per token, a read of the log, a timer and a wake of its
+task. A pusher instead is a buffer the log fills as it appends: the first frame of a loop
+iteration wakes the reader's task once, and that task sends everything buffered since in one
+batch, so a burst (a producer reading a backlog) goes out in one write. The send runs in the
+reader's own task, with its context (current task, contextvars, `asyncio.timeout`) intact.
+A frame that arrives while the reader's send is waiting (flow control: a slow reader)
+releases the pusher: the reader finishes that send and goes back to pulling from the log, so
+a slow reader never slows the producer or the others and its backlog is bounded by the log's."""
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,112 +17,98 @@ from services.streaming.frames import Frame
 Send = Callable[[Sequence[Frame]], Awaitable[None]]
 
 
-def _resolve(fut: asyncio.Future) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
 class Pusher:
-    __slots__ = ("send", "seq", "pushed", "released", "finished", "error", "pending", "woken")
+    __slots__ = ("send", "seq", "buffer", "waiter", "sending", "released", "finished", "pushed", "quiet",
+                 "ticked", "interval", "timer", "only_done")
 
-    def __init__(self, send: Send):
+    def __init__(self, send: Send, only_done: bool = False):
         self.send = send
         self.seq = 0  # the last frame handed to `send`
-        self.pushed = 0
+        self.buffer: list[Frame] = []  # appended since the reader's task last took them
+        self.waiter: asyncio.Future[None] | None = None  # the reader's task, idle
+        self.sending = False  # the reader's task is inside `send`
         self.released = False
         self.finished = False  # the done frame went out
-        self.error: BaseException | None = None  # what a pushed send raised
-        self.pending: tuple | None = None  # (send coroutine, what it yielded) when it suspended
-        self.woken: asyncio.Future | None = None
+        self.pushed = 0  # batches sent, for the quiet timer
+        self.quiet = False
+        self.ticked = 0
+        self.interval = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        # Wake only for the done frame: a reader that needs nothing else (waiting for the end).
+        self.only_done = only_done
 
     def rearm(self, after: int) -> "Pusher":
         """Ready to be attached again, for a reader that has read up to `after`."""
-        self.seq, self.released, self.woken = after, False, None
+        self.seq, self.released, self.quiet = after, False, False
         return self
 
-    def push(self, batch: Sequence[Frame]) -> bool:
-        """The log's call with the frames appended since its last one; False lets go of this
-        pusher. Frames up to `seq` are skipped: a reader attached while a batch was pending
-        had read them already."""
-        if batch[0].seq <= self.seq:
-            batch = [f for f in batch if f.seq > self.seq]
-            if not batch:
-                return True
-        self.seq = batch[-1].seq
-        self.pushed += 1
-        coro = self.send(batch)
-        try:
-            yielded = coro.send(None)
-        except StopIteration:
-            if batch[-1].type != "done":
-                return True
-            self.finished = True
-        except (Exception, asyncio.CancelledError) as exc:  # the reader's failure, never the producer's
-            self.error = exc
-        else:
-            self.pending = (coro, yielded)
-        self.release()
-        return False
+    def put(self, frame: Frame) -> bool:
+        """The log's call for each frame appended while attached; False lets go of this pusher."""
+        if self.sending:  # the reader's send is waiting: it goes back to pulling from the log
+            self.release()
+            return False
+        if self.only_done and frame.type != "done":
+            self.seq = frame.seq
+            return True
+        self.buffer.append(frame)
+        waiter = self.waiter
+        if waiter is not None:  # one wake per loop iteration: later frames join the buffer
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return True
 
     def release(self) -> None:
-        """Hands the reader back to its task (also the log's call when it drops the generation)."""
+        """Hands the reader back to pulling (also the log's call when it drops the generation)."""
         self.released = True
-        if self.woken is not None:
-            _resolve(self.woken)
+        self.buffer = []
+        self._wake()
 
-    async def wait(self, quiet_interval: float) -> bool:
-        """Until released (False), or until `quiet_interval` passes with nothing pushed (True)."""
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _tick(self) -> None:
+        # One timer per quiet interval, not one per wake: silence is noticed between one and
+        # two intervals after the last batch, as a reader re-arming its wait each interval.
+        if self.pushed != self.ticked:
+            self.ticked = self.pushed
+            self.timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
+            return
+        self.quiet = True
+        self._wake()
+
+    async def deliver(self, quiet_interval: float) -> bool:
+        """The reader's task, while attached: sends each buffered batch until released (False),
+        the done frame went out (False, `finished`), or `quiet_interval` passed with nothing
+        sent (True). What `send` raises propagates here, in the reader's task."""
         loop = asyncio.get_running_loop()
-        while not self.released:
-            seen = self.pushed
-            self.woken = loop.create_future()
-            timer = loop.call_later(quiet_interval, _resolve, self.woken)
-            try:
-                await self.woken
-            finally:
-                timer.cancel()
-            if not self.released and self.pushed == seen:
-                return True
-        return False
-
-    async def settle(self) -> None:
-        """Finishes the send that suspended in `push`, in the reader's task, then raises what a
-        pushed send raised."""
-        if self.pending is not None:
-            coro, yielded = self.pending
-            self.pending = None
-            await _Rest(coro, yielded)
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error
-
-    def discard(self) -> None:
-        """The reader is going away with a send still suspended: close it."""
-        if self.pending is not None:
-            self.pending[0].close()
-            self.pending = None
-
-
-class _Rest:
-    """The rest of a coroutine that was stepped by hand and suspended: what it yielded goes
-    to the awaiting task exactly as a plain `await` would have passed it on."""
-    __slots__ = ("coro", "yielded")
-
-    def __init__(self, coro, yielded):
-        self.coro, self.yielded = coro, yielded
-
-    def __await__(self):
-        coro, yielded = self.coro, self.yielded
-        while True:
-            try:
-                yield yielded
-            except BaseException as exc:  # thrown in by the task, e.g. its cancellation
-                try:
-                    yielded = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-                continue
-            try:
-                yielded = coro.send(None)
-            except StopIteration as stop:
-                return stop.value
+        self.interval, self.ticked = quiet_interval, self.pushed
+        self.timer = loop.call_later(quiet_interval, self._tick)
+        try:
+            while True:
+                batch = self.buffer
+                if not batch:
+                    if self.released:
+                        return False
+                    if self.quiet:
+                        return True
+                    waiter = self.waiter = loop.create_future()
+                    await waiter
+                    continue
+                self.buffer = []
+                self.seq = batch[-1].seq
+                self.pushed += 1
+                self.sending = True
+                await self.send(batch)
+                self.sending = False
+                if batch[-1].type == "done":
+                    self.finished = True
+                    return False
+        finally:
+            self.sending = False
+            self.waiter = None
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None

@@ -17,8 +17,11 @@ seqs change together (a snapshot is always consistent with the frames), a seq is
 most once (a second writer of the same seq gets `StreamConflict`, a retried identical write is
 recognised and ignored), and a sealed log refuses its old producer.
 
-Writing (batches, order, retries) is in redis_writer.py; waiting (one pub/sub connection per
-process, notifications carrying the frames) in redis_watch.py; the Lua scripts in redis_scripts.py.
+This class is the facade: it holds the client, a writer (redis_writer.py: batches, order,
+retries) and a watcher (redis_watch.py: one pub/sub connection per process, notifications
+carrying the frames), and reads itself; the Lua scripts and key names are in redis_scripts.py.
+It appends asynchronously (no `nowait_append`), never pushes (readers pull, woken by the
+watcher) and seals (`seals`).
 
 Redis restarts: the client reconnects (redis-py retries plus our own retry loop for writes);
 a log lost with the restart (no persistence) is rebuilt by its producer from the content it
@@ -27,10 +30,7 @@ wrote (kept in this process while it produces), so snapshots stay correct."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import time
-from itertools import islice
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -39,77 +39,48 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.streaming.frames import Frame
-from services.streaming.log import ReadResult, StreamLog
-from services.streaming.redis_scripts import (ACQUIRE_LEASE_LUA, APPEND_LUA, RELEASE_LEASE_LUA,
-                                              RENEW_LEASE_LUA, SAFETY_TTL_MS, SEAL_LUA, StreamConflict)
-from services.streaming.redis_watch import _Waiting, _Watch
-from services.streaming.redis_writer import _Writing
+from services.streaming.log import ReadResult, StreamConflict, StreamLog
+from services.streaming.redis_scripts import SAFETY_TTL_MS, SEAL_LUA, Keys
+from services.streaming.redis_watch import RedisWatcher
+from services.streaming.redis_writer import RedisWriter
 
 __all__ = ["RedisStreamLog", "StreamConflict"]
 
 log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 64  # per process; commands queue for a free connection beyond that
-MAX_PENDING = 10_000  # frames queued for writing before appends wait for Redis (backpressure)
 TAIL_FRAMES = 256  # frames kept per watched generation from notifications
 
 
-class RedisStreamLog(_Writing, _Waiting, StreamLog):
+def connect(redis_url: str, key_prefix: str, max_connections: int = MAX_CONNECTIONS) -> aioredis.Redis:
+    """The client of one process: a bounded pool that waits out a Redis restart."""
+    # About 15 s of retries (backoff capped at 1 s): a request that meets a Redis restart
+    # waits for it to come back instead of failing with a 500 (issue 14, point 3).
+    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=20)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_url, max_connections=max_connections, timeout=30, retry=retry,
+        retry_on_error=[RedisConnectionError, RedisTimeoutError], socket_timeout=15,
+        socket_connect_timeout=5, socket_keepalive=True, health_check_interval=15,
+        client_name="stream-log:" + "".join(c if c.isalnum() or c in ":._-" else "_" for c in key_prefix))
+    return aioredis.Redis(connection_pool=pool)
+
+
+class RedisStreamLog(StreamLog):
+    seals = True
+
     def __init__(self, redis_url: str, max_frames: int, key_prefix: str = "chat:",
                  max_connections: int = MAX_CONNECTIONS):
         self.max_frames = max_frames
-        self.prefix = key_prefix
-        # About 15 s of retries (backoff capped at 1 s): a request that meets a Redis restart
-        # waits for it to come back instead of failing with a 500 (issue 14, point 3).
-        retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=20)
-        pool = aioredis.BlockingConnectionPool.from_url(
-            redis_url, max_connections=max_connections, timeout=30, retry=retry,
-            retry_on_error=[RedisConnectionError, RedisTimeoutError], socket_timeout=15,
-            socket_connect_timeout=5, socket_keepalive=True, health_check_interval=15,
-            client_name="stream-log:" + "".join(c if c.isalnum() or c in ":._-" else "_" for c in key_prefix))
-        self.redis = aioredis.Redis(connection_pool=pool)
-        self._append_sha = hashlib.sha1(APPEND_LUA.encode()).hexdigest()
+        self.keys = Keys(key_prefix)
+        # Public: the scale-out package's leases and liveness keys share this pool.
+        self.redis = connect(redis_url, key_prefix, max_connections)
         self._seal = self.redis.register_script(SEAL_LUA)
-        self.acquire_lease_script = self.redis.register_script(ACQUIRE_LEASE_LUA)
-        self.renew_lease_script = self.redis.register_script(RENEW_LEASE_LUA)
-        self.release_lease_script = self.redis.register_script(RELEASE_LEASE_LUA)
-        # writes
-        self._pending: list[tuple] = []
-        self._pending_fut: asyncio.Future | None = None  # resolved when the queued batch is written
-        self._inflight_fut: asyncio.Future | None = None  # ... and the batch being written
-        self._flusher: asyncio.Task | None = None
-        self._failed: dict[str, Exception] = {}  # generation -> its refused write
-        self._queued: dict[str, int] = {}  # generation -> frames queued or in flight from here
-        self.tail_frames = min(TAIL_FRAMES, max_frames)
-        self._produced: dict[str, list] = {}  # generation -> [parts, last chunk seq] written from here
-        # reads and waits
-        self._reads: dict[tuple, asyncio.Future] = {}
-        self._watches: dict[str, _Watch] = {}
-        self._by_channel: dict[bytes, str] = {}
-        self._to_subscribe: set[bytes] = set()
-        self._subscribe_wanted: asyncio.Event | None = None
-        self._pubsub = None
-        self._listener: asyncio.Task | None = None
-        self._subscriber: asyncio.Task | None = None
-        self._checking: set[str] = set()
-        self._checker: asyncio.Task | None = None
-        self._closed = False
+        self.writer = RedisWriter(self.redis, self.keys, max_frames)
+        self.watcher = RedisWatcher(self.redis, self.keys, min(TAIL_FRAMES, max_frames))
+        self._reads: dict[tuple[str, int, int], asyncio.Future[ReadResult | None]] = {}
 
-    # keys
-    def _keys(self, generation_id: str) -> tuple[str, str, str]:
-        base = f"{self.prefix}{{{generation_id}}}"
-        return f"{base}:s", f"{base}:c", f"{base}:m"
-
-    def _channel(self, generation_id: str) -> bytes:
-        return f"{self.prefix}{{{generation_id}}}:n".encode()
-
-    def key(self, *parts: str) -> str:
-        """A key of this deployment outside any generation (leases, liveness, kicks)."""
-        return self.prefix + ":".join(parts)
-
-    # StreamLog
     async def create(self, generation_id: str) -> None:
-        _, _, meta = self._keys(generation_id)
+        _, _, meta = self.keys.of(generation_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hsetnx(meta, "ls", 0)
         pipe.hsetnx(meta, "cs", 0)
@@ -120,52 +91,23 @@ class RedisStreamLog(_Writing, _Waiting, StreamLog):
                      force: bool = False, base: tuple[str, int] | None = None) -> None:
         """Queues `frame`; a `done` frame, a forced one, or any frame when too many are queued,
         returns only once written. `force` writes past a seal and `base` first resets the
-        content to (text, chunk seq): both for the process that ends a generation another
-        one owned (services/scaleout/recovery.py)."""
-        if self._closed:
-            raise RuntimeError("stream log is closed")
-        plain = not force and base is None
-        if plain:
-            error = self._failed.get(generation_id)
-            if error is not None:
-                raise error
-        self._pending.append((generation_id, frame, text, force, base))
-        self._queued[generation_id] = self._queued.get(generation_id, 0) + 1
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
-        if frame.type != "chunk" or not plain or len(self._pending) > MAX_PENDING:
-            await self.sync(generation_id)
+        content to (text, chunk seq): both for `append_ending`."""
+        await self.writer.append(generation_id, frame, text, force, base)
+
+    async def append_ending(self, generation_id: str, frame: Frame, base: tuple[str, int] | None = None) -> None:
+        await self.writer.append(generation_id, frame, None, True, base)
 
     async def sync(self, generation_id: str | None = None) -> None:
         """Waits until every frame queued so far is written; raises the generation's refused
         write, if any."""
-        if self._pending:
-            if self._pending_fut is None:
-                self._pending_fut = asyncio.get_running_loop().create_future()
-            await asyncio.shield(self._pending_fut)
-        elif self._inflight_fut is not None and not self._inflight_fut.done():
-            await asyncio.shield(self._inflight_fut)
-        if generation_id is not None:
-            error = self._failed.get(generation_id)
-            if error is not None:
-                raise error
+        await self.writer.sync(generation_id)
 
     async def read(self, generation_id: str, after: int, limit: int = 512) -> ReadResult | None:
-        if generation_id in self._queued:  # this process's own writes are visible to it
-            await self.sync()
-        watch = self._watches.get(generation_id)
-        if watch is not None and watch.tail:
-            tail = watch.tail
-            first, last = tail[0].seq, tail[-1].seq
-            if first <= after + 1 <= last:  # woken by a notification: it brought them
-                start = after + 1 - first
-                out = list(islice(tail, start, start + limit))
-                return ReadResult(out, finished=out[-1].type == "done")
-            if after >= last >= watch.latest and watch.ready.done():
-                # Caught up with every frame notified on a live subscription: nothing newer
-                # exists (a later write would have been notified; the listener re-checks
-                # the last seqs in Redis every few seconds in case one was missed).
-                return ReadResult([], finished=tail[-1].type == "done")
+        if self.writer.queued(generation_id):  # this process's own writes are visible to it
+            await self.writer.sync()
+        cached = self.watcher.cached(generation_id, after, limit)
+        if cached is not None:
+            return cached
         # Readers of one generation wake together and ask for the same frames: one round trip.
         key = (generation_id, after, limit)
         task = self._reads.get(key)
@@ -175,7 +117,7 @@ class RedisStreamLog(_Writing, _Waiting, StreamLog):
         return await asyncio.shield(task)
 
     async def _read(self, generation_id: str, after: int, limit: int) -> ReadResult | None:
-        stream, _, meta = self._keys(generation_id)
+        stream, _, meta = self.keys.of(generation_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.xrange(stream, f"{after + 1}-0", "+", count=limit)
         pipe.hmget(meta, "ls", "fin")
@@ -200,9 +142,9 @@ class RedisStreamLog(_Writing, _Waiting, StreamLog):
         return ReadResult(out, finished=out[-1].type == "done")
 
     async def snapshot(self, generation_id: str) -> tuple[str, int] | None:
-        if generation_id in self._queued:
-            await self.sync()
-        _, content, meta = self._keys(generation_id)
+        if self.writer.queued(generation_id):
+            await self.writer.sync()
+        _, content, meta = self.keys.of(generation_id)
         pipe = self.redis.pipeline(transaction=True)  # MULTI: consistent with appends
         pipe.get(content)
         pipe.hget(meta, "cs")
@@ -212,82 +154,33 @@ class RedisStreamLog(_Writing, _Waiting, StreamLog):
         return (text or b"").decode(), int(chunk_seq)
 
     async def seal(self, generation_id: str) -> tuple[str, int] | None:
-        """Refuses further appends from the generation's producer (a `force` append still
+        """Refuses further appends from the generation's producer (`append_ending` still
         goes in) and returns the snapshot at that instant, or None if the log is gone."""
-        if generation_id in self._queued:
-            await self.sync()
-        stream, content, meta = self._keys(generation_id)
-        result = await self._seal(keys=[stream, content, meta])
+        if self.writer.queued(generation_id):
+            await self.writer.sync()
+        result = await self._seal(keys=list(self.keys.of(generation_id)))
         if not result:
             return None
         return result[0].decode(), int(result[1])
 
     async def wait(self, generation_id: str, after: int, timeout: float) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        watch = self._watches.get(generation_id) or self._watch(generation_id)
-        watch.last_used = time.monotonic()
-        if not watch.ready.done():
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await asyncio.shield(watch.ready)
-            except TimeoutError:
-                return False
-        if watch.latest > after:
-            return True
-        if not watch.exists:
-            return False
-        fut = loop.create_future()
-        watch.waiters.append(fut)
-        try:
-            async with asyncio.timeout_at(deadline):
-                await fut
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            watch.last_used = time.monotonic()
-            if not fut.done():
-                fut.cancel()
-                try:
-                    watch.waiters.remove(fut)
-                except ValueError:
-                    pass
+        return await self.watcher.wait(generation_id, after, timeout)
 
     async def expire(self, generation_id: str, ttl: float) -> None:
-        self._produced.pop(generation_id, None)
-        self._failed.pop(generation_id, None)
+        self.writer.forget(generation_id)
         ms = max(1, int(ttl * 1000))
         pipe = self.redis.pipeline(transaction=False)
-        for key in self._keys(generation_id):
+        for key in self.keys.of(generation_id):
             pipe.pexpire(key, ms)
         await pipe.execute()
 
     def wake_all(self) -> None:
-        for watch in self._watches.values():
-            self._wake(watch)
+        self.watcher.wake_all()
 
     async def ping(self) -> None:
         await self.redis.ping()
 
     async def aclose(self) -> None:
-        if self._flusher is not None and not self._flusher.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._flusher), 10)
-            except Exception:
-                log.warning("stream log closed with unwritten frames")
-        self._closed = True
-        self.wake_all()
-        for task in (self._listener, self._subscriber, self._checker, self._flusher):
-            if task is not None and not task.done():
-                task.cancel()
-                try:
-                    await task
-                except BaseException:
-                    pass
-        if self._pubsub is not None:
-            try:
-                await self._pubsub.aclose()
-            except Exception:
-                pass
+        await self.writer.aclose()
+        await self.watcher.aclose()
         await self.redis.aclose()

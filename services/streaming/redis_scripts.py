@@ -1,6 +1,6 @@
-"""The Redis stream log's server-side scripts (services/streaming/redis_log.py) and what
-they answer. One script call writes a generation's batch of frames, its content and its
-seqs together, so a snapshot is always consistent with the frames."""
+"""The Redis stream log's server-side scripts (services/streaming/redis_log.py), what they
+answer, and its key names. One script call writes a generation's batch of frames, its
+content and its seqs together, so a snapshot is always consistent with the frames."""
 
 SAFETY_TTL_MS = 24 * 3600 * 1000  # keys of a generation nobody expires (crashes) go after a day
 
@@ -64,31 +64,24 @@ redis.call('HSET', KEYS[3], 'sealed', 1)
 return {redis.call('GET', KEYS[2]) or '', m[2] or '0', m[1]}
 """
 
-# Session leases and takeovers live here too, so every Redis script is in one place.
-ACQUIRE_LEASE_LUA = """
--- KEYS: 1 lease, ARGV: 1 me, 2 ttl ms, 3 liveness key prefix
-local cur = redis.call('GET', KEYS[1])
-if (not cur) or cur == ARGV[1] or redis.call('EXISTS', ARGV[3] .. cur) == 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-RENEW_LEASE_LUA = """
--- still ours: extend; gone (Redis restarted): take it again; someone else's: lost
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] or not cur then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-RELEASE_LEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
+class Keys:
+    """The Redis names of one deployment (prefix `P`): a generation's keys and channel
+    (services/streaming/redis_log.py describes them), and keys outside any generation."""
 
-class StreamConflict(RuntimeError):
-    """The frame's seq was already written by another party, or the log was sealed because
-    another process ended the generation: the caller no longer owns it."""
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def of(self, generation_id: str) -> tuple[str, str, str]:
+        """Stream, content, meta."""
+        base = f"{self.prefix}{{{generation_id}}}"
+        return f"{base}:s", f"{base}:c", f"{base}:m"
+
+    def channel(self, generation_id: str) -> bytes:
+        return f"{self.prefix}{{{generation_id}}}:n".encode()
+
+    def key(self, *parts: str) -> str:
+        """A key of this deployment outside any generation (leases, liveness, kicks)."""
+        return self.prefix + ":".join(parts)

@@ -1,20 +1,24 @@
-"""Waiting for the Redis stream log (the `_Waiting` half of RedisStreamLog).
+"""The Redis stream log's watcher (RedisStreamLog holds one): waiting for new frames.
 
 Waiting: one pub/sub connection per process, one subscription per generation that has
 readers here, and in-process futures for the readers; thousands of readers cost no Redis
 connection each. The notification carries the frames ("<first seq>\n<type>\t<json>\n..."),
-kept in a short per-generation tail, so readers woken together are served from memory
-instead of each reading the stream. A subscription is dropped some seconds after its last
-reader left."""
+kept in a short per-generation tail (redis_tail.py), so readers woken together are served
+from memory instead of each reading the stream. A subscription is dropped some seconds after
+its last reader left."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections import deque
+from typing import Any
 
-from services.streaming.frames import Frame
+import redis.asyncio as aioredis
+
+from services.streaming.log import ReadResult
+from services.streaming.redis_scripts import Keys
+from services.streaming.redis_tail import Watch, parse_note
 
 log = logging.getLogger(__name__)
 
@@ -22,56 +26,89 @@ WATCH_IDLE_SECONDS = 10.0  # a subscription with no reader for this long is drop
 RESYNC_SECONDS = 5.0  # how often waited-on generations' last seqs are re-read (missed notifications)
 
 
-class _Watch:
-    """Readers of one generation in this process, and what its subscription knows."""
+class RedisWatcher:
+    """Subscriptions and in-process waiters."""
 
-    __slots__ = ("channel", "ready", "latest", "exists", "waiters", "last_used", "tail")
+    def __init__(self, redis: aioredis.Redis, keys: Keys, tail_frames: int):
+        self.redis, self.keys, self.tail_frames = redis, keys, tail_frames
+        self._watches: dict[str, Watch] = {}
+        self._by_channel: dict[bytes, str] = {}
+        self._to_subscribe: set[bytes] = set()
+        self._subscribe_wanted = asyncio.Event()
+        self._pubsub: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        self._subscriber: asyncio.Task[None] | None = None
+        self._checking: set[str] = set()
+        self._checker: asyncio.Task[None] | None = None
+        self._closed = False
 
-    def __init__(self, channel: bytes, ready: asyncio.Future, tail_frames: int):
-        self.channel = channel
-        self.ready = ready  # set once subscribed and checked
-        self.latest = 0  # highest seq known written
-        self.exists = True
-        self.waiters: list[asyncio.Future] = []
-        self.last_used = time.monotonic()
-        self.tail: deque[Frame] = deque(maxlen=tail_frames)  # contiguous seqs, from notifications
+    def cached(self, generation_id: str, after: int, limit: int) -> ReadResult | None:
+        """A read answered from what the notifications brought, or None."""
+        watch = self._watches.get(generation_id)
+        return watch.cached(after, limit) if watch is not None else None
 
-    def take(self, first: int, frames: list[Frame]) -> None:
-        tail = self.tail
-        for frame in frames:
-            if tail and frame.seq != tail[-1].seq + 1:
-                if frame.seq <= tail[-1].seq:
-                    continue  # already have it
-                tail.clear()  # a notification was missed: start again here
-            tail.append(frame)
-        last = first + len(frames) - 1
-        self.latest = max(self.latest, last)
-
-
-class _Waiting:
-    """Subscriptions and in-process waiters; state lives on RedisStreamLog (`_watches`,
-    `_by_channel`, `_pubsub`, ...)."""
-
-    def _watch(self, generation_id: str) -> _Watch:
+    async def wait(self, generation_id: str, after: int, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
-        watch = _Watch(self._channel(generation_id), loop.create_future(), self.tail_frames)
+        deadline = loop.time() + timeout
+        watch = self._watches.get(generation_id) or self._watch(generation_id)
+        watch.last_used = time.monotonic()
+        if not watch.ready.done():
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.shield(watch.ready)
+            except TimeoutError:
+                return False
+        if watch.latest > after:
+            return True
+        if not watch.exists:
+            return False
+        fut: asyncio.Future[None] = loop.create_future()
+        watch.waiters.append(fut)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await fut
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            watch.last_used = time.monotonic()
+            if not fut.done():
+                fut.cancel()
+                try:
+                    watch.waiters.remove(fut)
+                except ValueError:
+                    pass
+
+    def wake_all(self) -> None:
+        for watch in self._watches.values():
+            watch.wake()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self.wake_all()
+        for task in (self._listener, self._subscriber, self._checker):
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except BaseException:
+                    pass
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.aclose()
+            except Exception:
+                pass
+
+    def _watch(self, generation_id: str) -> Watch:
+        loop = asyncio.get_running_loop()
+        watch = Watch(self.keys.channel(generation_id), loop.create_future(), self.tail_frames)
         self._watches[generation_id] = watch
         self._by_channel[watch.channel] = generation_id
         self._to_subscribe.add(watch.channel)
-        if self._subscribe_wanted is None:
-            self._subscribe_wanted = asyncio.Event()
         self._subscribe_wanted.set()
         if self._subscriber is None or self._subscriber.done():
             self._subscriber = loop.create_task(self._subscribe_loop())
         return watch
-
-    @staticmethod
-    def _wake(watch: _Watch) -> None:
-        if watch.waiters:
-            waiters, watch.waiters = watch.waiters, []
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
 
     async def _subscribe_loop(self) -> None:
         """Sends SUBSCRIBE for new watches (the listener reads the confirmations)."""
@@ -121,13 +158,14 @@ class _Waiting:
             if message is not None:
                 kind = message["type"]
                 generation_id = self._by_channel.get(message["channel"])
-                watch = self._watches.get(generation_id) if generation_id else None
-                if watch is not None:
+                found = self._watches.get(generation_id) if generation_id else None
+                if found is not None and generation_id is not None:
+                    watch = found
                     if kind == "message":
-                        first, got = _parse_note(generation_id, message["data"])
+                        first, got = parse_note(message["data"])
                         watch.take(first, got)
                         watch.exists = True
-                        self._wake(watch)
+                        watch.wake()
                     elif kind == "subscribe":
                         # first subscription, or a resubscription after a reconnect: check
                         # what was written while we were not listening
@@ -158,7 +196,7 @@ class _Waiting:
                 continue
             pipe = self.redis.pipeline(transaction=False)
             for generation_id in ids:
-                pipe.hget(self._keys(generation_id)[2], "ls")
+                pipe.hget(self.keys.of(generation_id)[2], "ls")
             try:
                 results = await pipe.execute()
             except asyncio.CancelledError:
@@ -177,7 +215,7 @@ class _Waiting:
                     watch.latest = int(last)
                 if not watch.ready.done():
                     watch.ready.set_result(None)
-                self._wake(watch)
+                watch.wake()
 
     async def _collect(self, now: float) -> None:
         idle = [g for g, w in self._watches.items()
@@ -193,14 +231,3 @@ class _Waiting:
             await self._pubsub.unsubscribe(*channels)
         except Exception:
             pass  # the connection is gone; it resubscribes only what is still wanted
-
-
-def _parse_note(generation_id: str, data: bytes) -> tuple[int, list[Frame]]:
-    """A notification: "<first seq>\n<type>\t<json>\n..." (JSON text has no raw newline)."""
-    lines = data.decode().split("\n")
-    first = int(lines[0])
-    out = []
-    for i, line in enumerate(lines[1:]):
-        kind, _, body = line.partition("\t")
-        out.append(Frame(first + i, kind, body))
-    return first, out

@@ -1,4 +1,4 @@
-"""Writing for the Redis stream log (the `_Writing` half of RedisStreamLog).
+"""The Redis stream log's writer (RedisStreamLog holds one).
 
 Batching: appends made while the previous round trip is in flight, or in the same loop tick,
 go out together in one pipeline, the frames of one generation in one script call. A chunk's
@@ -12,24 +12,97 @@ seen by a reader: the generation is then ended from what Redis has (services/sca
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from typing import Any
 
+import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from services.streaming.frames import Frame
+from services.streaming.log import StreamConflict
 from services.streaming.redis_scripts import (APPEND_LUA, APPLIED, DUPLICATE, LOST, NOT_CONTIGUOUS,
-                                              SAFETY_TTL_MS, StreamConflict)
+                                              SAFETY_TTL_MS, Keys)
 
 log = logging.getLogger(__name__)
 
 BATCH_LINGER = 0.001  # seconds a write batch waits for more frames ...
 LINGER_UNTIL = 256  # ... unless this many are queued already
+MAX_PENDING = 10_000  # frames queued for writing before appends wait for Redis (backpressure)
 
 
-class _Writing:
-    """Batches appends into pipelines of one script call per generation; state lives on
-    RedisStreamLog (`_pending`, `_failed`, `_queued`, `_produced`, ...)."""
+class RedisWriter:
+    """Batches appends into pipelines of one script call per generation."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, max_frames: int):
+        self.redis, self.keys, self.max_frames = redis, keys, max_frames
+        self._append_sha = hashlib.sha1(APPEND_LUA.encode()).hexdigest()
+        self._pending: list[tuple[Any, ...]] = []
+        self._pending_fut: asyncio.Future[None] | None = None  # resolved when the queued batch is written
+        self._inflight_fut: asyncio.Future[None] | None = None  # ... and the batch being written
+        self._flusher: asyncio.Task[None] | None = None
+        self._failed: dict[str, Exception] = {}  # generation -> its refused write
+        self._queued: dict[str, int] = {}  # generation -> frames queued or in flight from here
+        self._produced: dict[str, list[Any]] = {}  # generation -> [parts, last chunk seq] written from here
+        self._closed = False
+
+    def queued(self, generation_id: str) -> bool:
+        """Frames of the generation are queued or in flight from this process."""
+        return generation_id in self._queued
+
+    async def append(self, generation_id: str, frame: Frame, text: str | None,
+                     force: bool, base: tuple[str, int] | None) -> None:
+        """See RedisStreamLog.append."""
+        if self._closed:
+            raise RuntimeError("stream log is closed")
+        plain = not force and base is None
+        if plain:
+            error = self._failed.get(generation_id)
+            if error is not None:
+                raise error
+        self._pending.append((generation_id, frame, text, force, base))
+        self._queued[generation_id] = self._queued.get(generation_id, 0) + 1
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        if frame.type != "chunk" or not plain or len(self._pending) > MAX_PENDING:
+            await self.sync(generation_id)
+
+    async def sync(self, generation_id: str | None = None) -> None:
+        """Waits until every frame queued so far is written; raises the generation's refused
+        write, if any."""
+        if self._pending:
+            if self._pending_fut is None:
+                self._pending_fut = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._pending_fut)
+        elif self._inflight_fut is not None and not self._inflight_fut.done():
+            await asyncio.shield(self._inflight_fut)
+        if generation_id is not None:
+            error = self._failed.get(generation_id)
+            if error is not None:
+                raise error
+
+    def forget(self, generation_id: str) -> None:
+        """The generation is done: drop what was kept to rebuild or refuse its writes."""
+        self._produced.pop(generation_id, None)
+        self._failed.pop(generation_id, None)
+
+    async def aclose(self) -> None:
+        """Waits a little for the frames still queued, then stops writing."""
+        flusher = self._flusher
+        if flusher is not None and not flusher.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(flusher), 10)
+            except Exception:
+                log.warning("stream log closed with unwritten frames")
+        self._closed = True
+        if flusher is not None and not flusher.done():
+            flusher.cancel()
+            try:
+                await flusher
+            except BaseException:
+                pass
 
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -54,10 +127,10 @@ class _Writing:
             if not fut.done():
                 fut.set_result(None)
 
-    def _calls(self, batch: list[tuple]) -> list[list]:
+    def _calls(self, batch: list[tuple[Any, ...]]) -> list[list[Any]]:
         """One script call per run of frames of one generation with the same flags."""
-        calls: list[list] = []
-        open_calls: dict[str, list] = {}
+        calls: list[list[Any]] = []
+        open_calls: dict[str, list[Any]] = {}
         for generation_id, frame, text, force, base in batch:
             call = open_calls.get(generation_id)
             if call is None or call[1] or force or base is not None or frame.seq != call[3][-1][0].seq + 1:
@@ -67,21 +140,21 @@ class _Writing:
             call[3].append((frame, text))
         return calls
 
-    def _args(self, call: list, base: tuple[str, int] | None) -> list:
+    def _args(self, call: list[Any], base: tuple[str, int] | None) -> list[Any]:
         generation_id, force, _, items = call
         texts, chunk_seq = [], 0
         for frame, text in items:
             if text is not None:
                 texts.append(text)
                 chunk_seq = frame.seq
-        args = [self.max_frames, self._channel(generation_id), "1" if force else "0",
+        args = [self.max_frames, self.keys.channel(generation_id), "1" if force else "0",
                 "1" if base is not None else "0", base[0] if base else "", base[1] if base else 0,
                 "".join(texts), chunk_seq, SAFETY_TTL_MS]
         for frame, _ in items:
             args += (frame.seq, frame.type, frame.data)
-        return [self._append_sha, 3, *self._keys(generation_id), *args]
+        return [self._append_sha, 3, *self.keys.of(generation_id), *args]
 
-    def _repair_base(self, call: list) -> tuple[str, int] | None:
+    def _repair_base(self, call: list[Any]) -> tuple[str, int] | None:
         produced = self._produced.get(call[0])
         if produced is None:
             return None
@@ -90,7 +163,7 @@ class _Writing:
             parts[:] = ["".join(parts)]
         return (parts[0] if parts else ""), produced[1]
 
-    async def _write(self, batch: list[tuple]) -> dict[str, Exception]:
+    async def _write(self, batch: list[tuple[Any, ...]]) -> dict[str, Exception]:
         errors: dict[str, Exception] = {}
         todo = [(call, call[2]) for call in self._calls(batch)]
         delay = 0.05
@@ -146,7 +219,7 @@ class _Writing:
             todo = retry
         return errors
 
-    def _written(self, call: list) -> None:
+    def _written(self, call: list[Any]) -> None:
         generation_id, _, base, items = call
         if any(frame.type == "done" for frame, _ in items):
             self._produced.pop(generation_id, None)

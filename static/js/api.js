@@ -100,6 +100,11 @@ export const api = {
   deleteSession: (id) => request('DELETE', `/sessions/${seg(id)}`),
   getGeneration: (id) => request('GET', `/generations/${seg(id)}`),
   cancelGeneration: (id) => request('POST', `/generations/${seg(id)}/cancel`),
+  // The conversation tree (tree.js): op is 'regenerate' or 'continue'.
+  branch: (sid, mid, op) => request('POST', `/sessions/${seg(sid)}/messages/${seg(mid)}/${op}`),
+  editMessage: (sid, mid, content) => request('POST', `/sessions/${seg(sid)}/messages/${seg(mid)}/edit`,
+    { body: { content } }),
+  switchBranch: (sid, mid) => request('PUT', `/sessions/${seg(sid)}/active`, { body: { message_id: mid } }),
 
   /** GET /health answers 200 or 503 with the same body shape; both are "answers". */
   async health() {

@@ -9,6 +9,7 @@ import { SseTransport } from './sse.js';
 import { renderChrome } from './status.js';
 import { bindComposer } from './composer.js';
 import { JumpToLatest } from './msgextras.js';
+import { TreeControls, renderBranch } from './tree.js';
 
 const $ = (id) => document.getElementById(id);
 const MODE_KEY = 'llmchat.mode';
@@ -24,6 +25,11 @@ export class ChatController {
     this.session = null;
     this.view = new MessageView($('messages'), $('scroller'));
     this.jump = new JumpToLatest(this.view, () => this.store.unfinished().length > 0);
+    this.tree = new TreeControls($('messages'), {
+      sessionId: () => this.sessionId,
+      reload: (opts) => this.reload(opts),
+      banner: (msg) => this.h.banner(msg),
+    });
     this.mode = localStorage.getItem(MODE_KEY) === 'sse' ? 'sse' : 'ws';
     this.transport = this._makeTransport(this.mode);
     this.composer = bindComposer({
@@ -99,29 +105,19 @@ export class ChatController {
     }
     if (mine !== this.loadSeq) return false;
     this.setSessionInfo(data);
-    const users = new Map();
-    for (const m of data.history || []) {
-      if (m.role === 'assistant') {
-        const done = isFinal(m.status);
-        const g = this.store.ensure(m.generation_id || m.id, {
-          status: m.status, done, text: done ? (m.content ?? '') : '', provisional: done ? '' : (m.content ?? ''),
-          finishReason: m.finish_reason ?? null, error: m.error ?? null, createdAt: m.created_at,
-          model: done ? (m.model ?? null) : null,
-        });
-        this.view.addAssistant(g);
-      } else {
-        this.view.addUser({ key: m.id, content: m.content, createdAt: m.created_at, role: m.role });
-        if (m.role === 'user' && m.generation_id) users.set(m.generation_id, m.id);
-      }
-    }
-    // A queued reply may not be in the history yet: its user message names it.
-    for (const [genId, userKey] of users) {
-      if (!this.store.get(genId)) this.view.addAssistant(this.store.ensure(genId, { createdAt: null }), userKey);
-    }
+    renderBranch(this.view, this.store, data.history || []);
     this.transport.open(id);
     this.view.scrollToBottom();
     this.refreshChrome();
     return true;
+  }
+
+  /** Shows the session's active branch again (after a regenerate, edit, continue or switch). */
+  async reload({ keepScroll = false } = {}) {
+    if (!this.sessionId) return;
+    const top = this.view.scroller.scrollTop;
+    await this.loadSession(this.sessionId, this.session);
+    if (keepScroll) this.view.scroller.scrollTop = top;
   }
 
   setSessionInfo(s) {
@@ -177,6 +173,8 @@ export class ChatController {
       if (f.client_msg_id) {
         this.pending.delete(f.client_msg_id);
         this.view.setUserStatus(f.client_msg_id, 'sent');
+        const art = this.view.byKey.get(f.client_msg_id);
+        if (art && f.generation_id) art.dataset.generationId = f.generation_id; // for Edit message
       }
       const { gen } = this.store.apply(f);
       if (!gen) return;

@@ -13,6 +13,10 @@ const path = {
   gear: '<circle cx="12" cy="12" r="3"/><path d="M12 2v3M12 19v3M2 12h3M19 12h3M4.9 4.9l2.1 2.1M17 17l2.1 2.1M4.9 19.1L7 17M17 7l2.1-2.1"/>',
   download: '<path d="M12 4v11M7 10l5 5 5-5M5 20h14"/>',
   down: '<path d="M12 5v14M6 13l6 6 6-6"/>',
+  redo: '<path d="M20 12a8 8 0 1 1-2.3-5.6M20 4v5h-5"/>',
+  play: '<path d="M8 5l10 7-10 7z"/>',
+  left: '<path d="M15 6l-6 6 6 6"/>',
+  right: '<path d="M9 6l6 6-6 6"/>',
   copy: '<rect x="8" y="8" width="12" height="12" rx="2"/><path d="M16 8V5a1 1 0 0 0-1-1H5a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h3"/>',
 };
 

@@ -4,6 +4,7 @@ import { renderMarkdown, copyCode } from './markdown.js';
 import { GenStore } from './gens.js';
 import { icon } from './icons.js';
 import { messageActions, copyMessage, usageText, collapseIfLong, toggleMore } from './msgextras.js';
+import { versionSwitcher } from './tree.js';
 
 const INCOMPLETE = {
   timeout: 'The reply timed out before it finished.',
@@ -113,7 +114,9 @@ export class MessageView {
     const body = el('div', role === 'assistant' ? 'msg-body md' : 'msg-body');
     const err = el('div', 'msg-error', { role: 'status', 'data-testid': 'msg-error' });
     err.hidden = true;
-    art.append(meta, body, err, messageActions());
+    const foot = el('div', 'msg-foot');
+    foot.append(versionSwitcher(), messageActions(role));
+    art.append(meta, body, err, foot);
     this.byKey.set(key, art);
     return art;
   }

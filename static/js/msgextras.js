@@ -1,12 +1,13 @@
 // Per-message extras: the Copy action (the Markdown source, not the rendered text), token
 // usage, "show more" for long sent messages, and the "jump to latest" button.
 import { icon } from './icons.js';
+import { treeButtons } from './tree.js';
 
 const LONG_CHARS = 700;
 const LONG_LINES = 12;
 
 /** The action row under a message (visible on hover and focus; always on touch screens). */
-export function messageActions() {
+export function messageActions(role) {
   const row = document.createElement('div');
   row.className = 'msg-actions';
   const copy = document.createElement('button');
@@ -16,7 +17,7 @@ export function messageActions() {
   copy.setAttribute('aria-label', 'Copy message');
   copy.title = 'Copy message (Markdown)';
   copy.innerHTML = icon('copy', 15);
-  row.append(copy);
+  row.append(copy, ...treeButtons(role));
   return row;
 }
 
@@ -32,7 +33,13 @@ async function writeClipboard(text) {
 /** Copies the message's source text; the button says whether it worked. */
 export async function copyMessage(button) {
   const art = button.closest('.msg');
-  const ok = await writeClipboard(art.dataset.role === 'assistant' ? (art.dataset.raw || '') : (art._source || ''));
+  let text = art.dataset.role === 'assistant' ? (art.dataset.raw || '') : (art._source || '');
+  // A continuation copies the whole answer: the parts it continues come first.
+  for (let p = art; p.classList.contains('continuation') && p.previousElementSibling?.dataset.continued;) {
+    p = p.previousElementSibling;
+    text = (p.dataset.raw || '') + text;
+  }
+  const ok = await writeClipboard(text);
   button.dataset.copied = ok ? 'true' : 'false';
   button.title = ok ? 'Copied' : 'Could not copy';
   setTimeout(() => { delete button.dataset.copied; button.title = 'Copy message (Markdown)'; }, 1500);
