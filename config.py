@@ -5,13 +5,15 @@ embedded single-machine mode.
 """
 
 import ipaddress
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 # Keys that tutorials and templates ship with; refusing them keeps a copy-pasted example
 # from signing production tokens.
@@ -21,6 +23,19 @@ WEAK_KEYS = {
     "your-secret-key-here", "mysecretkey", "jwt-secret",
 }
 MIN_KEY_LENGTH = 32
+PROVIDER_SUFFIXES = ("_API_KEY", "_BASE_URL", "_MODELS")  # services/providers/presets.py
+
+
+class _ProviderEnvironment(PydanticBaseSettingsSource):
+    """The process environment's <X>_API_KEY / <X>_BASE_URL / <X>_MODELS, which no field
+    names, as `provider_env`: the one place the providers' variables are read from it."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {k.upper(): v for k, v in os.environ.items() if k.upper().endswith(PROVIDER_SUFFIXES)}
+        return {"provider_env": found} if found else {}
 
 
 class Settings(BaseSettings):
@@ -71,15 +86,26 @@ class Settings(BaseSettings):
     ollama_probe_timeout: float = Field(0.3, ge=0)  # start-up probe of a local Ollama; 0: no probe
     provider_env: dict[str, str] = Field(default_factory=dict, repr=False)  # filled below
 
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Between the environment and the .env file: the environment's values win over the file's.
+        return init_settings, env_settings, _ProviderEnvironment(settings_cls), dotenv_settings, file_secret_settings
+
     @model_validator(mode="before")
     @classmethod
-    def _collect_provider_env(cls, data):
+    def _collect_provider_env(cls, data: Any) -> Any:
         # pydantic-settings hands the .env file's unknown keys to this validator only (they are
-        # dropped after it), so <X>_API_KEY lines of the .env actually read are kept here.
-        if isinstance(data, dict) and not isinstance(data.get("provider_env"), dict):
-            data["provider_env"] = {
-                str(k).upper(): v for k, v in data.items()
-                if isinstance(v, str) and str(k).upper().endswith(("_API_KEY", "_BASE_URL", "_MODELS"))}
+        # dropped after it), so <X>_API_KEY lines of the .env actually read are kept here,
+        # under the process environment's and the explicit ones.
+        if isinstance(data, dict):
+            collected = {str(k).upper(): v for k, v in data.items()
+                         if isinstance(v, str) and str(k).upper().endswith(PROVIDER_SUFFIXES)}
+            given = data.get("provider_env")
+            data["provider_env"] = {**collected, **(given if isinstance(given, dict) else {})}
         return data
 
     # Input limits
@@ -114,6 +140,10 @@ class Settings(BaseSettings):
     loop_min_repeats: int = Field(4, ge=2)
     loop_min_chars: int = Field(300, ge=20)
     loop_max_period: int = Field(500, ge=1)
+
+    # Graceful stop (SIGTERM): running generations end interrupted, then the server waits
+    # this long at most for every open stream to deliver their done frames.
+    shutdown_drain_timeout: float = Field(15, gt=0, le=300)
 
     # Streaming and persistence
     flush_interval: float = Field(1.0, gt=0)  # how often running text is written to the DB

@@ -1,15 +1,23 @@
-"""Wires the application: settings, services, routers, error handlers, middleware."""
+"""Wires the application: settings, services, routers, error handlers, middleware.
+
+Importing this module builds nothing: `create_app` is the factory the launchers serve
+(`python -m serve`, i.e. uvicorn with `--factory main:create_app`); logging and tracing are
+set up by those entry points. `main.app` is built on first access, for
+`uvicorn main:app --reload` in development."""
 
 import asyncio
 import gc
+import os
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import (access_log, admin, api_keys, chat, errors, generations, meta, openai_chat, openai_responses,
                  openapi, ops, sessions, tree, ui, users, ws)
-from api.lifecycle import Connections, chain_signal_handlers
+from api.lifecycle import DRAIN, Connections, graceful_shutdown
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.observe import Observe
 from config import Settings, get_settings
@@ -17,20 +25,16 @@ from services.container import build
 from services.observability import logs, metrics, probes, tracing
 from services.users import seed_initial_user
 
-access_log.install()
-
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logs.configure(settings.log_format, settings.log_level)
-    tracing.setup_from_env("llm-chat-service")
     services = build(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        access_log.install()  # whoever serves the app: no query string (a token) in uvicorn's lines
         await services.start()
         await seed_initial_user(services.db, settings)
-        chain_signal_handlers(services, app.state.connections)
         refresher = None
         if settings.metrics_enabled and settings.metrics_port:
             metrics.serve(settings.metrics_port)
@@ -41,7 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # request or token happens to trigger it.
         gc.collect()
         gc.freeze()
-        yield
+        connections: Connections = app.state.connections
+
+        async def drain() -> None:  # awaited by api/serving.py's DrainingServer on SIGTERM
+            await graceful_shutdown(services, connections)
+        yield {DRAIN: drain}
         if refresher is not None:
             refresher.cancel()
         await services.stop()
@@ -68,4 +76,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-app = create_app()
+def __getattr__(name: str) -> FastAPI:
+    """`main.app`: the app of the process's settings, built on first access and kept, with
+    the logging and tracing set-up of an entry point (`uvicorn main:app` is one)."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    settings = get_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    tracing.setup_from_env("llm-chat-service", os.environ)
+    app = globals()["app"] = create_app(settings)
+    return app

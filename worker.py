@@ -6,6 +6,7 @@ stop (WORKER_SHUTDOWN_GRACE); a second signal ends running generations at once."
 
 import asyncio
 import logging
+import os
 import signal
 
 from config import get_settings
@@ -17,7 +18,7 @@ log = logging.getLogger("worker")
 
 async def run() -> None:
     settings = get_settings()
-    tracing.setup_from_env("llm-chat-worker")
+    tracing.setup_from_env("llm-chat-worker", os.environ)
     worker = Worker(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

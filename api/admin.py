@@ -5,13 +5,13 @@ admin_required on every /admin route."""
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, StringConstraints
 
-from api.deps import CurrentUser, ServicesDep
+from api.deps import ServicesDep, UlidPath
+from api.principal import CurrentUser
 from api.openapi import errors
 from models.ops_schemas import AdminUser, UsageReport, UserLimits, UserPage, UserPatch
-from models.schemas import ULID_PATTERN
 from services import admin
 from services.errors import Forbidden
 
@@ -33,7 +33,6 @@ async def require_admin(user: CurrentUser):
 
 
 Admin = Annotated[object, Depends(require_admin)]
-UserIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
 
 
 @router.get("/usage", response_model=UsageReport, response_model_by_alias=True, response_model_exclude_none=True)
@@ -55,7 +54,7 @@ async def list_users(_: Admin, services: ServicesDep, limit: Annotated[int, Quer
 
 
 @router.patch("/admin/users/{user_id}", response_model=AdminUser, responses=errors(403, 409))
-async def patch_user(user_id: UserIdPath, body: UserPatch, request: Request, me: Admin, services: ServicesDep):
+async def patch_user(user_id: UlidPath, body: UserPatch, request: Request, me: Admin, services: ServicesDep):
     """Disable or re-enable a user, change their role or budgets. Disabling refuses their
     tokens at once and closes their sockets on this process."""
     user_id = user_id.upper()
@@ -69,7 +68,7 @@ async def patch_user(user_id: UserIdPath, body: UserPatch, request: Request, me:
 
 
 @router.put("/admin/users/{user_id}/limits", response_model=UserLimits, responses=errors(403))
-async def put_limits(user_id: UserIdPath, body: UserLimits, _: Admin, services: ServicesDep):
+async def put_limits(user_id: UlidPath, body: UserLimits, _: Admin, services: ServicesDep):
     """Raise or lower one user's resource limits; the fields left out take the settings'
     defaults again. Other replicas apply the change within USER_LIMITS_CACHE_TTL."""
     user_id = user_id.upper()

@@ -1,16 +1,14 @@
 """API keys: each user creates, lists and revokes their own (services/api_keys.py)."""
 
-from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 
-from api.deps import CurrentUser, ServicesDep, TokenSubject
+from api.deps import ServicesDep, UlidPath
+from api.principal import CurrentUser, TokenSubject
 from api.openapi import errors
 from models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from models.schemas import ULID_PATTERN
 
 router = APIRouter(tags=["api keys"])
-KeyIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
 
 
 @router.post("/api-keys", status_code=201, response_model=ApiKeyCreated, responses=errors(409))
@@ -27,7 +25,7 @@ async def list_api_keys(user_id: TokenSubject, services: ServicesDep):
 
 
 @router.delete("/api-keys/{key_id}", status_code=204)
-async def revoke_api_key(key_id: KeyIdPath, user_id: TokenSubject, services: ServicesDep):
+async def revoke_api_key(key_id: UlidPath, user_id: TokenSubject, services: ServicesDep):
     """Refused from the next request on, and sockets it opened close before their next frame."""
     await services.api_keys.revoke(user_id, key_id.upper())
     return Response(status_code=204)

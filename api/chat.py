@@ -3,12 +3,13 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import ServicesDep, TokenSubject
+from api.deps import ServicesDep
+from api.principal import TokenSubject
 from api.openapi import errors, sse
 from api.sse import sse_response
-from models.schemas import ChatIn, ChatOut, SetLLM, is_blank
+from models.schemas import ChatIn, ChatOut, SetLLM
 from services.container import Services
-from services.errors import InvalidInput, NotFound
+from services.errors import NotFound
 from services.generations.service import Accepted
 from services.users import get_user
 from services.streaming.frames import encode, sse_plain
@@ -16,20 +17,12 @@ from services.streaming.frames import encode, sse_plain
 router = APIRouter(tags=["chat"])
 
 
-def check_message(text: str, limit: int) -> str:
-    if is_blank(text):
-        raise InvalidInput("message: must not be empty", code="empty_message")
-    if len(text) > limit:
-        raise InvalidInput(f"message: at most {limit} characters (got {len(text)})", code="message_too_long")
-    return text
-
-
 @router.post("/chat", response_model=ChatOut, responses={
     **sse("the answer; stream: true or Accept: text/event-stream — SSE frames"),
     202: {"description": "background: true — queued; follow GET /stream/{generation_id}"},
     **errors(404, 429)})
 async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: ServicesDep):
-    check_message(body.message, services.settings.max_message_chars)
+    services.sessions.check_message(body.message)
     await services.usage.admit(user_id)  # disabled, or over a token budget: refused before storing
     streaming = not body.background and (body.stream or "text/event-stream" in request.headers.get("accept", ""))
     # Limits first: a refused request stores nothing. Into an existing session the count
@@ -57,7 +50,7 @@ async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: 
         return sse_response(services.generations, accepted.generation_id, 0, prelude, headers, lease)
 
     await services.generations.wait_done(accepted.generation_id)
-    row = await services.store.get(accepted.generation_id)
+    row = await services.generations.get(accepted.generation_id)
     out = ChatOut(session_id=accepted.session_id, generation_id=row.id, response=row.content,
                   status=row.status, finish_reason=row.finish_reason, usage=row.usage,
                   model=row.model, error=row.error)

@@ -1,26 +1,37 @@
-"""Shared dependencies of the routers, as Annotated aliases."""
+"""Shared dependencies of the routers, as Annotated aliases: the services, a database
+session, ULID path parameters, the client's address. Who is calling: api/principal.py."""
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Path
-from starlette.requests import HTTPConnection
-from sqlalchemy import Row
+from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
-from auth.dependencies import get_current_user, get_db, get_services, get_token_subject
 from models.schemas import ULID_PATTERN
 from services.client_address import client_address, parse_proxies
 from services.container import Services
+
+
+# Dependencies are `async def` even when they never await: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hop per request for a dictionary lookup.
+async def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def get_db(services: Annotated[Services, Depends(get_services)]) -> AsyncIterator[AsyncSession]:
+    async with services.db.sessionmaker() as session:
+        yield session
+
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 # A route's own session. A route that then waits on work opening sessions of its own
 # (submit, cancel, a stream) must close it first: holding one pooled connection while
 # waiting for another deadlocks the pool under load (tests/test_capacity.py).
 DbDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
-CurrentUser = Annotated[Row, Depends(get_current_user)]  # .id, .username
-TokenSubject = Annotated[str, Depends(get_token_subject)]  # a valid token's user id, not looked up
-SessionIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
-GenerationIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
+# The one path type of every id (sessions, generations, API keys, users): a ULID, else 422.
+UlidPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
 
 
 def client_of(conn: HTTPConnection, services: Services) -> str:

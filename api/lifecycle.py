@@ -1,25 +1,25 @@
 """Open WebSockets and graceful shutdown.
 
 uvicorn closes WebSockets with 1012 and waits for streaming responses to end before the
-app's lifespan shutdown runs. To end in-flight generations first and say 1001 "going away"
-as PROTOCOL.md asks, the SIGTERM/SIGINT handler is chained: ours runs the graceful part,
-then hands over to uvicorn's."""
+app's lifespan shutdown runs. To end in-flight generations first, deliver their done
+frames and say 1001 "going away" as docs/protocol.md asks, the app hands `drain` to the
+server in its lifespan state (under DRAIN): api/serving.py's `DrainingServer` awaits it
+when a signal asks it to stop, before uvicorn's own shutdown begins."""
 
-import asyncio
 import logging
-import signal
 from collections import Counter
 
 from starlette.websockets import WebSocket
 
 from services.container import Services
+from services.generations.readers import delivered
 
 log = logging.getLogger(__name__)
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+DRAIN = "drain"  # the lifespan state key of the app's graceful-stop coroutine
 
 
 class Connections:
-    def __init__(self):
+    def __init__(self) -> None:
         self.sockets: dict[WebSocket, str] = {}  # open socket -> its user's id
         self.per_user: Counter[str] = Counter()
 
@@ -56,33 +56,12 @@ class Connections:
 
 
 async def graceful_shutdown(services: Services, connections: Connections) -> None:
-    """Ends running generations as interrupted (stored, done frame sent), lets readers
-    deliver what they have, then closes sockets with 1001."""
+    """Ends running generations as interrupted (stored, done frame appended), waits until
+    the open streams have written those done frames, then stops the other readers and
+    closes sockets with 1001."""
     await services.dispatch.shutdown()
-    await asyncio.sleep(0.2)  # followers forward the done frames just appended
-    services.generations.close()
+    generations = services.generations
+    if not await delivered(generations.readers, services.store, services.settings.shutdown_drain_timeout):
+        log.warning("graceful stop: some streams had not delivered their done frames in time")
+    generations.close()
     await connections.close_all(1001, "server going away")
-
-
-def chain_signal_handlers(services: Services, connections: Connections) -> None:
-    loop = asyncio.get_running_loop()
-    started = []
-    for sig in SIGNALS:
-        previous = signal.getsignal(sig)
-        if not callable(previous) or getattr(getattr(previous, "__self__", None), "should_exit", None) is None:
-            continue  # not under uvicorn (tests, other servers): leave signals alone
-
-        def handler(signum, frame, previous=previous):
-            async def run():
-                try:
-                    await asyncio.wait_for(graceful_shutdown(services, connections), timeout=15)
-                except Exception:
-                    log.exception("graceful shutdown did not complete")
-                previous(signum, frame)
-            if started:
-                previous(signum, frame)  # a second signal: stop now
-            else:
-                started.append(signum)
-                loop.call_soon_threadsafe(lambda: asyncio.ensure_future(run()))
-
-        signal.signal(sig, handler)

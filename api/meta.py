@@ -7,12 +7,13 @@ import time
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentUser, ServicesDep
+from api.deps import ServicesDep
+from api.principal import CurrentUser
 from api.openapi import errors
 from services.errors import ProviderError
 from services.providers import presets
 from services.providers.base import ChatRequest, Usage
-from services.providers.failures import HTTP_STATUS, http_status, scrub
+from services.providers.failures import HTTP_STATUS, http_status
 
 log = logging.getLogger(__name__)
 
@@ -125,20 +126,20 @@ async def _check(services, model_name: str) -> JSONResponse:
             finally:
                 await events.aclose()
     except ProviderError as exc:
-        return _failed(qualified, exc.code, exc.detail)
+        return _failed(services, qualified, exc.code, exc.detail)
     except TimeoutError:
-        return _failed(qualified, "upstream_timeout", f"{provider.name}: no answer within "
+        return _failed(services, qualified, "upstream_timeout", f"{provider.name}: no answer within "
                                                       f"{services.settings.provider_check_timeout:g} s")
     except Exception as exc:
         log.exception("checking %s failed", qualified)
-        return _failed(qualified, "provider_error", f"{provider.name}: {type(exc).__name__}")
+        return _failed(services, qualified, "provider_error", f"{provider.name}: {type(exc).__name__}")
     now = time.perf_counter()
     return JSONResponse({"ok": True, "model": qualified, "first_token_ms": round(((first or now) - started) * 1000, 1),
                          "total_ms": round((now - started) * 1000, 1), "sample": "".join(text), "usage": usage})
 
 
-def _failed(model: str, code: str, message: str) -> JSONResponse:
-    message = scrub(message)
+def _failed(services, model: str, code: str, message: str) -> JSONResponse:
+    message = services.providers.scrub(message)
     return JSONResponse({"ok": False, "model": model, "code": code, "detail": message,
                          "error": {"code": code, "message": message}}, status_code=http_status(code))
 

@@ -4,7 +4,8 @@ POST /v1/chat/completions."""
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentUser, ServicesDep, TokenSubject
+from api.deps import ServicesDep
+from api.principal import CurrentUser, TokenSubject
 from api.meta import models as native_models
 from api.openai_admit import admitted
 from api.openai_sse import TranslatedSSE

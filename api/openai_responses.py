@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentUser, ServicesDep, TokenSubject
+from api.deps import ServicesDep
+from api.principal import CurrentUser, TokenSubject
 from api.openai_admit import admitted
 from api.openai_sse import TranslatedSSE
 from models.openai_schemas import ResponseIn

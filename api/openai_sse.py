@@ -41,5 +41,6 @@ class TranslatedSSE(LeasedStream):
         if prelude:
             await body(prelude)
         if after is not None:
-            await generations.relay(generation_id, after, events, ping=lambda: body(SSE_PING))
+            async with generations.readers.reading(generation_id):
+                await generations.relay(generation_id, after, events, ping=lambda: body(SSE_PING))
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -12,15 +12,21 @@ It also clamps uvicorn's own WebSocket message limit to WS_MAX_FRAME_BYTES, what
 command line said, so that no frame larger than the service accepts is ever buffered: the
 WebSocket protocol refuses it from its header with 1009.
 
-Launch: `uvicorn main:app --http api.serving:LimitedHttpProtocol --no-server-header`."""
+`DrainingServer` is uvicorn's server with the graceful stop of api/lifecycle.py: on SIGTERM
+or SIGINT it awaits the app's drain before uvicorn's own shutdown closes anything.
+
+Launch: `python -m serve` (serve.py: this server, these options, `main:create_app`)."""
 
 import asyncio
 import json
 import logging
+import socket
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from api.errors import error_body
+from api.lifecycle import DRAIN
 from config import Settings, get_settings
 
 log = logging.getLogger("uvicorn.error")
@@ -36,7 +42,7 @@ class _HeadRefused(Exception):
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
-    settings: Settings | None = None  # None: the process's settings, as main:app reads them
+    settings: Settings | None = None  # None: the process's settings, as main:create_app reads them
 
     def __init__(self, config, server_state, app_state, _loop=None) -> None:
         super().__init__(config, server_state, app_state, _loop)
@@ -134,7 +140,24 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-# The same, for uvicorn's command line (scripts/run.sh, docker-compose.yml, scripts/cluster.py).
+class DrainingServer(uvicorn.Server):
+    """Before uvicorn's shutdown (which closes WebSockets with 1012 and then waits for the
+    streams), awaits the coroutine the app's lifespan left in its state under DRAIN: the
+    generations end, their done frames reach the clients, the sockets close with 1001. A
+    second SIGINT (uvicorn's force exit) skips it."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        state = getattr(getattr(self, "lifespan", None), "state", None) or {}
+        drain = state.get(DRAIN)
+        if drain is not None and not self.force_exit:
+            try:
+                await drain()
+            except Exception:
+                log.exception("graceful shutdown did not complete")
+        await super().shutdown(sockets)
+
+
+# The same, for uvicorn's command line (serve.py, tests, bench).
 # --no-proxy-headers: uvicorn would believe X-Forwarded-For from loopback; the app reads it
 # only from TRUSTED_PROXIES (services/client_address.py).
 UVICORN_ARGS = ["--http", "api.serving:LimitedHttpProtocol", "--no-server-header", "--ws-per-message-deflate", "false",

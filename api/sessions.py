@@ -4,7 +4,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import CurrentUser, DbDep, ServicesDep, SessionIdPath
+from api.deps import DbDep, ServicesDep, UlidPath
+from api.principal import CurrentUser
 from api.openapi import errors
 from models.db import ChatSession, Message
 from models.schemas import INT64_MAX, MessageOut, SessionConfig, SessionDetail, SessionOut, SessionPage, SessionPatch, SetLLM
@@ -40,7 +41,7 @@ async def list_sessions(user: CurrentUser, services: ServicesDep, db: DbDep,
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail)
-async def get_session(session_id: SessionIdPath, user: CurrentUser, services: ServicesDep, db: DbDep):
+async def get_session(session_id: UlidPath, user: CurrentUser, services: ServicesDep, db: DbDep):
     """The active branch (services/tree.py), with the versions at each fork."""
     chat = await services.sessions.get(db, user.id, session_id.upper())
     path = active_path(await services.sessions.history(db, chat.id), chat.active_leaf_id)
@@ -63,17 +64,17 @@ def message_out(entry: PathEntry, child: Message | None) -> MessageOut:
 
 
 @router.patch("/sessions/{session_id}", response_model=SessionOut)
-async def patch_session(session_id: SessionIdPath, body: SessionPatch, user: CurrentUser,
+async def patch_session(session_id: UlidPath, body: SessionPatch, user: CurrentUser,
                         services: ServicesDep, db: DbDep):
     return session_out(await services.sessions.update(db, user.id, session_id.upper(), body))
 
 
 @router.delete("/sessions/{session_id}", status_code=204)
-async def delete_session(session_id: SessionIdPath, user: CurrentUser, services: ServicesDep, db: DbDep):
+async def delete_session(session_id: UlidPath, user: CurrentUser, services: ServicesDep, db: DbDep):
     chat = await services.sessions.get(db, user.id, session_id.upper())
     await db.close()  # cancel opens sessions of its own: never hold one while waiting for another
     # Newest first, so no queued answer starts while the ones before it are cancelled.
-    for generation_id in reversed(await services.store.active_in_session(chat.id)):
+    for generation_id in reversed(await services.generations.active_in_session(chat.id)):
         await services.generations.cancel(generation_id, user.id)
     await services.sessions.delete(db, user.id, chat.id)
     return Response(status_code=204)

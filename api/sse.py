@@ -58,9 +58,10 @@ class _SSEResponse(LeasedStream):
 
         for item in prelude:
             await body(item)
-        if not await generations.relay(generation_id, after, events, ping=lambda: body(SSE_PING)):
-            if generations.closing.is_set():
-                await body(_GOING_AWAY)
+        async with generations.readers.reading(generation_id):
+            if not await generations.relay(generation_id, after, events, ping=lambda: body(SSE_PING)):
+                if generations.closing.is_set():
+                    await body(_GOING_AWAY)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

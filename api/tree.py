@@ -2,19 +2,17 @@
 continue an answer cut short, and switch the branch shown. Each new answer is an ordinary
 generation: followed with GET /stream/{generation_id} or a socket's `resume`."""
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Path
-
-from api.deps import CurrentUser, ServicesDep, SessionIdPath
+from api.deps import ServicesDep, UlidPath
 from api.openapi import errors
-from models.schemas import ULID_PATTERN, BranchOut, EditIn, SwitchIn, SwitchOut
+from api.principal import CurrentUser
+from models.schemas import BranchOut, EditIn, SwitchIn, SwitchOut
 from services import tree
 from services.container import Services
 from services.generations.service import Accepted
 
 router = APIRouter(tags=["sessions"])
-MessageIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
 _BRANCH_ERRORS = errors(404, 409, 429)
 
 
@@ -32,7 +30,7 @@ async def _branch(services: Services, user_id: str, session_id: str, message_id:
 
 @router.post("/sessions/{session_id}/messages/{message_id}/regenerate", status_code=202, response_model=BranchOut,
              responses=_BRANCH_ERRORS)
-async def regenerate(session_id: SessionIdPath, message_id: MessageIdPath, user: CurrentUser,
+async def regenerate(session_id: UlidPath, message_id: UlidPath, user: CurrentUser,
                      services: ServicesDep) -> BranchOut:
     """A new answer to the same user message, kept beside the earlier ones (also: retry a
     failed one)."""
@@ -41,7 +39,7 @@ async def regenerate(session_id: SessionIdPath, message_id: MessageIdPath, user:
 
 @router.post("/sessions/{session_id}/messages/{message_id}/edit", status_code=202, response_model=BranchOut,
              responses=_BRANCH_ERRORS)
-async def edit(session_id: SessionIdPath, message_id: MessageIdPath, body: EditIn, user: CurrentUser,
+async def edit(session_id: UlidPath, message_id: UlidPath, body: EditIn, user: CurrentUser,
                services: ServicesDep) -> BranchOut:
     """The edited text as a new version of the message (a new branch from its parent) and
     its answer; the old branch stays."""
@@ -50,14 +48,14 @@ async def edit(session_id: SessionIdPath, message_id: MessageIdPath, body: EditI
 
 @router.post("/sessions/{session_id}/messages/{message_id}/continue", status_code=202, response_model=BranchOut,
              responses=_BRANCH_ERRORS)
-async def continue_answer(session_id: SessionIdPath, message_id: MessageIdPath, user: CurrentUser,
+async def continue_answer(session_id: UlidPath, message_id: UlidPath, user: CurrentUser,
                           services: ServicesDep) -> BranchOut:
     """A new answer that extends one cut short (length, timeout, interruption, cancel)."""
     return await _branch(services, user.id, session_id, message_id, "continue")
 
 
 @router.put("/sessions/{session_id}/active", response_model=SwitchOut, responses=errors(404))
-async def switch(session_id: SessionIdPath, body: SwitchIn, user: CurrentUser, services: ServicesDep) -> SwitchOut:
+async def switch(session_id: UlidPath, body: SwitchIn, user: CurrentUser, services: ServicesDep) -> SwitchOut:
     """Shows the branch through `message_id` (down to its newest message), stored."""
     leaf = await tree.switch(services, user.id, session_id.upper(), body.message_id)
     return SwitchOut(session_id=session_id.upper(), active_leaf_id=leaf)

@@ -15,9 +15,9 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api import ws_tree
 from api.errors import ws_close_code
+from api.principal import websocket_token
 from api.ws_auth import SocketAuth, socket_principal
-from auth.dependencies import websocket_token
-from models.schemas import INT64_MAX, ULID_PATTERN, SetLLM, is_blank, is_unicode_text
+from models.schemas import INT64_MAX, ULID_PATTERN, SetLLM, is_unicode_text
 from services.container import Services
 from services.errors import DomainError, InvalidInput, NotFound
 from services.observability import note
@@ -192,7 +192,7 @@ class _Conversation:
                 generation_id, after = frame.get("generation_id"), frame.get("after_seq", 0)
                 if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= INT64_MAX:
                     raise InvalidInput("after_seq must be an integer from 0 to 2**63-1", code="invalid_field")
-                gen = await self.services.store.get(_generation_id(generation_id), self.user_id)
+                gen = await self.services.generations.get(_generation_id(generation_id), self.user_id)
                 self._follow(gen.id, after)
             elif kind == "cancel":
                 await self._cancel(frame.get("generation_id"))
@@ -213,10 +213,7 @@ class _Conversation:
                               msg_id if _echoable(msg_id) else None)
 
     async def _message(self, content: str, client_msg_id: str | None) -> None:
-        if is_blank(content):
-            raise InvalidInput("message must not be empty", code="empty_message")
-        if len(content) > self.s.max_message_chars:
-            raise InvalidInput(f"message: at most {self.s.max_message_chars} characters", code="message_too_long")
+        self.services.sessions.check_message(content)  # the same rule as POST /chat
         await self.services.usage.admit(self.user_id)  # budgets; a disabled account (other replicas)
         check = await self.services.limits.generation_start_check(self.user_id, self.chat_id)
         # By id, not with the session loaded at connect: the model is read in the same
@@ -235,12 +232,12 @@ class _Conversation:
 
     async def _cancel(self, generation_id) -> None:
         if generation_id is None:
-            active = await self.services.store.active_in_session(self.chat_id)
+            active = await self.services.generations.active_in_session(self.chat_id)
             if not active:
                 raise InvalidInput("nothing is running in this session", code="nothing_to_cancel")
             generation_id = active[0]
         gen_id = _generation_id(generation_id)
-        await self.services.store.get(gen_id, self.user_id)  # 404 before going async
+        await self.services.generations.get(gen_id, self.user_id)  # 404 before going async
         task = asyncio.create_task(self.services.generations.cancel(gen_id, self.user_id))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
@@ -259,7 +256,9 @@ class _Conversation:
             for frame in batch:
                 await send_text(frame.data)
         try:
-            await self.services.generations.relay(generation_id, after, send)
+            generations = self.services.generations
+            async with generations.readers.reading(generation_id):
+                await generations.relay(generation_id, after, send)
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # socket gone: the generation goes on and is stored
 

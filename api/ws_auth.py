@@ -14,7 +14,7 @@ import time
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
-from auth.credentials import authenticate, refuse_duplicates
+from api.principal import authenticate, refuse_duplicates
 from services.api_keys import Principal
 from services.container import Services
 from services.errors import Unauthorized

@@ -16,7 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from models.schemas import is_blank
-from services.errors import InvalidInput
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{3,64}")
 MAX_USERNAME = 64
@@ -26,6 +25,15 @@ COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
 # Input longer than this cannot name an account; it is cut before any normalising, hashing
 # or counting, so an oversized name costs no more than a valid one.
 _MAX_RAW_USERNAME = MAX_USERNAME * 4
+
+
+class PolicyError(ValueError):
+    """A username or password the policy refuses; `code` is the error's stable code
+    (services/users.py raises it as the domain's InvalidInput)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def display_username(username: str) -> str:
@@ -39,12 +47,11 @@ def normalize_username(username: str) -> str:
 
 
 def check_username(username: str) -> str:
-    """The display form of a valid new username, or InvalidInput. A full match: `$` would
+    """The display form of a valid new username, or PolicyError. A full match: `$` would
     also match before a trailing newline."""
     shown = display_username(username)
     if not USERNAME_RE.fullmatch(shown):
-        raise InvalidInput("username must be 3-64 characters of letters, digits and _ . @ -",
-                           code="invalid_username")
+        raise PolicyError("username must be 3-64 characters of letters, digits and _ . @ -", "invalid_username")
     return shown
 
 
@@ -56,14 +63,12 @@ def common_passwords() -> frozenset[str]:
 
 def check_password(password: str, username: str) -> None:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidInput(f"password must be {MIN_PASSWORD}-{MAX_PASSWORD} characters",
-                           code="invalid_password")
+        raise PolicyError(f"password must be {MIN_PASSWORD}-{MAX_PASSWORD} characters", "invalid_password")
     if is_blank(password):
-        raise InvalidInput("password must not be only whitespace", code="invalid_password")
+        raise PolicyError("password must not be only whitespace", "invalid_password")
     folded = unicodedata.normalize("NFKC", password).casefold()
     if folded in common_passwords() or folded.strip() in common_passwords():
-        raise InvalidInput("this password is one of the most common ones; choose another",
-                           code="common_password")
+        raise PolicyError("this password is one of the most common ones; choose another", "common_password")
     name = normalize_username(username)
     if name and not "".join(folded.replace(name, "").split()):
-        raise InvalidInput("the password must not be the username", code="password_is_username")
+        raise PolicyError("the password must not be the username", "password_is_username")

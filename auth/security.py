@@ -1,16 +1,32 @@
-"""Password hashing (argon2 via pwdlib) and JWTs (PyJWT, one pinned algorithm)."""
+"""Password hashing (argon2 via pwdlib) and JWTs (PyJWT, one pinned algorithm).
+
+Pure: no import of the service layers (tests/test_layers.py); a refused token raises this
+module's InvalidToken, which api/principal.py turns into the domain's Unauthorized."""
 
 import time
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 import jwt
 from pwdlib import PasswordHash
 
-from services.errors import Unauthorized
-
 _hasher = PasswordHash.recommended()
-# Verified against when the user does not exist, so both failures cost one argon2 check.
-_DUMMY_HASH = _hasher.hash("timing-equalizer-not-a-password")
+
+
+class InvalidToken(Exception):
+    """A token that is expired, malformed, or not ours; `code` is the error's stable code."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@cache
+def _dummy_hash() -> str:
+    # Verified against when the user does not exist, so both failures cost one argon2 check;
+    # made on first use, not at import.
+    return _hasher.hash("timing-equalizer-not-a-password")
 
 
 def hash_password(password: str) -> str:
@@ -19,7 +35,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     if password_hash is None:
-        _hasher.verify(password, _DUMMY_HASH)
+        _hasher.verify(password, _dummy_hash())
         return False
     try:
         return _hasher.verify(password, password_hash)
@@ -46,12 +62,13 @@ def create_token(cfg: TokenConfig, subject: str) -> str:
 
 
 def decode_token(cfg: TokenConfig, token: str) -> str:
-    """Returns the subject (user id) of a valid token, or raises Unauthorized."""
-    return token_claims(cfg, token)["sub"]
+    """Returns the subject (user id) of a valid token, or raises InvalidToken."""
+    subject: str = token_claims(cfg, token)["sub"]  # checked to be a non-empty string
+    return subject
 
 
-def token_claims(cfg: TokenConfig, token: str) -> dict:
-    """The claims of a valid token (a non-empty string `sub`, an `exp`), or Unauthorized."""
+def token_claims(cfg: TokenConfig, token: str) -> dict[str, Any]:
+    """The claims of a valid token (a non-empty string `sub`, an `exp`), or InvalidToken."""
     try:
         claims = jwt.decode(
             token,
@@ -63,10 +80,10 @@ def token_claims(cfg: TokenConfig, token: str) -> dict:
             leeway=5,
         )
     except jwt.ExpiredSignatureError:
-        raise Unauthorized("Token expired; sign in again at POST /token.", code="token_expired")
+        raise InvalidToken("Token expired; sign in again at POST /token.", "token_expired") from None
     except jwt.PyJWTError:
-        raise Unauthorized("Invalid token; sign in again at POST /token.", code="invalid_token")
+        raise InvalidToken("Invalid token; sign in again at POST /token.", "invalid_token") from None
     sub = claims["sub"]
     if not isinstance(sub, str) or not sub:
-        raise Unauthorized("Invalid token subject.", code="invalid_token")
+        raise InvalidToken("Invalid token subject.", "invalid_token")
     return claims

@@ -197,7 +197,7 @@ class Proc:
 
 
 def start_fake(work: Path, cpus: set[int] | None, models: list[str]) -> tuple[Proc, str]:
-    fake = Proc("fake", [PYTHON, "-m", "services.fake_upstream", "--port", "0", "--models", ",".join(models)],
+    fake = Proc("fake", [PYTHON, "-m", "fakeupstream", "--port", "0", "--models", ",".join(models)],
                 {**os.environ, "PYTHONUNBUFFERED": "1"}, work / "fake.log", cpus).start()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -32,7 +32,7 @@ from tests.support import free_port
 
 def start_fake(log_dir: Path) -> tuple[subprocess.Popen, str]:
     log_path = log_dir / "fake.log"
-    proc = subprocess.Popen([PYTHON, "-m", "services.fake_upstream", "--port", "0"], cwd=ROOT,
+    proc = subprocess.Popen([PYTHON, "-m", "fakeupstream", "--port", "0"], cwd=ROOT,
                             stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -126,7 +126,7 @@ async def main() -> int:
         loop.add_signal_handler(sig, on_signal)
 
     if args.fake_upstream:
-        listening = await runner.start("fake", [PYTHON, "-m", "services.fake_upstream", "--port", "0"], env,
+        listening = await runner.start("fake", [PYTHON, "-m", "fakeupstream", "--port", "0"], env,
                                        watch="listening on")
         line = await asyncio.wait_for(listening, 30)
         base = line.rsplit(" ", 1)[-1].strip()
@@ -134,11 +134,9 @@ async def main() -> int:
                    DEFAULT_MODEL="openai/fake-model")
     for i in range(args.api):
         port = args.port + i
-        await runner.start(f"api{i + 1}:{port}", [PYTHON, "-m", "uvicorn", "main:app", "--host", args.host,
-                                                  "--port", str(port),
-                                                  # as scripts/run.sh: bounded request heads (api/serving.py)
-                                                  "--http", "api.serving:LimitedHttpProtocol", "--no-server-header",
-                                                  "--no-proxy-headers"], env)
+        # as scripts/run.sh: the service's launcher (bounded request heads, graceful stop)
+        await runner.start(f"api{i + 1}:{port}", [PYTHON, "-m", "serve", "--host", args.host, "--port", str(port)],
+                           env)
     for i in range(args.workers):
         await runner.start(f"worker{i + 1}", [PYTHON, "-m", "worker"], env)
     print(f"cluster: {args.api} replica(s) on {args.host}:{args.port}..{args.port + args.api - 1}, "

@@ -26,14 +26,8 @@ for arg in "$@"; do
   prev=$arg
 done
 echo "==> serving on http://$host:$port (web UI at /, API docs at /docs)"
-# uvicorn's own lines (start-up, access) formatted like the service's: LOG_FORMAT=json|text
-# (from the environment or .env), query strings left out of access lines.
-# Written on every start (LOG_FORMAT may have changed), outside the tree: .venv can be shared.
-log_config=$(mktemp "${TMPDIR:-/tmp}/llm-chat-log-config.XXXXXX.json")
-.venv/bin/python -m services.observability.logs > "$log_config"
-# Per-message deflate costs CPU on every token frame for a few bytes saved: off. The HTTP
-# protocol bounds request heads and WebSocket frames by the settings (api/serving.py). Proxy
-# headers off: uvicorn would believe X-Forwarded-For from loopback; the app reads it only
-# from TRUSTED_PROXIES.
-exec .venv/bin/python -m uvicorn main:app --host 127.0.0.1 --port 8000 --ws-per-message-deflate false \
-  --http api.serving:LimitedHttpProtocol --no-server-header --no-proxy-headers --log-config "$log_config" "$@"
+# serve.py: uvicorn serving `--factory main:create_app` with the service's options (bounded
+# request heads and WebSocket frames, no per-message deflate, no proxy headers: the app reads
+# X-Forwarded-For only from TRUSTED_PROXIES), uvicorn's lines formatted as LOG_FORMAT asks
+# (query strings left out of access lines) and the graceful stop of api/lifecycle.py.
+exec .venv/bin/python -m serve --host 127.0.0.1 --port 8000 "$@"

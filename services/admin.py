@@ -1,6 +1,6 @@
 """Account administration: list users, disable and re-enable them, roles and budgets.
 
-Used by the admin REST routes (api/admin.py) and the CLI (auth/cli.py). A change clears
+Used by the admin REST routes (api/admin.py) and the CLI (manage.py). A change clears
 the caller's policy cache for that user; the other processes see it within USER_POLICY_TTL
 (requests that look the user up, every route but POST /chat, see it at once)."""
 

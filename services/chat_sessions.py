@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config import Settings
 from models.db import ChatSession, Message, utcnow
-from models.schemas import SessionPatch, SetLLM
+from models.schemas import SessionPatch, SetLLM, is_blank
 from services.db import Database
 from services.errors import InvalidInput, NotFound
 from services.providers.registry import ProviderRegistry
@@ -39,6 +39,15 @@ class SessionService:
     def __init__(self, settings: Settings, providers: ProviderRegistry):
         self.s = settings
         self.providers = providers
+
+    def check_message(self, text: str) -> str:
+        """A user's message, as every transport (REST, WebSocket) accepts it, or InvalidInput."""
+        if is_blank(text):
+            raise InvalidInput("message: must not be empty", code="empty_message")
+        limit = self.s.max_message_chars
+        if len(text) > limit:
+            raise InvalidInput(f"message: at most {limit} characters (got {len(text)})", code="message_too_long")
+        return text
 
     async def _check_config(self, model_name: str | None, system_prompt: str | None,
                             fallbacks: list[str] | None) -> tuple[str | None, list[str] | None]:

@@ -77,6 +77,7 @@ class Services:
         await self.db.migrate()
         if self.dispatch.runs_locally:
             await recover_interrupted(self.db)
+        await self.providers.start()  # the Ollama probe, off the import and build path
         await self.dispatch.start()
         if self.reaper is not None:
             await self.reaper.start()

@@ -6,19 +6,22 @@ from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth.passwords import MAX_USERNAME, check_password, check_username, normalize_username
+from auth.passwords import MAX_USERNAME, PolicyError, check_password, check_username, normalize_username
 from auth.security import hash_password, verify_password
 from models.db import User
 from services.db import Database
-from services.errors import Conflict, Forbidden, Unauthorized
+from services.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 
 _users = User.__table__
 
 
 def validate_credentials(username: str, password: str) -> str:
     """The display form of a valid new username; InvalidInput for a bad name or password."""
-    shown = check_username(username)
-    check_password(password, shown)
+    try:
+        shown = check_username(username)
+        check_password(password, shown)
+    except PolicyError as exc:
+        raise InvalidInput(str(exc), code=exc.code) from None
     return shown
 
 

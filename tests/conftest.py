@@ -1,6 +1,6 @@
 import pytest
 
-from services.fake_upstream import FakeUpstream
+from fakeupstream import FakeUpstream
 from tests.support import Server, make_settings, register
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 
-from api.serving import UVICORN_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
@@ -139,7 +138,7 @@ class Namespace:
 
 
 class Proc:
-    """A replica (`uvicorn main:app`) or a worker (`python -m worker`) as a real subprocess."""
+    """A replica (`python -m serve`) or a worker (`python -m worker`) as a real subprocess."""
 
     def __init__(self, name: str, args: list[str], env: dict, log_dir: Path, port: int | None = None):
         self.name, self.args, self.env, self.port = name, args, env, port
@@ -150,8 +149,8 @@ class Proc:
 
     @classmethod
     def api(cls, name: str, port: int, env: dict, log_dir: Path) -> "Proc":
-        return cls(name, [PYTHON, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port),
-                          "--log-level", "warning", *UVICORN_ARGS], env, log_dir, port)
+        return cls(name, [PYTHON, "-m", "serve", "--host", "127.0.0.1", "--port", str(port),
+                          "--log-level", "warning"], env, log_dir, port)
 
     @classmethod
     def worker(cls, name: str, env: dict, log_dir: Path) -> "Proc":

@@ -10,7 +10,7 @@ import httpx
 import uvicorn
 import websockets
 
-from api.serving import UVICORN_ARGS, uvicorn_options
+from api.serving import uvicorn_options
 from config import Settings
 from main import create_app
 
@@ -144,7 +144,7 @@ async def read_sse(response: httpx.Response, limit: int | None = None) -> list[d
 
 
 class ServerProcess:
-    """`python -m uvicorn main:app` as a real child process, for signal and crash tests."""
+    """`python -m serve` (the service's launcher) as a real child process, for signal and crash tests."""
 
     def __init__(self, env: dict, port: int | None = None, log_level: str = "warning", log_file=None):
         import os
@@ -153,8 +153,8 @@ class ServerProcess:
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_base = f"ws://127.0.0.1:{self.port}"
         self.env = {**os.environ, **{k: str(v) for k, v in env.items()}}
-        self.cmd = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1",
-                    "--port", str(self.port), "--log-level", log_level, *UVICORN_ARGS]
+        self.cmd = [sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                    "--log-level", log_level]
         self.log_file = log_file  # an open file for the server's stdout and stderr
         self.proc = None
 

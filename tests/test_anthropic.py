@@ -5,7 +5,7 @@ import asyncio
 
 import httpx
 
-from services.fake_upstream import FakeUpstream
+from fakeupstream import FakeUpstream
 from services.providers.anthropic_provider import AnthropicProvider, to_messages
 from services.providers.base import ChatRequest, Finish, Usage
 from tests.support import free_port, new_session

@@ -145,7 +145,7 @@ def test_cli_creates_a_key_that_signs_in(tmp_path):
     env = {"DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
 
     def run(*args, **kw):
-        return subprocess.run([sys.executable, "-m", "auth.cli", *args], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "manage", *args], capture_output=True,
                               text=True, env=env, timeout=60, **kw)
     assert run("create-user", "cleo", "--password-stdin", input=PASSWORD + "\n").returncode == 0
     made = run("create-api-key", "cleo", "--name", "deploy", "--expires-in-days", "7")

@@ -139,11 +139,11 @@ def test_weak_secret_key_is_refused(tmp_path, weak):
 
 def test_cli_creates_a_user_and_seeding_from_settings(tmp_path):
     env = {"DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "auth.cli", "create-user", "dave", "--password-stdin"],
+    result = subprocess.run([sys.executable, "-m", "manage", "create-user", "dave", "--password-stdin"],
                             input=PASSWORD + "\n", capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "created user dave" in result.stdout
-    again = subprocess.run([sys.executable, "-m", "auth.cli", "create-user", "dave", "--password-stdin"],
+    again = subprocess.run([sys.executable, "-m", "manage", "create-user", "dave", "--password-stdin"],
                            input=PASSWORD + "\n", capture_output=True, text=True, env=env, timeout=60)
     assert again.returncode == 1 and "taken" in again.stderr
 

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from services.fake_upstream import FakeUpstream
+from fakeupstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = [{"role": "user", "content": "say something nice"}]
@@ -234,7 +234,7 @@ def test_models_in_both_formats(oai: openai.OpenAI, claude: anthropic.Anthropic)
 
 def test_cli_prints_its_address_and_serves() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.fake_upstream", "--port", "0", "--models", "a,b"],
+        [sys.executable, "-m", "fakeupstream", "--port", "0", "--models", "a,b"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )
     try:

@@ -7,7 +7,7 @@ import pytest
 import websockets
 
 from tests.crash_support import check_resumed, resume_everywhere
-from tests.support import WS, ServerProcess, new_session, register, text_of
+from tests.support import WS, ServerProcess, new_session, read_sse, register, text_of
 from tests.test_resume import behave
 
 
@@ -87,5 +87,40 @@ async def test_kill_9_then_resume_from_any_seq_gets_snapshot_and_done(env, fake)
             check_resumed(got, text_of(frames[:after]), after, max_seen, stored)
             slowest = max(slowest, took)
         print(f"slowest resume to done after kill -9 and restart: {slowest:.3f}s")
+    finally:
+        await server.stop()
+
+
+async def test_sigterm_delivers_the_done_frame_to_every_open_stream(env, fake):
+    """Under the real launcher (`python -m serve`, its DrainingServer): two WebSockets and an
+    SSE stream on two running answers each get the answer's done frame before the server
+    goes, the sockets then a 1001; the SSE body ends after its done event."""
+    server = await ServerProcess(env).start()
+    try:
+        async with server.client() as c:
+            token = await register(c, "ada")
+            sids = [await new_session(c, token) for _ in range(2)]
+        await behave(fake, n=100_000, tps=40)
+        async with WS.connect(f"{server.ws_base}/ws/{sids[0]}", token) as ws1, \
+                WS.connect(f"{server.ws_base}/ws/{sids[1]}", token) as ws2:
+            await ws1.send("first")
+            await ws2.send("second")
+            gens = [(await ws1.recv())["generation_id"], (await ws2.recv())["generation_id"]]
+            async with server.client(token) as c, c.stream("GET", f"/generations/{gens[0]}/events") as sse:
+                assert sse.status_code == 200
+                started = [await ws1.recv(), await ws2.recv()]  # both answers are streaming
+                server.signal(signal.SIGTERM)
+                sse_events = await read_sse(sse)
+            closes = []
+            for ws, first in zip((ws1, ws2), started):
+                frames = [first]
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    while True:
+                        frames.append(await ws.recv(timeout=15))
+                closes.append(closed.value.rcvd.code)
+                assert (frames[-1]["type"], frames[-1]["finish_reason"]) == ("done", "interrupted")
+        assert closes == [1001, 1001]
+        assert sse_events[-1]["type"] == "done" and sse_events[-1]["finish_reason"] == "interrupted"
+        assert await server.wait_exit() in (0, -signal.SIGTERM)
     finally:
         await server.stop()

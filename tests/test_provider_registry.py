@@ -2,23 +2,42 @@
 the cached status, validation, and the one scrub function."""
 
 import asyncio
+import os
 import time
 
 import pytest
 
-from config import Settings
+from config import PROVIDER_SUFFIXES, Settings
+from fakeupstream import FakeUpstream
 from services.errors import InvalidInput
-from services.fake_upstream import FakeUpstream
 from services.providers.anthropic_provider import AnthropicProvider
-from services.providers.failures import failure, remember_secret, scrub
+from services.providers.failures import Secrets, failure, scrub
 from services.providers.openai_compat import OpenAICompatProvider
 from services.providers.presets import PRESETS, discover
 from services.providers.registry import ProviderRegistry
 from tests.support import free_port, make_settings
 
 
-def found(settings, env) -> dict:
-    return {c.name: c for c in discover(settings, env)}
+@pytest.fixture(autouse=True)
+def no_provider_environment(monkeypatch):
+    """The runner's own provider variables stay out of these settings."""
+    for name in list(os.environ):
+        if name.upper().endswith(PROVIDER_SUFFIXES):
+            monkeypatch.delenv(name)
+
+
+def found(settings, env=None) -> dict:
+    if env is not None:
+        settings = settings.model_copy(update={"provider_env": {**settings.provider_env, **env}})
+    return {c.name: c for c in discover(settings) if c.source != "probe"}
+
+
+async def probed(settings) -> dict:
+    """What the registry has once started: the configured providers and the local ones found."""
+    r = ProviderRegistry.from_settings(settings)
+    await r.start()
+    await r.aclose()
+    return r.providers
 
 
 @pytest.fixture
@@ -67,7 +86,10 @@ def test_typed_settings_and_the_env_file_are_read(tmp_path):
     dotenv.write_text("FOO_API_KEY=from-file\nFOO_BASE_URL=http://foo/v1\nBAR_API_KEY=b\nBAR_BASE_URL=http://bar\n")
     settings = Settings(_env_file=dotenv, data_dir=tmp_path, ollama_probe_timeout=0,
                         openai_base_url="http://typed/v1")
-    configs = found(settings, {"BAR_API_KEY": "from-environment"})
+    os.environ["BAR_API_KEY"] = "from-environment"  # removed again by no_provider_environment
+    settings = Settings(_env_file=dotenv, data_dir=tmp_path, ollama_probe_timeout=0,
+                        openai_base_url="http://typed/v1")
+    configs = found(settings)
     assert configs["foo"].api_key == "from-file" and configs["bar"].api_key == "from-environment"
     assert configs["openai"].base_url == "http://typed/v1"
     assert "foo" not in found(Settings(_env_file=None, data_dir=tmp_path, ollama_probe_timeout=0), {})
@@ -82,19 +104,20 @@ async def test_ollama_is_picked_up_when_it_answers_on_its_default_url(tmp_path):
     except OSError:
         pytest.skip("port 11434 is taken (a real Ollama?)")
     try:
-        assert found(settings, {})["ollama"].source == "probe"
-        assert PRESETS["ollama"].base_url == "http://127.0.0.1:11434/v1"
-        r = ProviderRegistry.from_settings(settings, environ={})
+        r = ProviderRegistry.from_settings(settings)
+        assert "ollama" not in r.providers  # building does no I/O: the probe is start()'s
+        await r.start()
         try:  # Ollama answers to a name without its tag
             assert await r.validate("ollama/llama3.2") == "ollama/llama3.2"
         finally:
             await r.aclose()
+        assert PRESETS["ollama"].base_url == "http://127.0.0.1:11434/v1"
     finally:
         local.stop()
     started = time.monotonic()
-    assert "ollama" not in found(settings, {})  # nothing listens: refused at once
+    assert "ollama" not in await probed(settings)  # nothing listens: refused at once
     assert time.monotonic() - started < 0.5
-    assert "ollama" not in found(make_settings(tmp_path, ollama_probe_timeout=0), {})
+    assert "ollama" not in await probed(make_settings(tmp_path, ollama_probe_timeout=0))
 
 
 def registry(*providers, default="offline/simulated", **kw) -> ProviderRegistry:
@@ -139,9 +162,12 @@ async def test_status_is_cached_and_a_down_provider_is_reported(fake):
 
 
 def test_scrub_removes_configured_keys_and_credential_shapes():
-    remember_secret("correct-horse-9f8e7d")
-    remember_secret("abc")  # too short to redact safely
-    text = scrub("key correct-horse-9f8e7d, sk-proj-AbC123xyz789, Authorization: Bearer eyJhbGciOi.x.y, "
+    secrets = Secrets()
+    secrets.remember("correct-horse-9f8e7d")
+    secrets.remember("abc")  # too short to redact safely
+    assert "correct-horse-9f8e7d" in scrub("correct-horse-9f8e7d") and "correct-horse" in Secrets().scrub(
+        "correct-horse-9f8e7d")  # the keys belong to one registry's Secrets, not to the process
+    text = secrets.scrub("key correct-horse-9f8e7d, sk-proj-AbC123xyz789, Authorization: Bearer eyJhbGciOi.x.y, "
                  "x-api-key: k-123456, url ?key=AIzaSyA-0123456789abcdefghijklmnopqrstu&x=1, abc ok")
     for leaked in ("correct-horse", "sk-proj", "eyJhbGciOi", "k-123456", "AIzaSy"):
         assert leaked not in text

@@ -1,4 +1,4 @@
-"""scripts/run.sh: what it prints is where uvicorn serves, and it installs only when
+"""scripts/run.sh: what it prints is where `python -m serve` (uvicorn) serves, and it installs only when
 requirements.lock changed. Run in a copy of the script with a stand-in .venv whose python
 prints the command it was given (so nothing is installed and nothing served)."""
 
@@ -44,8 +44,8 @@ def test_prints_the_address_uvicorn_serves_on(checkout, args, url):
     out = run(checkout, *args)
     banner = next(line for line in out.splitlines() if line.startswith("==> serving on"))
     assert banner.split()[3] == url
-    uvicorn = next(line for line in out.splitlines() if line.startswith("python: -m uvicorn"))
-    assert uvicorn.endswith(" ".join(args)) if args else "--port 8000" in uvicorn  # the last --port wins
+    serve = next(line for line in out.splitlines() if line.startswith("python: -m serve"))
+    assert serve.endswith(" ".join(args)) if args else "--port 8000" in serve  # the last --port wins
 
 
 def test_installs_from_the_lock_with_hashes_only_when_it_changed(checkout):

@@ -5,7 +5,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from services.fake_upstream import FakeUpstream
+from fakeupstream import FakeUpstream
 from services.generations.store_sql import CONTINUE_PROMPT
 from tests.support import WS, Server, new_session, read_sse, register
 

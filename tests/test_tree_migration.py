@@ -9,7 +9,7 @@ from alembic import command
 from auth.security import hash_password
 from config import Settings
 from services.db import ROOT
-from services.fake_upstream import FakeUpstream
+from fakeupstream import FakeUpstream
 from tests.support import PASSWORD, Server
 
 USER = "01J" + "0" * 23

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings
-from services.fake_upstream import FakeUpstream
+from fakeupstream import FakeUpstream
 from tests.scaleout_support import Namespace
 from tests.support import make_settings
 from tests.test_tree import (  # noqa: F401 (collected here too, with this module's fixtures)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page
 
-from services.fake_upstream import FakeUpstream
+from fakeupstream import FakeUpstream
 
 from tests.test_ui_browser import browser, make_page  # noqa: F401 (fixtures)
 from tests.ui_support import (

@@ -167,7 +167,7 @@ async def test_admin_routes_validate_and_hide_nothing_they_should_not(ops):
 
 def cli(tmp_path, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path / "data")}
-    return subprocess.run([sys.executable, "-m", "auth.cli", *args], cwd=ROOT, env=env, input=stdin,
+    return subprocess.run([sys.executable, "-m", "manage", *args], cwd=ROOT, env=env, input=stdin,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -236,3 +236,16 @@ async def test_patch_applies_to_the_next_message_on_an_open_socket(upstream, up,
     assert (await up.get(f"/generations/{second}")).json()["model"] == "openai/fake-model-2"
     history = (await up.get(f"/sessions/{sid}")).json()["history"]
     assert [m.get("model") for m in history if m["role"] == "assistant"] == ["openai/fake-model", "openai/fake-model-2"]
+
+
+async def test_rest_and_websocket_refuse_a_message_alike(server, auth, token):
+    """One validator (SessionService.check_message): the same code and message on both."""
+    sid = await new_session(auth, token)
+    limit = server.settings.max_message_chars
+    async with WS.connect(f"{server.ws_base}/ws/{sid}", token) as ws:
+        for content, code in (("   ", "empty_message"), ("x" * (limit + 1), "message_too_long")):
+            rest = await auth.post("/chat", json={"session_id": sid, "message": content})
+            await ws.send({"type": "message", "content": content})
+            frame = await ws.recv()
+            assert rest.status_code == 422 and (rest.json()["code"], frame["code"]) == (code, code)
+            assert frame["message"] == rest.json()["detail"]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 
-from api.serving import UVICORN_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
@@ -30,7 +29,7 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """`python -m uvicorn main:app` in a subprocess, on a free port, with its own DATA_DIR."""
+    """`python -m serve` in a subprocess, on a free port, with its own DATA_DIR."""
 
     def __init__(self, data_dir: Path, **env):
         self.port = free_port()
@@ -45,8 +44,7 @@ class LiveServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             *UVICORN_ARGS],
+            [sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -8,7 +8,9 @@ from sqlalchemy import Connection
 
 from config import Settings
 from models.db import ChatSession, Message
+from services.errors import NotFound
 from services.generations.dispatch import JobDispatch
+from services.generations.readers import Readers
 from services.generations.store import GenerationStore
 from services.observability import TRANSPORT, metrics, tracing
 from services.streaming import frames
@@ -38,6 +40,7 @@ class GenerationService:
         self.log = log
         self.dispatch = dispatch
         self.closing = asyncio.Event()  # set when the server is going away
+        self.readers = Readers()  # the transports relaying right now (api/lifecycle.py waits on them)
 
     def close(self) -> None:
         """Readers stop following (their clients resume elsewhere with their last seq)."""
@@ -177,6 +180,33 @@ class GenerationService:
             # more are already in, so a live reader does one read per wake, not two.
             if not await log.wait(generation_id, after, ping_interval) and not closing.is_set():
                 yield None
+
+    # Lookups for the transports, so that routers ask this facade, not the store or the log.
+
+    async def get(self, generation_id: str, user_id: str | None = None) -> Message:
+        """The generation (of this user, when given), or NotFound."""
+        return await self.store.get(generation_id, user_id)
+
+    async def describe(self, row: Message) -> dict:
+        """The generation as GET /generations/{id} shows it: a running one with the text the
+        log has, which is ahead of the last flush."""
+        view = generation_view(row)
+        if row.status in ("queued", "running"):
+            snap = await self.log.snapshot(row.id)
+            if snap is not None and snap[1] >= row.last_seq:
+                view["content"], view["last_seq"] = snap
+        return view
+
+    async def latest_in_session(self, session_id: str) -> Message:
+        """The session's newest generation, or NotFound (the caller checked the session's owner)."""
+        row = await self.store.latest(session_id)
+        if row is None:
+            raise NotFound(f"session {session_id} has no generation yet", code="generation_not_found")
+        return row
+
+    async def active_in_session(self, session_id: str) -> list[str]:
+        """Ids of the session's queued and running generations, oldest first."""
+        return await self.store.active_in_session(session_id)
 
 
 async def _discard(batch) -> None:

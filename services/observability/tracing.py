@@ -10,8 +10,8 @@ kept per generation id (`capture`), travels in the RabbitMQ job (`carrier`, `ado
 and parents the generation's span (`start_generation`)."""
 
 import logging
-import os
 from collections import OrderedDict
+from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ _pending: OrderedDict[str, dict] = OrderedDict()  # generation id -> W3C trace c
 MAX_PENDING = 10_000  # generations cancelled while queued never pick theirs up
 
 
-def enabled_by_env(env=os.environ) -> bool:
+def enabled_by_env(env: Mapping[str, str]) -> bool:
     if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return False
     exporter = env.get("OTEL_TRACES_EXPORTER", "").lower()
@@ -30,9 +30,9 @@ def enabled_by_env(env=os.environ) -> bool:
                                       or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
-def setup_from_env(service_name: str) -> bool:
-    """Turns tracing on if the environment asks for it (once per process)."""
-    if _tracer is not None or not enabled_by_env():
+def setup_from_env(service_name: str, env: Mapping[str, str]) -> bool:
+    """Turns tracing on if `env` (the entry point's os.environ) asks for it (once per process)."""
+    if _tracer is not None or not enabled_by_env(env):
         return _tracer is not None
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -42,7 +42,7 @@ def setup_from_env(service_name: str) -> bool:
     except ImportError:
         log.warning("OTEL_* asks for traces but the OpenTelemetry SDK or OTLP exporter is not installed")
         return False
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
+    resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", service_name)})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     use(provider)

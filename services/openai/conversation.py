@@ -12,14 +12,14 @@ from sqlalchemy import Connection, bindparam, insert, select
 
 from models.db import ChatSession, Message, User, new_id, utcnow
 from models.openai_schemas import Content
-from models.schemas import is_blank
+from models.schemas import ULID_PATTERN, is_blank
 from services.container import Services
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.generations.service import Accepted
 from services.generations.store import Turn
 
 TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
-_ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")
+_ULID = re.compile(ULID_PATTERN)
 
 
 def generation_id_of(public_id: str, prefix: str, what: str) -> str:

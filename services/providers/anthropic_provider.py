@@ -14,7 +14,7 @@ import httpx2
 
 from services.errors import ProviderError
 from services.providers.base import ChatRequest, Finish, Provider, StreamEvent, Usage
-from services.providers.failures import failure, remember_secret
+from services.providers.failures import Secrets, failure
 
 LENGTH_STOPS = {"max_tokens", "model_context_window_exceeded"}
 
@@ -48,12 +48,13 @@ class AnthropicProvider(Provider):
     def __init__(self, name: str, base_url: str | None, api_key: str | None,
                  request_timeout: float = 600.0, models: list[str] | None = None,
                  known_models: list[str] | None = None,
-                 connect_timeout: float = 10.0):
+                 connect_timeout: float = 10.0, secrets: Secrets | None = None):
         self.name = name
         self.base_url = base_url
         self.configured_models = list(models or [])
         self.known_models = list(known_models or [])
-        remember_secret(api_key)
+        self.secrets = secrets if secrets is not None else Secrets()  # the registry's, shared
+        self.secrets.remember(api_key)
         self.client = anthropic.AsyncAnthropic(
             api_key=api_key or "not-needed",
             base_url=base_url,
@@ -65,7 +66,7 @@ class AnthropicProvider(Provider):
         try:
             return [m.id async for m in self.client.models.list(limit=1000)]
         except anthropic.AnthropicError as exc:
-            raise map_error(exc, self.name) from None
+            raise map_error(exc, self.name, self.secrets) from None
         except (httpx.HTTPError, httpx2.HTTPError) as exc:
             raise failure(self.name, f"listing models failed ({type(exc).__name__})", "upstream_unavailable",
                           retryable=True) from None
@@ -82,7 +83,7 @@ class AnthropicProvider(Provider):
         try:
             stream = await self.client.messages.create(**params)
         except anthropic.AnthropicError as exc:
-            raise map_error(exc, self.name) from None
+            raise map_error(exc, self.name, self.secrets) from None
         prompt = completion = 0
         stop_reason = None
         try:
@@ -102,7 +103,7 @@ class AnthropicProvider(Provider):
                         if event.usage is not None:
                             completion = event.usage.output_tokens or completion  # cumulative
         except anthropic.AnthropicError as exc:
-            raise map_error(exc, self.name) from None
+            raise map_error(exc, self.name, self.secrets) from None
         except (httpx.HTTPError, httpx2.HTTPError) as exc:
             raise failure(self.name, f"connection lost mid-stream ({type(exc).__name__})",
                           "upstream_disconnected") from None
@@ -133,9 +134,9 @@ def _message(exc: anthropic.AnthropicError) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
-def map_error(exc: anthropic.AnthropicError, provider: str) -> ProviderError:
+def map_error(exc: anthropic.AnthropicError, provider: str, secrets: Secrets | None = None) -> ProviderError:
     """Parallel to openai_compat.map_error: the same codes, `retryable` where another try may help."""
-    msg = _message(exc)
+    msg = secrets.scrub(_message(exc)) if secrets else _message(exc)
     status = getattr(exc, "status_code", None)
     if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
         return failure(provider, msg, "provider_auth_failed", status=status)

@@ -18,7 +18,7 @@ import openai
 
 from services.errors import ProviderError
 from services.providers.base import ChatRequest, Finish, Provider, StreamEvent, Usage
-from services.providers.failures import failure, remember_secret
+from services.providers.failures import Secrets, failure
 from services.providers.openai_http import StreamHTTP
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ class OpenAICompatProvider(Provider):
                  request_timeout: float = 600.0, models: list[str] | None = None,
                  known_models: list[str] | None = None,
                  connect_timeout: float = 10.0, max_tokens_param: str = "max_tokens",
-                 transport: str = "aiohttp", max_connections: int = 1000, error_body_max: int = 65536):
+                 transport: str = "aiohttp", max_connections: int = 1000, error_body_max: int = 65536,
+                 secrets: Secrets | None = None):
         self.name = name
         self.base_url = base_url
         self.configured_models = list(models or [])
@@ -40,7 +41,8 @@ class OpenAICompatProvider(Provider):
         self.max_tokens_param = max_tokens_param
         # Usage in the stream is asked for until the server is found to reject the option.
         self.stream_usage = True
-        remember_secret(api_key)
+        self.secrets = secrets if secrets is not None else Secrets()  # the registry's, shared
+        self.secrets.remember(api_key)
         # Retries and timeouts are the generation runner's job (guards, retry policy):
         # the SDK's own would hide a stall and could duplicate text.
         # Keep-alive for as many connections as streams may run at once: the SDK's default
@@ -58,7 +60,7 @@ class OpenAICompatProvider(Provider):
             timeout=timeout,
             http_client=http_client_cls(timeout=timeout, limits=limits),
         )
-        self.http = (StreamHTTP(name, self.client, connect_timeout, max_connections, error_body_max)
+        self.http = (StreamHTTP(name, self.client, connect_timeout, max_connections, error_body_max, self.secrets)
                      if transport == "aiohttp" else None)
 
     async def list_models(self) -> list[str]:
@@ -66,10 +68,10 @@ class OpenAICompatProvider(Provider):
             page = await self.client.models.list()
             return [m.id async for m in page]
         except openai.OpenAIError as exc:
-            raise map_error(exc, self.name) from None
+            raise map_error(exc, self.name, self.secrets) from None
         except (httpx.HTTPError, httpx2.HTTPError) as exc:
             raise failure(self.name, f"listing models failed ({type(exc).__name__})", "upstream_unavailable",
-                          retryable=True) from None
+                          retryable=True, secrets=self.secrets) from None
 
     async def _open(self, stack: AsyncExitStack, request: ChatRequest, tail: "_Tail") -> Read:
         """The reader of the streamed body. Usage in the stream is asked for until the server
@@ -106,7 +108,7 @@ class OpenAICompatProvider(Provider):
             response = await self.client.post("/chat/completions", cast_to=httpx2.Response, body=body,
                                               stream=True, options={"timeout": self.stream_timeout})
         except openai.OpenAIError as exc:
-            raise map_error(exc, self.name) from None
+            raise map_error(exc, self.name, self.secrets) from None
         stack.push_async_callback(response.aclose)
         # Raw bytes unless the server compressed the body (then httpx decodes them).
         identity = response.headers.get("content-encoding", "identity") == "identity"
@@ -146,7 +148,7 @@ class OpenAICompatProvider(Provider):
                     if buf.startswith(b"data:") and (text := self._event(buf[5:].strip(), tail)):
                         yield text
             except openai.OpenAIError as exc:
-                raise map_error(exc, self.name) from None
+                raise map_error(exc, self.name, self.secrets) from None
             except (aiohttp.ClientError, httpx.HTTPError, httpx2.HTTPError) as exc:
                 raise failure(self.name, f"connection lost mid-stream ({type(exc).__name__})",
                               "upstream_disconnected") from None
@@ -164,7 +166,8 @@ class OpenAICompatProvider(Provider):
         if chunk.get("error"):  # an error event inside the stream: the server failed
             err = chunk["error"]
             message = err.get("message") if isinstance(err, dict) else str(err)
-            raise failure(self.name, message or "error in stream", "upstream_error", retryable=True)
+            raise failure(self.name, message or "error in stream", "upstream_error", retryable=True,
+                          secrets=self.secrets)
         if chunk.get("usage"):
             u = chunk["usage"]
             tail.usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0)
@@ -217,9 +220,9 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
-def map_error(exc: openai.OpenAIError, provider: str) -> ProviderError:
+def map_error(exc: openai.OpenAIError, provider: str, secrets: Secrets | None = None) -> ProviderError:
     """Maps SDK errors to stable codes; `retryable` only for failures worth another try."""
-    msg = _message(exc)
+    msg = secrets.scrub(_message(exc)) if secrets else _message(exc)
     status = getattr(exc, "status_code", None)
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return failure(provider, msg, "provider_auth_failed", status=status)

@@ -17,7 +17,7 @@ import openai
 from yarl import URL
 
 from services.errors import ProviderError
-from services.providers.failures import failure
+from services.providers.failures import Secrets, failure
 
 # HTTP status -> (code, retryable), as openai_compat.map_error maps the SDK's exceptions.
 _STATUS = {400: ("provider_bad_request", False), 401: ("provider_auth_failed", False),
@@ -33,8 +33,9 @@ class StreamHTTP:
     at shutdown."""
 
     def __init__(self, name: str, client: openai.AsyncOpenAI, connect_timeout: float,
-                 max_connections: int, error_body_max: int) -> None:
+                 max_connections: int, error_body_max: int, secrets: Secrets) -> None:
         self.name = name
+        self.secrets = secrets  # the provider registry's keys, scrubbed from every message
         self.url = URL(str(client.base_url).rstrip("/") + "/chat/completions")
         headers = {k: v for k, v in {**client.default_headers, **client.auth_headers}.items() if isinstance(v, str)}
         self.headers = headers
@@ -58,9 +59,10 @@ class StreamHTTP:
         try:
             response = await self._open_session().post(self.url, data=data, allow_redirects=False)
         except (aiohttp.ConnectionTimeoutError, TimeoutError):
-            raise failure(self.name, TIMED_OUT, "upstream_timeout", retryable=True) from None
+            raise failure(self.name, TIMED_OUT, "upstream_timeout", retryable=True, secrets=self.secrets) from None
         except aiohttp.ClientError:  # refused, unresolvable, reset before the answer
-            raise failure(self.name, CONNECTION_ERROR, "upstream_unavailable", retryable=True) from None
+            raise failure(self.name, CONNECTION_ERROR, "upstream_unavailable", retryable=True,
+                          secrets=self.secrets) from None
         if response.status < 300:
             return response
         try:
@@ -69,7 +71,7 @@ class StreamHTTP:
             raw = b""
         finally:
             response.close()
-        raise status_failure(self.name, response.status, raw)
+        raise status_failure(self.name, response.status, raw, self.secrets)
 
     def done_with(self, response: aiohttp.ClientResponse, complete: bool) -> None:
         """Gives the connection back to the pool when the body ended, or when the answer did
@@ -114,9 +116,9 @@ async def _read_bounded(content: aiohttp.StreamReader, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def status_failure(provider: str, status: int, raw: bytes) -> ProviderError:
+def status_failure(provider: str, status: int, raw: bytes, secrets: Secrets | None = None) -> ProviderError:
     code, retryable = _STATUS.get(status) or (("upstream_error", True) if status >= 500 else ("provider_error", False))
-    return failure(provider, error_message(status, raw), code, retryable=retryable, status=status)
+    return failure(provider, error_message(status, raw), code, retryable=retryable, status=status, secrets=secrets)
 
 
 def error_message(status: int, raw: bytes) -> str:

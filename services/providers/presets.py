@@ -12,18 +12,19 @@ the settings read), so a new one needs no code:
   lists (some servers list none, or list ids under another spelling), and used alone while
   the provider cannot be reached.
 - Ollama is also picked up with no variable at all when it answers on its default URL at
-  start-up (a probe of at most OLLAMA_PROBE_TIMEOUT seconds).
+  start-up (a probe of at most OLLAMA_PROBE_TIMEOUT seconds, made asynchronously by
+  `ProviderRegistry.start`, so building the services does no I/O).
 
 Models are addressed as `<provider>/<model>`; `offline/simulated` is always there.
 """
 
 import logging
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import httpx
+
+from config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,6 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 
 RESERVED = {"offline"}  # the built-in provider's name cannot be taken
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_SUFFIXES = ("_API_KEY", "_BASE_URL", "_MODELS")
 
 
 @dataclass
@@ -83,12 +83,10 @@ class ProviderConfig:
     source: str = "preset"  # "preset", "generic" or "probe"
 
 
-def provider_environment(settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The provider variables in force: the .env file's, then the process environment's, then
-    the typed settings (OPENAI_*), in pydantic-settings' own order of precedence."""
-    env = dict(getattr(settings, "provider_env", None) or {})
-    source = os.environ if environ is None else environ
-    env.update({k.upper(): v for k, v in source.items() if k.upper().endswith(_SUFFIXES)})
+def provider_environment(settings: Settings) -> dict[str, str]:
+    """The provider variables in force: `Settings.provider_env` (the .env file's, then the
+    process environment's, as config.py collects them), then the typed settings (OPENAI_*)."""
+    env = dict(settings.provider_env)
     for var, value in (("OPENAI_API_KEY", settings.openai_api_key), ("OPENAI_BASE_URL", settings.openai_base_url)):
         if value:
             env[var] = value
@@ -99,9 +97,10 @@ def _models(value: str | None) -> list[str]:
     return [m.strip() for m in (value or "").split(",") if m.strip()]
 
 
-def discover(settings, environ: Mapping[str, str] | None = None) -> list[ProviderConfig]:
-    """The configured providers: presets in table order, then generic ones by name."""
-    env = provider_environment(settings, environ)
+def discover(settings: Settings) -> list[ProviderConfig]:
+    """The configured providers: presets in table order, then generic ones by name. A local
+    server nothing configures comes with source "probe": the registry's `start` looks for it."""
+    env = provider_environment(settings)
     found: list[ProviderConfig] = []
     for preset in PRESETS.values():
         var = preset.name.upper()
@@ -117,8 +116,7 @@ def discover(settings, environ: Mapping[str, str] | None = None) -> list[Provide
             # predate it, and every one of them knows max_tokens.
             param = preset.max_tokens_param if url is None or "api.openai.com" in url else "max_tokens"
             found.append(ProviderConfig(preset.name, preset.kind, url, key, models, known, param))
-        elif preset.autodetect and preset.base_url and settings.ollama_probe_timeout > 0 \
-                and probe(preset.base_url, settings.ollama_probe_timeout):
+        elif preset.autodetect and preset.base_url and settings.ollama_probe_timeout > 0:
             found.append(ProviderConfig(preset.name, preset.kind, preset.base_url, None, models, known,
                                         source="probe"))
     generic = sorted({k[: -len("_API_KEY")] for k in env if k.endswith("_API_KEY")})
@@ -133,10 +131,11 @@ def discover(settings, environ: Mapping[str, str] | None = None) -> list[Provide
     return found
 
 
-def probe(base_url: str, timeout: float) -> bool:
+async def probe(base_url: str, timeout: float) -> bool:
     """Whether an OpenAI-compatible server answers its model list at base_url, quickly."""
     try:
-        r = httpx.get(base_url.rstrip("/") + "/models", timeout=timeout)
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            r = await client.get(base_url.rstrip("/") + "/models")
     except (httpx.HTTPError, OSError):
         return False
     if r.status_code == 200:

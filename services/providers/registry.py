@@ -4,17 +4,17 @@
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from config import Settings
 from services.errors import InvalidInput, ProviderError
 from services.providers.anthropic_provider import AnthropicProvider
 from services.providers.base import Provider
-from services.providers.failures import scrub
+from services.providers.failures import Secrets
 from services.providers.offline import OfflineProvider
 from services.providers.openai_compat import OpenAICompatProvider
-from services.providers.presets import ANTHROPIC, ProviderConfig, discover
+from services.providers.presets import ANTHROPIC, ProviderConfig, discover, probe
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,10 @@ class ProviderStatus:
     checked_at: float = field(default_factory=time.monotonic)
 
 
-def build_provider(config: ProviderConfig, settings: Settings) -> Provider:
-    common = dict(request_timeout=settings.max_generation_seconds, models=config.models,
-                  known_models=config.known_models,
-                  connect_timeout=settings.provider_connect_timeout)
+def build_provider(config: ProviderConfig, settings: Settings, secrets: Secrets | None = None) -> Provider:
+    common: dict[str, Any] = dict(request_timeout=settings.max_generation_seconds, models=config.models,
+                                  known_models=config.known_models,
+                                  connect_timeout=settings.provider_connect_timeout, secrets=secrets)
     if config.kind == ANTHROPIC:
         return AnthropicProvider(config.name, config.base_url, config.api_key, **common)
     return OpenAICompatProvider(config.name, config.base_url, config.api_key,
@@ -46,8 +46,13 @@ def build_provider(config: ProviderConfig, settings: Settings) -> Provider:
 
 class ProviderRegistry:
     def __init__(self, providers: list[Provider], default_model: str, *, model_list_ttl: float = 300.0,
-                 model_list_error_ttl: float = 15.0, model_list_timeout: float = 10.0):
+                 model_list_error_ttl: float = 15.0, model_list_timeout: float = 10.0,
+                 secrets: Secrets | None = None, settings: Settings | None = None,
+                 probes: list[ProviderConfig] | None = None):
         self.providers = {p.name: p for p in providers}
+        self.secrets = secrets if secrets is not None else Secrets()  # the configured keys, for scrub()
+        self._settings = settings
+        self._probes = list(probes or [])  # local servers to look for at start-up
         self.default_model = default_model
         self.ttl = model_list_ttl
         self.error_ttl = model_list_error_ttl
@@ -56,23 +61,43 @@ class ProviderRegistry:
         self._locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> "ProviderRegistry":
-        """The offline provider, then every provider the environment configures (presets.py)."""
+    def from_settings(cls, settings: Settings) -> "ProviderRegistry":
+        """The offline provider, then every provider the settings configure (presets.py); the
+        local servers found by a probe are added by `start`."""
         offline = OfflineProvider(settings.time_between_chunks, settings.public_base_url)
         providers: list[Provider] = [offline]
-        for config in discover(settings, environ):
-            providers.append(build_provider(config, settings))
-            log.info("provider %s (%s, %s) at %s", config.name, config.kind, config.source,
-                     config.base_url or "the SDK's default URL")
+        secrets = Secrets()
+        configs = discover(settings)
+        for config in configs:
+            if config.source != "probe":
+                providers.append(build_provider(config, settings, secrets))
+                log.info("provider %s (%s, %s) at %s", config.name, config.kind, config.source,
+                         config.base_url or "the SDK's default URL")
         registry = cls(providers, settings.default_model, model_list_ttl=settings.model_list_ttl,
                        model_list_error_ttl=settings.model_list_error_ttl,
-                       model_list_timeout=settings.model_list_timeout)
+                       model_list_timeout=settings.model_list_timeout, secrets=secrets, settings=settings,
+                       probes=[c for c in configs if c.source == "probe"])
         offline.other_models = registry.offered_now
-        prefix = settings.default_model.split("/", 1)[0]
-        if "/" in settings.default_model and prefix not in registry.providers:
-            log.warning("DEFAULT_MODEL %s names provider %r, which is not configured (configured: %s)",
-                        settings.default_model, prefix, ", ".join(registry.providers))
         return registry
+
+    async def start(self) -> None:
+        """Probes, all at once, for the local servers nothing configures (Ollama on its
+        default URL): one that answers becomes a provider. Then checks DEFAULT_MODEL."""
+        settings, probes, self._probes = self._settings, self._probes, []
+        if settings is not None and probes:
+            found = await asyncio.gather(*(probe(c.base_url or "", settings.ollama_probe_timeout) for c in probes))
+            for config, up in zip(probes, found):
+                if up and config.name not in self.providers:
+                    self.providers[config.name] = build_provider(config, settings, self.secrets)
+                    log.info("provider %s (%s, probe) at %s", config.name, config.kind, config.base_url)
+        prefix = self.default_model.split("/", 1)[0]
+        if "/" in self.default_model and prefix not in self.providers:
+            log.warning("DEFAULT_MODEL %s names provider %r, which is not configured (configured: %s)",
+                        self.default_model, prefix, ", ".join(self.providers))
+
+    def scrub(self, text: str) -> str:
+        """The text without the configured keys and anything shaped like a credential."""
+        return self.secrets.scrub(text)
 
     def split(self, model_name: str) -> tuple[Provider, str]:
         """`provider/model` -> (provider, model); a bare name uses DEFAULT_MODEL's provider.
@@ -118,7 +143,7 @@ class ProviderRegistry:
         except ProviderError as exc:
             if exc.code == "model_not_found":  # up, but without a model list endpoint
                 return ProviderStatus(provider.name, provider.kind, True, unlisted)
-            return ProviderStatus(provider.name, provider.kind, False, unlisted, scrub(exc.detail))
+            return ProviderStatus(provider.name, provider.kind, False, unlisted, self.secrets.scrub(exc.detail))
         except asyncio.TimeoutError:
             return ProviderStatus(provider.name, provider.kind, False, unlisted,
                                   f"{provider.name}: no model list within {self.list_timeout:g} s")

@@ -1,4 +1,5 @@
-"""Command-line user management: `python -m auth.cli COMMAND`.
+"""Command-line user management: `python -m manage COMMAND` (an entry point, like serve.py
+and worker.py: it drives the services, so it lives above them, not in auth/).
 
     create-user NAME [--admin] [--password-stdin]   a user (an admin with --admin)
     list-users [--limit N] [--offset N]            every account, with role, state, budgets
@@ -56,7 +57,7 @@ def _budget(value: str) -> int | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m auth.cli")
+    parser = argparse.ArgumentParser(prog="python -m manage")
     sub = parser.add_subparsers(dest="command", required=True)
     create = sub.add_parser("create-user", help="create a user")
     create.add_argument("username")

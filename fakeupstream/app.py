@@ -1,6 +1,7 @@
-"""The fake upstream's HTTP app (services/fake_upstream.py has the options, the endpoints and
+"""The fake upstream's HTTP app (fakeupstream/__init__.py has the options, the endpoints and
 how to run it): OpenAI chat completions and Anthropic Messages over Starlette, the behaviour
-of each reply from services/fake_upstream_behaviour.py, and the stats tests read."""
+of each reply from fakeupstream/behaviour.py, its wire format from fakeupstream/wire.py, and
+the stats tests read."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from services.fake_upstream_behaviour import (
-    Behaviour, BehaviourError, Disconnected, Reply, Wait, anthropic_events, anthropic_message, error_body,
-    models_body, openai_events, openai_message, prompt_tokens, split_model,
+from fakeupstream.behaviour import Behaviour, BehaviourError, Disconnected, Wait, split_model
+from fakeupstream.wire import (
+    Reply, anthropic_events, anthropic_message, error_body, models_body, openai_events, openai_message, prompt_tokens,
 )
 
 DEFAULT_MODELS = ("fake-model", "fake-model-2")

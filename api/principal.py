@@ -1,4 +1,6 @@
-"""Authentication dependencies for REST routes, and token extraction for WebSockets."""
+"""Who is calling: one answer for every transport (a bearer credential, a JWT from
+POST /token or an API key, becomes a Principal, or Unauthorized), the REST dependencies
+built on it (`CurrentUser`, `TokenSubject`), and token extraction for WebSockets."""
 
 from typing import Annotated
 
@@ -6,8 +8,9 @@ from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Row
 
-from auth.credentials import authenticate, refuse_duplicates
-from services.api_keys import Principal
+from api.deps import get_services
+from auth.security import InvalidToken, token_claims
+from services.api_keys import KEY_PREFIX, Principal
 from services.container import Services
 from services.errors import Unauthorized
 from services.observability import note
@@ -16,15 +19,23 @@ from services.users import get_user
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
 
 
-# Dependencies are `async def` even when they never await: FastAPI runs a plain `def`
-# dependency in its thread pool, a thread hop per request for a dictionary lookup.
-async def get_services(request: Request) -> Services:
-    return request.app.state.services
+async def authenticate(services: Services, credential: str) -> Principal:
+    """A JWT is checked by its signature alone (no database); an API key by one indexed
+    lookup, so a revoked key is refused on the very next request, on any replica."""
+    if credential.startswith(KEY_PREFIX):
+        return await services.api_keys.authenticate(credential)
+    try:
+        claims = token_claims(services.tokens, credential)
+    except InvalidToken as exc:
+        raise Unauthorized(str(exc), code=exc.code) from None
+    return Principal(claims["sub"], None, float(claims["exp"]))
 
 
-async def get_db(services: Annotated[Services, Depends(get_services)]):
-    async with services.db.sessionmaker() as session:
-        yield session
+def refuse_duplicates(authorization_headers: list[str]) -> None:
+    """Two Authorization headers are refused, not resolved: a proxy that checked the other
+    one would disagree with us about who is calling."""
+    if len(authorization_headers) > 1:
+        raise Unauthorized("Send exactly one Authorization header.", code="duplicate_authorization")
 
 
 async def get_principal(
@@ -60,6 +71,10 @@ async def get_current_user(
     session: a route that streams for minutes must not hold a pooled connection for its
     whole life."""
     return await get_user(services.db, user_id)
+
+
+CurrentUser = Annotated[Row, Depends(get_current_user)]  # .id, .username
+TokenSubject = Annotated[str, Depends(get_token_subject)]  # a valid token's user id, not looked up
 
 
 def websocket_token(ws: WebSocket, allow_query: bool) -> tuple[str | None, bool]:
