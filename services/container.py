@@ -21,6 +21,7 @@ from services.generations.store import ACTIVE, GenerationStore
 from services.limits import Limits
 from services.observability.generation import GenerationEnd
 from services.providers.registry import ProviderRegistry
+from services.refresh_tokens import RefreshTokens
 from services.streaming.log import StreamLog
 from services.streaming.memory_log import MemoryStreamLog
 from services.usage import UsageService
@@ -44,6 +45,7 @@ class Services:
     reaper: Any = None  # scale-out: ends generations of dead workers (services/scaleout/reaper.py)
     data_dir_lock: DataDirLock | None = None  # embedded: held for the process's life
     api_keys: ApiKeyService | None = None
+    refresh: RefreshTokens | None = None
 
     async def start(self) -> None:
         if self.dispatch.runs_locally:  # before recovery, which would end another process's answers
@@ -105,6 +107,7 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
         sessions=SessionService(settings, providers),
         limits=Limits(settings, db),
         usage=usage, reaper=reaper, api_keys=build_api_keys(settings, db, tokens.secret_key),
+        refresh=RefreshTokens(settings, db),
     )
 
 
