@@ -22,6 +22,7 @@ from services.limits import Limits
 from services.observability.generation import GenerationEnd
 from services.providers.registry import ProviderRegistry
 from services.refresh_tokens import RefreshTokens
+from services.titles import AutoTitler
 from services.streaming.log import StreamLog
 from services.streaming.memory_log import MemoryStreamLog
 from services.usage import UsageService
@@ -46,6 +47,7 @@ class Services:
     data_dir_lock: DataDirLock | None = None  # embedded: held for the process's life
     api_keys: ApiKeyService | None = None
     refresh: RefreshTokens | None = None
+    titles: AutoTitler | None = None  # chat titles asked of the model (services/titles.py)
 
     async def start(self) -> None:
         if self.dispatch.runs_locally:  # before recovery, which would end another process's answers
@@ -62,6 +64,8 @@ class Services:
         if self.reaper is not None:
             await self.reaper.stop()
         await self.dispatch.shutdown()
+        if self.titles is not None:
+            await self.titles.aclose()
         if self.dispatch.runs_locally:
             await recover_interrupted(self.db)  # queued ones that never started
         close = getattr(self.dispatch, "aclose", None)  # scale-out: the broker connection
@@ -92,8 +96,9 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
     stream_log = build_stream_log(settings)
     store = GenerationStore(db, settings.max_history_messages, settings.max_queued_per_session, settings.seq_reserve)
     usage = UsageService(db, settings.user_policy_ttl, settings.usage_max_days)
+    titles = AutoTitler(settings, db, providers)
     runner = GenerationRunner(settings, store, stream_log, providers, worker_id,
-                              ended=GenerationEnd(usage, settings.log_message_text))
+                              ended=titles.after(GenerationEnd(usage, settings.log_message_text)))
     if settings.rabbitmq_url:
         from services.scaleout.rabbit_dispatch import RabbitDispatch
         from services.scaleout.reaper import Reaper
@@ -107,7 +112,7 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
         sessions=SessionService(settings, providers),
         limits=Limits(settings, db),
         usage=usage, reaper=reaper, api_keys=build_api_keys(settings, db, tokens.secret_key),
-        refresh=RefreshTokens(settings, db),
+        refresh=RefreshTokens(settings, db), titles=titles,
     )
 
 

@@ -66,7 +66,8 @@ class Worker(Leases):
         self.log: RedisStreamLog = self.services.log
         self.redis = self.log.redis
         self.runner = GenerationRunner(settings, self.store, self.log, self.services.providers, self.worker_id,
-                                       ended=GenerationEnd(self.services.usage, settings.log_message_text))
+                                       ended=self.services.titles.after(
+                                           GenerationEnd(self.services.usage, settings.log_message_text)))
         self.controls: dict[str, Control] = {}
         self._jobs: set[asyncio.Task] = set()
         self._draining: set[str] = set()
