@@ -44,7 +44,7 @@ def token_response(renewal: Renewal, request: Request, response: Response, servi
 
 @router.post("/token/refresh", response_model=Token, responses=errors(401, 403))
 async def refresh(request: Request, response: Response, services: ServicesDep,
-                  llmchat_refresh: Annotated[str | None, Cookie(max_length=200)] = None):
+                  llmchat_refresh: Annotated[str | None, Cookie(max_length=200)] = None) -> Token:
     """A new access token (and refresh cookie) for the refresh cookie; the old one stops working."""
     renewal = await refresh_service(services).rotate(llmchat_refresh)
     return token_response(renewal, request, response, services)
@@ -52,7 +52,7 @@ async def refresh(request: Request, response: Response, services: ServicesDep,
 
 @router.post("/logout", status_code=204)
 async def logout(user_id: TokenSubject, services: ServicesDep,
-                 token: Annotated[str | None, Depends(oauth2_scheme)]):
+                 token: Annotated[str | None, Depends(oauth2_scheme)]) -> Response:
     """Ends the sign-in the access token came from: its refresh tokens are revoked and the
     cookie cleared. The access token itself stays valid until it expires (it is checked by
     signature alone)."""

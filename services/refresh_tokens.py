@@ -12,6 +12,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,8 +78,9 @@ class RefreshTokens:
             row = await db.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(token)))
             if row is None or row.expires_at <= now:
                 raise Unauthorized("Refresh token expired or unknown; sign in again.", code="invalid_refresh_token")
-            won = row.revoked_at is None and (await db.execute(update(RefreshToken).where(
-                RefreshToken.id == row.id, RefreshToken.revoked_at.is_(None)).values(revoked_at=now))).rowcount == 1
+            claimed: Any = await db.execute(update(RefreshToken).where(
+                RefreshToken.id == row.id, RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
+            won = claimed.rowcount == 1  # a concurrent rotation of the same token loses here
             if won:
                 renewal = await self._add(db, row.user_id, row.family_id, now)
             else:

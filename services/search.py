@@ -11,6 +11,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,7 +72,7 @@ class ChatSearch(ABC):
         return hits, total
 
     @abstractmethod
-    def matching_sessions(self, terms: list[str]) -> Select:
+    def matching_sessions(self, terms: list[str]) -> Select[Any]:
         """SELECT of the ids of sessions with a message holding every term."""
 
     @abstractmethod
@@ -85,38 +86,40 @@ class SqliteSearch(ChatSearch):
         # Each word quoted (FTS5 syntax in a query is then plain text) and a prefix.
         return " ".join('"' + t.replace('"', '""') + '"*' for t in terms)
 
-    def matching_sessions(self, terms: list[str]) -> Select:
+    def matching_sessions(self, terms: list[str]) -> Select[Any]:
         fts = text("SELECT session_id FROM messages_fts WHERE messages_fts MATCH :fts_q").bindparams(
             fts_q=self._match(terms)).columns(literal_column("session_id"))
         return select(fts.subquery().c.session_id)
 
     async def snippet(self, db: AsyncSession, session_id: str, terms: list[str]) -> str | None:
-        return await db.scalar(text(
+        found: str | None = await db.scalar(text(
             "SELECT snippet(messages_fts, 0, '', '', '…', :n) FROM messages_fts "
             "WHERE messages_fts MATCH :q AND session_id = :sid ORDER BY rowid DESC LIMIT 1"),
             {"q": self._match(terms), "sid": session_id, "n": _SNIPPET_WORDS})
+        return found
 
 
 class PostgresSearch(ChatSearch):
     @staticmethod
-    def _tsquery(terms: list[str]):
+    def _tsquery(terms: list[str]) -> ColumnElement[Any]:
         # Words only (\w+): nothing in them is tsquery syntax; `:*` makes each a prefix.
         return func.to_tsquery("simple", " & ".join(f"{t}:*" for t in terms))
 
     @staticmethod
-    def _vector():
+    def _vector() -> ColumnElement[Any]:
         return func.to_tsvector("simple", Message.content)  # the indexed expression, exactly
 
-    def matching_sessions(self, terms: list[str]) -> Select:
+    def matching_sessions(self, terms: list[str]) -> Select[Any]:
         return select(Message.session_id).where(
             self._vector().bool_op("@@")(self._tsquery(terms)), Message.status.not_in(("queued", "running")))
 
     async def snippet(self, db: AsyncSession, session_id: str, terms: list[str]) -> str | None:
         headline = func.ts_headline("simple", Message.content, self._tsquery(terms),
                                     f"StartSel=\"\",StopSel=\"\",MaxWords={_SNIPPET_WORDS},MinWords=4")
-        return await db.scalar(select(headline).where(
+        found: str | None = await db.scalar(select(headline).where(
             Message.session_id == session_id, self._vector().bool_op("@@")(self._tsquery(terms)),
             Message.status.not_in(("queued", "running"))).order_by(Message.pk.desc()).limit(1))
+        return found
 
 
 def for_backend(is_sqlite: bool) -> ChatSearch:
