@@ -9,6 +9,7 @@ import { SseTransport } from './sse.js';
 import { renderChrome } from './status.js';
 import { bindComposer } from './composer.js';
 import { JumpToLatest } from './msgextras.js';
+import { showHistory } from './history.js';
 
 const $ = (id) => document.getElementById(id);
 const MODE_KEY = 'llmchat.mode';
@@ -95,27 +96,8 @@ export class ChatController {
     }
     if (mine !== this.loadSeq) return false;
     this.setSessionInfo(data);
-    const users = new Map();
-    for (const m of data.history || []) {
-      if (m.role === 'assistant') {
-        const done = isFinal(m.status);
-        const g = this.store.ensure(m.generation_id || m.id, {
-          status: m.status, done, text: done ? (m.content ?? '') : '', provisional: done ? '' : (m.content ?? ''),
-          finishReason: m.finish_reason ?? null, error: m.error ?? null, createdAt: m.created_at,
-          model: done ? (m.model ?? null) : null,
-        });
-        this.view.addAssistant(g);
-      } else {
-        this.view.addUser({ key: m.id, content: m.content, createdAt: m.created_at, role: m.role });
-        if (m.role === 'user' && m.generation_id) users.set(m.generation_id, m.id);
-      }
-    }
-    // A queued reply may not be in the history yet: its user message names it.
-    for (const [genId, userKey] of users) {
-      if (!this.store.get(genId)) this.view.addAssistant(this.store.ensure(genId, { createdAt: null }), userKey);
-    }
+    if (!(await showHistory(this, data.history || [], () => mine === this.loadSeq))) return false;
     this.transport.open(id);
-    this.view.scrollToBottom();
     this.refreshChrome();
     return true;
   }

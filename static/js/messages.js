@@ -65,6 +65,7 @@ export class MessageView {
     this.byKey = new Map();
     this.dirty = new Map();
     this.frame = 0;
+    this.bulk = false; // adding many at once (history.js): no layout read per message, one scroll after
     container.addEventListener('click', (e) => {
       const copy = e.target.closest('.copy-btn');
       if (copy) { copyCode(copy); return; }
@@ -84,6 +85,7 @@ export class MessageView {
   get size() { return this.byKey.size; }
 
   nearBottom() {
+    if (this.bulk) return false;
     const s = this.scroller;
     return s.scrollHeight - s.scrollTop - s.clientHeight < 120;
   }
@@ -128,7 +130,7 @@ export class MessageView {
     collapseIfLong(art, content);
     this.box.append(art);
     this.setUserStatus(key, status);
-    if (stick || role === 'user') this.scrollToBottom();
+    if (stick || (role === 'user' && !this.bulk)) this.scrollToBottom();
     return art;
   }
 
