@@ -80,11 +80,12 @@ def test_renewal_mid_stream_does_not_interrupt_it(make_page, user, live_server):
 @pytest.fixture(scope="module")
 def short_token_server(tmp_path_factory):
     srv = LiveServer(tmp_path_factory.mktemp("ui-exp") / "data", access_token_expire_minutes=1,
-                     time_between_chunks=0.06).start()
+                     time_between_chunks=0.06).start(timeout=120)
     yield srv
     srv.stop()
 
 
+@pytest.mark.timeout(400)  # the token lives a minute, the answer longer
 def test_a_stream_outlives_its_access_token(make_page, short_token_server):  # noqa: F811
     """The socket's token expires mid-answer (4401): the page renews, reconnects and resumes;
     the answer arrives whole, and the user is never signed out."""

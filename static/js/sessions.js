@@ -34,11 +34,18 @@ export class SessionsSidebar {
     this.query = '';
     const box = $('search-input');
     let timer = 0;
-    box.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => this.search(box.value), 250); });
+    box.addEventListener('input', () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => this.search(box.value), 250);
+    });
     box.addEventListener('keydown', (e) => {
       if (e.key === 'Escape' && box.value) { e.stopPropagation(); box.value = ''; this.search(''); }
     });
-    $('session-search').addEventListener('submit', (e) => { e.preventDefault(); clearTimeout(timer); this.search(box.value); });
+    $('session-search').addEventListener('submit', (e) => {
+      e.preventDefault();
+      clearTimeout(timer);
+      this.search(box.value);
+    });
   }
 
   /** Shows the chats matching `text` (titles and message text); '' goes back to all of them. */
@@ -47,7 +54,11 @@ export class SessionsSidebar {
     if (q === this.query) return;
     this.query = q;
     this.items = [];
-    try { await this.refresh(); } catch (err) { if (err.status !== 401) this._status(`Search failed: ${err.detail || err.message}`); }
+    try {
+      await this.refresh();
+    } catch (err) {
+      if (err.status !== 401) this._status(`Search failed: ${err.detail || err.message}`);
+    }
   }
 
   async refresh() {
@@ -123,7 +134,10 @@ export class SessionsSidebar {
     if (!words.length) { out.textContent = text; return out; }
     const re = new RegExp(`(${words.join('|')})`, 'giu');
     text.split(re).forEach((part, i) => {
-      if (i % 2) { const m = document.createElement('mark'); m.textContent = part; out.append(m); } else out.append(part);
+      if (i % 2 === 0) { out.append(part); return; }
+      const m = document.createElement('mark');
+      m.textContent = part;
+      out.append(m);
     });
     return out;
   }
