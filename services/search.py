@@ -44,7 +44,7 @@ class Hit:
 
 
 def parse_query(q: str, max_chars: int, max_terms: int) -> Query:
-    raw = " ".join(q.split())
+    raw = " ".join(q.replace("\x00", "").split())  # PostgreSQL text holds no NUL
     if len(raw) > max_chars:
         raise InvalidInput(f"q: at most {max_chars} characters", code="query_too_long")
     return Query(raw, [w.lower() for w in _WORD.findall(raw)][:max_terms])
