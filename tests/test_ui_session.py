@@ -95,6 +95,7 @@ def test_a_stream_outlives_its_access_token(make_page, short_token_server):  # n
     send(page, " ".join(f"w{i}" for i in range(900)))  # about 85 s at 90 ms a word, within max_tokens 1024
     assert wait_status(page, 0, ("completed", "incomplete", "failed"), timeout=200000) == "completed"
     msg = assistants(page).nth(0)
+    api.login()  # this client's own token has expired meanwhile too
     assert msg.get_attribute("data-raw") == api.generation(msg.get_attribute("data-generation-id"))["content"]
     assert page.is_visible("#app-view") and not page.is_visible("#auth-view")
 
