@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     jwt_issuer: str = "llm-chat-service"
     jwt_audience: str = "llm-chat-clients"
     access_token_expire_minutes: int = Field(60, ge=1, le=60 * 24 * 30)
+    # Refresh tokens (services/refresh_tokens.py): an HttpOnly cookie that renews the access
+    # token; each use rotates it and restarts its lifetime (a sliding session).
+    refresh_token_ttl_days: float = Field(14, gt=0, le=365)
+    # A rotated token shown again within this many seconds (two tabs renewing at once) gets
+    # an access token but no new cookie; later, it is treated as stolen and its family revoked.
+    refresh_reuse_grace_seconds: float = Field(10, ge=0, le=300)
+    refresh_tokens_per_user: int = Field(50, ge=1, le=10_000)  # live sign-ins; the oldest goes first
+    refresh_cookie_secure: bool | None = None  # Secure flag; None: when the request came over https
 
     # Users
     allow_registration: bool = True
@@ -63,6 +71,13 @@ class Settings(BaseSettings):
     api_key_hash_key: str | None = Field(None, repr=False)
     # `last_used_at` is written at most this often per key, not on every request.
     api_key_touch_interval: float = Field(60, ge=0)
+
+    # Chats: search (services/search.py) and automatic titles (services/titles.py)
+    search_max_query_chars: int = Field(200, ge=1, le=2000)
+    search_max_terms: int = Field(8, ge=1, le=64)  # words of a query; the rest are ignored
+    auto_title: bool = True  # ask the session's model for a title after its first answer
+    auto_title_max_tokens: int = Field(24, ge=1, le=200)
+    auto_title_timeout: float = Field(20, gt=0, le=300)
 
     # Models
     default_model: str = "offline/simulated"

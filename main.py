@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import (access_log, admin, api_keys, chat, errors, generations, meta, openai_chat, openai_responses,
-                 openapi, ops, sessions, tree, ui, users, ws)
+                 openapi, ops, sessions, tokens, tree, ui, users, ws)
 from api.lifecycle import DRAIN, Connections, graceful_shutdown
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.observe import Observe
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (chat.router, meta.router):  # the reference designs' /api/v1 paths
         app.include_router(router, prefix="/api/v1", include_in_schema=False)
     app.include_router(api_keys.router)
+    app.include_router(tokens.router)  # not under /api/v1: the cookie's path is /token/refresh
     app.include_router(ui.router)
     if ui.STATIC_DIR.exists():
         app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")

@@ -140,6 +140,10 @@ def document_rules(schema: dict, settings: Settings, providers: ProviderRegistry
     if check and models is not None:
         for parameter in check["parameters"]:
             parameter["schema"]["enum"] = models
+    listing = schema["paths"].get("/sessions", {}).get("get")
+    for parameter in listing["parameters"] if listing else ():
+        if parameter["name"] == "q":  # the setting's bound, not the route's outer one
+            _nullable_branch(parameter["schema"])["maxLength"] = settings.search_max_query_chars
     days = _nullable_branch(components["ApiKeyCreate"]["properties"]["expires_in_days"])
     days["maximum"] = settings.api_key_max_days
     patch = components["SessionPatch"]["properties"]

@@ -30,14 +30,19 @@ async def set_llm(body: SetLLM, user: CurrentUser, services: ServicesDep, db: Db
     return session_out(await services.sessions.create(db, user.id, body))
 
 
-@router.get("/sessions", response_model=SessionPage)
+@router.get("/sessions", response_model=SessionPage, responses=errors(422))
 async def list_sessions(user: CurrentUser, services: ServicesDep, db: DbDep,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
                         offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
                         kind: Annotated[Literal["chat", "api"], Query(
-                            description="api: the sessions of OpenAI-compatible calls")] = "chat"):
-    rows, total = await services.sessions.page(db, user.id, limit, offset, kind)
-    return SessionPage(items=[session_out(c) for c in rows], total=total, limit=limit, offset=offset)
+                            description="api: the sessions of OpenAI-compatible calls")] = "chat",
+                        q: Annotated[str | None, Query(
+                            max_length=2000, description="search titles and message text "
+                            "(SEARCH_MAX_QUERY_CHARS); chats only")] = None):
+    hits, total = await services.sessions.page(db, user.id, limit, offset, kind, q)
+    items = [session_out(h.chat).model_copy(update={"last_message_at": h.last_message_at, "snippet": h.snippet})
+             for h in hits]
+    return SessionPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail)

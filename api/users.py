@@ -2,12 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import DbDep, ServicesDep, client_of
 from api.openapi import errors
-from auth.security import create_token
+from api.tokens import refresh_service, token_response
 from models.schemas import Token, UserCreate, UserOut
 from services import users
 from services.errors import Forbidden
@@ -26,11 +26,12 @@ async def register(body: UserCreate, request: Request, services: ServicesDep, db
 
 
 @router.post("/token", response_model=Token, responses=errors(401, 429, 503))
-async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
+async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, response: Response,
                 services: ServicesDep, db: DbDep):
+    """An access token; a browser also gets the refresh cookie that renews it (POST /token/refresh)."""
     client, limits = client_of(request, services), services.limits
     await limits.login_attempt(form.username, client)
     user = await users.authenticate(db, form.username, form.password)
     await limits.login_succeeded(form.username, client)
-    return Token(access_token=create_token(services.tokens, user.id),
-                 expires_in=services.tokens.expire_seconds)
+    renewal = await refresh_service(services).issue(user.id)
+    return token_response(renewal, request, response, services)

@@ -52,12 +52,16 @@ class TokenConfig:
     expire_seconds: int
 
 
-def create_token(cfg: TokenConfig, subject: str) -> str:
+def create_token(cfg: TokenConfig, subject: str, family: str | None = None) -> str:
+    """`family`: the sign-in (refresh-token family) the token belongs to, which POST /logout
+    ends."""
     now = int(time.time())
-    claims = {
+    claims: dict[str, str | int] = {
         "sub": subject, "iat": now, "nbf": now, "exp": now + cfg.expire_seconds,
         "iss": cfg.issuer, "aud": cfg.audience,
     }
+    if family is not None:
+        claims["fam"] = family
     return jwt.encode(claims, cfg.secret_key, algorithm=cfg.algorithm)
 
 

@@ -117,6 +117,10 @@ class SessionOut(BaseModel):
     config: SessionConfig
     created_at: datetime
     updated_at: datetime
+    # In listings: when its last message was sent (null before the first one); the list is
+    # ordered by it. Not computed for a single session's answers.
+    last_message_at: datetime | None = None
+    snippet: str | None = None  # with ?q=: words around the match in the newest matching message
 
 
 class MessageOut(BaseModel):

@@ -10,6 +10,7 @@ from models.schemas import SessionPatch, SetLLM, is_blank
 from services.db import Database
 from services.errors import InvalidInput, NotFound
 from services.providers.registry import ProviderRegistry
+from services.search import ChatSearch, Hit, activity, for_backend, last_message_at, parse_query
 
 
 _table = ChatSession.__table__
@@ -36,9 +37,10 @@ def _owned_id_sqlite(conn: Connection, user_id: str, session_id: str) -> str | N
 
 
 class SessionService:
-    def __init__(self, settings: Settings, providers: ProviderRegistry):
+    def __init__(self, settings: Settings, providers: ProviderRegistry, search: ChatSearch | None = None):
         self.s = settings
         self.providers = providers
+        self.search = search or for_backend(settings.sqlalchemy_url.startswith("sqlite"))
 
     def check_message(self, text: str) -> str:
         """A user's message, as every transport (REST, WebSocket) accepts it, or InvalidInput."""
@@ -94,14 +96,19 @@ class SessionService:
         return chat
 
     async def page(self, db: AsyncSession, user_id: str, limit: int, offset: int,
-                   kind: str = "chat") -> tuple[list[ChatSession], int]:
-        """One kind only: the sessions /v1 calls create ("api") stay out of the UI's list."""
+                   kind: str = "chat", q: str | None = None) -> tuple[list[Hit], int]:
+        """One kind only: the sessions /v1 calls create ("api") stay out of the UI's list.
+        Last activity first: a chat's last message, or its creation before it has one. With
+        `q`, only the chats whose title or messages match it (services/search.py)."""
+        if q is not None and q.strip() and kind == "chat":
+            query = parse_query(q, self.s.search_max_query_chars, self.s.search_max_terms)
+            return await self.search.search(db, user_id, query, limit, offset)
         mine = (ChatSession.user_id == user_id, ChatSession.kind == kind)
         total = await db.scalar(select(func.count()).select_from(ChatSession).where(*mine))
-        rows = (await db.scalars(select(ChatSession).where(*mine)
-                                 .order_by(ChatSession.created_at.desc(), ChatSession.id.desc())
+        rows = (await db.execute(select(ChatSession, last_message_at.label("last_at")).where(*mine)
+                                 .order_by(activity.desc(), ChatSession.id.desc())
                                  .limit(limit).offset(offset))).all()
-        return list(rows), total
+        return [Hit(chat, last_at, None) for chat, last_at in rows], total or 0
 
     async def history(self, db: AsyncSession, session_id: str) -> list[Message]:
         return list((await db.scalars(select(Message).where(Message.session_id == session_id)

@@ -21,6 +21,8 @@ from services.generations.store import ACTIVE, GenerationStore
 from services.limits import Limits
 from services.observability.generation import GenerationEnd
 from services.providers.registry import ProviderRegistry
+from services.refresh_tokens import RefreshTokens
+from services.titles import AutoTitler
 from services.streaming.log import StreamLog
 from services.streaming.memory_log import MemoryStreamLog
 from services.usage import UsageService
@@ -42,12 +44,14 @@ class Core:
     log: StreamLog
     store: GenerationStore
     usage: UsageService
+    titles: AutoTitler  # chat titles asked of the model after a first answer (services/titles.py)
 
     def runner(self, worker_id: str) -> GenerationRunner:
         return GenerationRunner(self.settings, self.store, self.log, self.providers, worker_id,
-                                ended=GenerationEnd(self.usage, self.settings.log_message_text))
+                                ended=self.titles.after(GenerationEnd(self.usage, self.settings.log_message_text)))
 
     async def aclose(self) -> None:
+        await self.titles.aclose()
         await self.log.aclose()
         await self.providers.aclose()
         await self.db.dispose()
@@ -69,6 +73,8 @@ class Services:
     reaper: Any = None  # scale-out: ends generations of dead workers (services/scaleout/reaper.py)
     data_dir_lock: DataDirLock | None = None  # embedded: held for the process's life
     api_keys: ApiKeyService | None = None
+    refresh: RefreshTokens | None = None
+    titles: AutoTitler | None = None  # chat titles asked of the model (services/titles.py)
 
     async def start(self) -> None:
         if self.dispatch.runs_locally:  # before recovery, which would end another process's answers
@@ -86,6 +92,8 @@ class Services:
         if self.reaper is not None:
             await self.reaper.stop()
         await self.dispatch.shutdown()
+        if self.titles is not None:
+            await self.titles.aclose()
         if self.dispatch.runs_locally:
             await recover_interrupted(self.db)  # queued ones that never started
         await self.dispatch.aclose()
@@ -107,8 +115,9 @@ def build_stream_log(settings: Settings) -> StreamLog:
 def build_core(settings: Settings) -> Core:
     db = Database(settings)
     store = GenerationStore(db, settings.max_history_messages, settings.max_queued_per_session, settings.seq_reserve)
-    return Core(settings, db, ProviderRegistry.from_settings(settings), build_stream_log(settings), store,
-                UsageService(db, settings.user_policy_ttl, settings.usage_max_days))
+    providers = ProviderRegistry.from_settings(settings)
+    return Core(settings, db, providers, build_stream_log(settings), store,
+                UsageService(db, settings.user_policy_ttl, settings.usage_max_days), AutoTitler(settings, db, providers))
 
 
 def build_scaleout(core: Core) -> "tuple[RabbitDispatch, Reaper]":
@@ -142,6 +151,7 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
         sessions=SessionService(settings, core.providers),
         limits=Limits(settings, db),
         usage=core.usage, reaper=reaper, api_keys=build_api_keys(settings, db, tokens.secret_key),
+        refresh=RefreshTokens(settings, db), titles=core.titles,
     )
 
 

@@ -142,6 +142,7 @@ def test_sign_up_sign_in_and_sign_out(make_page, live_server):
 
 def test_invalid_or_expired_token_returns_to_sign_in(chat_page):
     page = chat_page
+    page.context.clear_cookies()  # no refresh cookie either (with it, tests/test_ui_session.py)
     page.evaluate("sessionStorage.setItem('llmchat.token', 'not-a-jwt')")
     page.reload()
     page.wait_for_selector("#auth-view:not([hidden])")

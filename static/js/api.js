@@ -1,9 +1,11 @@
-// REST client for the public API (see docs/protocol.md). Keeps the bearer token in
-// sessionStorage for the life of the tab. Every error body is {"code", "detail"}.
+// REST client for the public API (see docs/protocol.md). Keeps the access token in
+// sessionStorage for the life of the tab; the refresh token is an HttpOnly cookie the page
+// never sees, which renews it (POST /token/refresh): in a new tab, after a reload, before it
+// expires, and once after a 401. Every error body is {"code", "detail"}.
 
 const TOKEN_KEY = 'llmchat.token';
 const EXP_KEY = 'llmchat.expires_at';
-const USER_KEY = 'llmchat.username';
+const USER_KEY = 'llmchat.username'; // in localStorage: a new tab knows whom it renews for
 
 export class ApiError extends Error {
   constructor(status, code, detail) {
@@ -19,22 +21,49 @@ let unauthorizedHandler = () => {};
 export function onUnauthorized(fn) { unauthorizedHandler = fn; }
 export function reportUnauthorized(err) { unauthorizedHandler(err); }
 
+let renewing = null;
+
 export const auth = {
   get token() { return sessionStorage.getItem(TOKEN_KEY); },
-  get username() { return sessionStorage.getItem(USER_KEY) || ''; },
+  get username() { return localStorage.getItem(USER_KEY) || ''; },
   get expiresAt() { return Number(sessionStorage.getItem(EXP_KEY) || 0); },
   save(tok, username) {
     sessionStorage.setItem(TOKEN_KEY, tok.access_token);
     const ttl = Number(tok.expires_in);
     // No expires_in: assume an hour; the server's 401 still ends the session if it is shorter.
     sessionStorage.setItem(EXP_KEY, String(Date.now() + (ttl > 0 ? ttl : 3600) * 1000));
-    sessionStorage.setItem(USER_KEY, username);
+    if (username) localStorage.setItem(USER_KEY, username);
   },
-  clear() {
-    for (const k of [TOKEN_KEY, EXP_KEY, USER_KEY]) sessionStorage.removeItem(k);
+  clear({ forget = false } = {}) {
+    for (const k of [TOKEN_KEY, EXP_KEY]) sessionStorage.removeItem(k);
+    if (forget) localStorage.removeItem(USER_KEY);
   },
   valid() { return !!this.token && Date.now() < this.expiresAt - 2000; },
   header() { return this.token ? { Authorization: `Bearer ${this.token}` } : {}; },
+  /**
+   * A new access token from the refresh cookie; true if it worked. One request at a time per
+   * tab: every caller waiting on a renewal shares it. Open streams are left alone: a socket
+   * closed when its old token expires reconnects with the new one and resumes (ws.js).
+   */
+  renew() {
+    if (!renewing) {
+      renewing = (async () => {
+        try {
+          const res = await fetch('/token/refresh', { method: 'POST', cache: 'no-store', credentials: 'same-origin' });
+          if (!res.ok) return false;
+          this.save(await res.json(), this.username);
+          window.dispatchEvent(new CustomEvent('llmchat:renewed'));
+          return true;
+        } catch { return false; } finally { renewing = null; }
+      })();
+    }
+    return renewing;
+  },
+  /** POST /logout (ends this sign-in's refresh tokens, clears the cookie); errors are ignored. */
+  async logout() {
+    if (!this.token) return;
+    try { await fetch('/logout', { method: 'POST', headers: this.header(), cache: 'no-store' }); } catch { /* offline */ }
+  },
 };
 
 /** Turns a non-2xx response into an ApiError with a human message. */
@@ -59,7 +88,7 @@ export function networkError() {
 
 /** fetch() wrapper: JSON in and out, bearer auth, ApiError on failure. */
 export async function request(method, path, opts = {}) {
-  const { body, form, signal, authed = true } = opts;
+  const { body, form, signal, authed = true, retried = false } = opts;
   const headers = { Accept: 'application/json', ...(authed ? auth.header() : {}) };
   let payload;
   if (form) {
@@ -78,7 +107,10 @@ export async function request(method, path, opts = {}) {
   }
   if (!res.ok) {
     const err = await errorFrom(res);
-    if (res.status === 401 && authed) unauthorizedHandler(err);
+    if (res.status === 401 && authed) {
+      if (!retried && await auth.renew()) return request(method, path, { ...opts, retried: true });
+      unauthorizedHandler(err);
+    }
     throw err;
   }
   if (res.status === 204) return null;
@@ -93,7 +125,8 @@ export const api = {
   login: (username, password) => request('POST', '/token', { form: { username, password }, authed: false }),
   models: () => request('GET', '/models'),
   help: () => request('GET', '/help', { authed: false }),
-  listSessions: (limit = 50, offset = 0) => request('GET', `/sessions?limit=${limit}&offset=${offset}`),
+  listSessions: (limit = 50, offset = 0, q = '') => request('GET', `/sessions?limit=${limit}&offset=${offset}`
+    + (q ? `&q=${encodeURIComponent(q)}` : '')),
   createSession: (cfg) => request('POST', '/set-llm', { body: cfg }),
   getSession: (id) => request('GET', `/sessions/${seg(id)}`),
   patchSession: (id, patch) => request('PATCH', `/sessions/${seg(id)}`, { body: patch }),

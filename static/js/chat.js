@@ -1,7 +1,7 @@
 // Chat controller: loads a session's history, sends messages over the chosen transport,
 // applies frames to the generation store and keeps the composer, typing indicator and
 // stream status in step. After a reload every unfinished reply is followed again.
-import { api, newId, reportUnauthorized } from './api.js';
+import { api, auth, newId, reportUnauthorized } from './api.js';
 import { GenStore, isFinal } from './gens.js';
 import { MessageView } from './messages.js';
 import { WsTransport } from './ws.js';
@@ -42,19 +42,15 @@ export class ChatController {
 
   _makeTransport(mode) {
     const common = {
-      token: () => sessionStorage.getItem('llmchat.token'),
-      onFrame: (f) => this.onFrame(f),
-      onAuthFailure: (err) => reportUnauthorized(err || { code: 'token_expired' }),
-      unfinished: () => this.store.unfinished(),
-      pending: () => [...this.pending.values()],
+      token: () => auth.token, renew: () => auth.renew(),
+      onFrame: (f) => this.onFrame(f), onAuthFailure: (err) => this._authFailed(err),
+      unfinished: () => this.store.unfinished(), pending: () => [...this.pending.values()],
     };
     if (mode === 'sse') {
       return new SseTransport({
         ...common,
-        onState: () => this.refreshChrome(),
-        onSendError: (id, err) => this._rejected(id, err),
-        lastSeq: (id) => this.store.get(id)?.lastSeq ?? 0,
-        isDone: (id) => !!this.store.get(id)?.done,
+        onState: () => this.refreshChrome(), onSendError: (id, err) => this._rejected(id, err),
+        lastSeq: (id) => this.store.get(id)?.lastSeq ?? 0, isDone: (id) => !!this.store.get(id)?.done,
       });
     }
     return new WsTransport({
@@ -105,9 +101,8 @@ export class ChatController {
     }
     if (mine !== this.loadSeq) return false;
     this.setSessionInfo(data);
-    renderBranch(this.view, this.store, data.history || []);
+    if (!(await renderBranch(this.view, this.store, data.history || [], () => mine === this.loadSeq))) return false;
     this.transport.open(id);
-    this.view.scrollToBottom();
     this.refreshChrome();
     return true;
   }
@@ -133,10 +128,7 @@ export class ChatController {
 
   async send(text) {
     if (!text.trim()) return false;
-    if (!this.sessionId) {
-      const s = await this.h.createDefaultSession();
-      if (!s) return false;
-    }
+    if (!this.sessionId && !(await this.h.createDefaultSession())) return false;
     const m = { content: text, clientMsgId: newId() };
     this.pending.set(m.clientMsgId, m);
     this.view.addUser({ key: m.clientMsgId, content: text, status: 'sending', createdAt: new Date().toISOString() });
@@ -191,6 +183,7 @@ export class ChatController {
     if (r.gap) this._resync(r.gen, r.doneFrame);
     if (r.changed) this.view.update(r.gen);
     if (r.ended) this._ended(r.gen);
+    for (const g of r.moved || []) this.view.update(g);
     this.refreshChrome();
   }
 
@@ -240,6 +233,13 @@ export class ChatController {
         }
       }, 2500);
     }).catch((err) => { if (err.status !== 401) this.h.banner(`Could not stop the reply: ${err.detail || err.message}`); });
+  }
+
+  /** A 401 (SSE): renew once and follow again; messages not yet accepted go out again. */
+  async _authFailed(err) {
+    if (this.mode !== 'sse' || !(await auth.renew())) { reportUnauthorized(err || { code: 'token_expired' }); return; }
+    for (const g of this.store.unfinished()) this.transport.follow(g.id);
+    for (const m of this.pending.values()) this.transport.send(m);
   }
 
   refreshChrome() { renderChrome(this); }

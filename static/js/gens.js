@@ -86,7 +86,7 @@ export class GenStore {
         if (f.model) g.model = f.model;
         g.provisional = '';
         g.position = null;
-        return { gen: g, changed: true, ended: true };
+        return { gen: g, changed: true, ended: true, moved: this._moveUp(g) };
       }
       case 'error': {
         g.frameError = { code: f.code, message: f.message };
@@ -102,6 +102,20 @@ export class GenStore {
       default:
         return { gen: g, changed: false };
     }
+  }
+
+  /**
+   * One answer fewer ahead for each queued answer after `ended` (the map keeps the order they
+   * were sent in): their "n ahead" counts down as answers finish. Returns those that moved.
+   */
+  _moveUp(ended) {
+    const moved = [];
+    let after = false;
+    for (const g of this.map.values()) {
+      if (g === ended) { after = true; continue; }
+      if (after && !g.done && g.status === 'queued' && g.position > 0) { g.position -= 1; moved.push(g); }
+    }
+    return moved;
   }
 
   /** Adopts the authoritative state from GET /generations/{id} (used after a gap). */

@@ -1,4 +1,4 @@
-// Entry point: sign-in gate, token expiry, routing (#/s/<session_id>: one history entry per
+// Entry point: sign-in gate, staying signed in (renewal.js), routing (#/s/<session_id>: one history entry per
 // chat opened, so back/forward and reload work), wiring of the parts.
 import { api, auth, onUnauthorized, ULID_RE } from './api.js';
 import { AuthView } from './auth.js';
@@ -11,6 +11,7 @@ import { ApiKeysDialog } from './apikeys.js';
 import { SettingsPanel, ShortcutsDialog } from './panels.js';
 import { bindShortcuts } from './keys.js';
 import { ExportMenu } from './export.js';
+import { Renewal } from './renewal.js';
 
 hydrateIcons();
 
@@ -18,8 +19,9 @@ const $ = (id) => document.getElementById(id);
 
 const health = new HealthMonitor();
 const settings = new SettingsDialog();
-let expiryTimer = 0;
 let refreshTimer = 0;
+let titleTimer = 0;
+const LAST_KEY = 'llmchat.last:'; // + username: the chat to land in after signing in again
 
 function banner(msg) {
   $('banner-text').textContent = msg;
@@ -64,12 +66,15 @@ const chat = new ChatController({
     setRoute(null, { replace: true });
   },
   onActivity: () => {
-    clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(async () => {
+    const update = async () => {
       try { await sidebar.refresh(); } catch { return; }
       const fresh = chat.sessionId && sidebar.get(chat.sessionId);
       if (fresh) chat.setSessionInfo({ ...chat.session, ...fresh });
-    }, 400);
+    };
+    clearTimeout(refreshTimer);
+    clearTimeout(titleTimer);
+    refreshTimer = setTimeout(update, 400);
+    titleTimer = setTimeout(update, 4000); // a first answer's title comes from the model a little later
   },
 });
 
@@ -77,13 +82,17 @@ function setRoute(id, { replace = false } = {}) {
   const hash = id ? `#/s/${id}` : '#/';
   if (location.hash !== hash) history[replace ? 'replaceState' : 'pushState'](null, '', hash);
   if (id) sessionStorage.setItem('llmchat.session', id); else sessionStorage.removeItem('llmchat.session');
+  if (auth.username) {
+    if (id) localStorage.setItem(LAST_KEY + auth.username, id); else localStorage.removeItem(LAST_KEY + auth.username);
+  }
 }
 
 /** The chat in the address; with no route at all, the one this tab had open last. */
 function routeId() {
   const m = /^#\/s\/([^/]+)$/.exec(location.hash);
   const none = location.hash === '' || location.hash === '#';
-  const id = m ? decodeURIComponent(m[1]) : none ? sessionStorage.getItem('llmchat.session') : null;
+  const last = () => sessionStorage.getItem('llmchat.session') || localStorage.getItem(LAST_KEY + auth.username);
+  const id = m ? decodeURIComponent(m[1]) : none ? last() : null;
   return id && ULID_RE.test(id) ? id : null;
 }
 
@@ -115,30 +124,27 @@ async function newChat() {
   $('message-input').focus();
 }
 
-function signOut(message = '') {
-  clearTimeout(expiryTimer);
+/**
+ * Back to the sign-in form. `expired`: the sign-in was lost (not a click on Sign out), so the
+ * address keeps the chat, and signing in again lands there.
+ */
+function signOut(message = '', { expired = false } = {}) {
+  renewal.stop();
   health.stop();
   chat.reset();
-  auth.clear();
-  setRoute(null);
+  if (!expired) { auth.logout(); setRoute(null); }
+  auth.clear({ forget: !expired });
   authView.show(message);
 }
 
-/** Returns to sign-in when the token's expires_in runs out (setTimeout caps at ~24.8 days). */
-function watchExpiry() {
-  clearTimeout(expiryTimer);
-  const left = auth.expiresAt - Date.now();
-  if (left <= 0) { signOut('Your session expired. Please sign in again.'); return false; }
-  expiryTimer = setTimeout(watchExpiry, Math.min(left, 2 ** 31 - 1));
-  return true;
-}
+const renewal = new Renewal(() => signOut('Your session expired. Please sign in again.', { expired: true }));
 
 async function startApp() {
   authView.hide();
   $('app-view').hidden = false;
   $('user-name').textContent = auth.username;
   $('user-avatar').textContent = (auth.username || '?').slice(0, 1);
-  if (!watchExpiry()) return;
+  renewal.start();
   health.start();
   panel.showMode(chat.mode);
   api.help().then((h) => composerLimit(h?.limits?.max_message_chars)).catch(() => { /* no counter */ });
@@ -156,7 +162,9 @@ async function startApp() {
 const authView = new AuthView(() => startApp());
 
 onUnauthorized(() => {
-  if (!$('app-view').hidden || auth.token) signOut('Your session has expired or is no longer valid. Please sign in again.');
+  if (!$('app-view').hidden || auth.token) {
+    signOut('Your session has expired or is no longer valid. Please sign in again.', { expired: true });
+  }
 });
 
 // Drawer (narrow screens)
@@ -181,6 +189,7 @@ $('new-chat').addEventListener('click', () => newChat().catch((err) => banner(er
 $('logout').addEventListener('click', () => signOut());
 const apiKeys = new ApiKeysDialog();
 $('api-keys').addEventListener('click', () => apiKeys.open());
+$('settings-api-keys').addEventListener('click', () => apiKeys.open()); // the panel, from inside Settings
 $('banner-close').addEventListener('click', () => banner(''));
 $('session-settings').addEventListener('click', () => {
   const s = sidebar.get(chat.sessionId) || chat.session;
@@ -207,9 +216,13 @@ bindShortcuts({
   help: () => { if (!$('app-view').hidden) shortcuts.open(); },
 });
 
+// A reload keeps the tab's token; a new tab, or an expired token, is renewed from the cookie.
 if (auth.valid()) startApp();
 else {
   const expired = !!auth.token;
-  auth.clear();
-  authView.show(expired ? 'Your session expired. Please sign in again.' : '');
+  auth.renew().then((ok) => {
+    if (ok) { startApp(); return; }
+    auth.clear();
+    authView.show(expired ? 'Your session expired. Please sign in again.' : '');
+  });
 }

@@ -66,6 +66,7 @@ export class MessageView {
     this.byKey = new Map();
     this.dirty = new Map();
     this.frame = 0;
+    this.bulk = false; // adding many at once (tree.js renderBranch): no layout read per message, one scroll after
     container.addEventListener('click', (e) => {
       const copy = e.target.closest('.copy-btn');
       if (copy) { copyCode(copy); return; }
@@ -85,6 +86,7 @@ export class MessageView {
   get size() { return this.byKey.size; }
 
   nearBottom() {
+    if (this.bulk) return false;
     const s = this.scroller;
     return s.scrollHeight - s.scrollTop - s.clientHeight < 120;
   }
@@ -131,7 +133,7 @@ export class MessageView {
     collapseIfLong(art, content);
     this.box.append(art);
     this.setUserStatus(key, status);
-    if (stick || role === 'user') this.scrollToBottom();
+    if (stick || (role === 'user' && !this.bulk)) this.scrollToBottom();
     return art;
   }
 

@@ -1,4 +1,5 @@
-// Sessions sidebar: GET /sessions (newest first, paginated), select, edit, delete.
+// Sessions sidebar: GET /sessions (last activity first, paginated), search (?q=), select, edit,
+// delete. Each chat shows the time of its last message; a search result also the matching text.
 import { api } from './api.js';
 import { formatTime } from './messages.js';
 import { icon } from './icons.js';
@@ -30,18 +31,48 @@ export class SessionsSidebar {
       }
     });
     $('session-more').addEventListener('click', () => this.loadMore());
+    this.query = '';
+    const box = $('search-input');
+    let timer = 0;
+    box.addEventListener('input', () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => this.search(box.value), 250);
+    });
+    box.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && box.value) { e.stopPropagation(); box.value = ''; this.search(''); }
+    });
+    $('session-search').addEventListener('submit', (e) => {
+      e.preventDefault();
+      clearTimeout(timer);
+      this.search(box.value);
+    });
+  }
+
+  /** Shows the chats matching `text` (titles and message text); '' goes back to all of them. */
+  async search(text) {
+    const q = text.trim();
+    if (q === this.query) return;
+    this.query = q;
+    this.items = [];
+    try {
+      await this.refresh();
+    } catch (err) {
+      if (err.status !== 401) this._status(`Search failed: ${err.detail || err.message}`);
+    }
   }
 
   async refresh() {
     const count = Math.max(PAGE, this.items.length);
-    const page = await api.listSessions(Math.min(count, 100), 0);
+    const q = this.query;
+    const page = await api.listSessions(Math.min(count, 100), 0, q);
+    if (q !== this.query) return; // a newer search is on its way
     this.items = page.items || [];
     this.total = page.total ?? this.items.length;
     this.render();
   }
 
   async loadMore() {
-    const page = await api.listSessions(PAGE, this.items.length);
+    const page = await api.listSessions(PAGE, this.items.length, this.query);
     const known = new Set(this.items.map((s) => s.session_id));
     this.items.push(...(page.items || []).filter((s) => !known.has(s.session_id)));
     this.total = page.total ?? this.items.length;
@@ -53,7 +84,10 @@ export class SessionsSidebar {
   /** Inserts or replaces a session (after create or PATCH) without a round trip. */
   upsert(summary) {
     const i = this.items.findIndex((s) => s.session_id === summary.session_id);
-    if (i >= 0) this.items[i] = { ...this.items[i], ...summary };
+    if (i >= 0) {
+      const last = summary.last_message_at ?? this.items[i].last_message_at; // single answers leave it out
+      this.items[i] = { ...this.items[i], ...summary, last_message_at: last };
+    }
     else { this.items.unshift(summary); this.total += 1; }
     this.render();
   }
@@ -78,9 +112,34 @@ export class SessionsSidebar {
     const frag = document.createDocumentFragment();
     for (const s of this.items) frag.append(this._item(s));
     this.list.replaceChildren(frag);
-    $('session-empty').hidden = this.items.length > 0;
+    const empty = $('session-empty');
+    empty.hidden = this.items.length > 0;
+    empty.textContent = this.query ? `No chats match “${this.query}”.` : 'No chats yet.';
     $('session-more').hidden = this.items.length >= this.total;
+    this._status(this.query ? `${this.total} ${this.total === 1 ? 'chat' : 'chats'} found` : '');
     this.setActive(this.activeId);
+  }
+
+  _status(text) {
+    const st = $('search-status');
+    st.hidden = !text;
+    st.textContent = text;
+  }
+
+  /** `text` with the words of the search marked (as DOM nodes: nothing is parsed as HTML). */
+  _marked(cls, text) {
+    const out = document.createElement('span');
+    out.className = cls;
+    const words = (this.query.match(/[\p{L}\p{N}_]+/gu) || []).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    if (!words.length) { out.textContent = text; return out; }
+    const re = new RegExp(`(${words.join('|')})`, 'giu');
+    text.split(re).forEach((part, i) => {
+      if (i % 2 === 0) { out.append(part); return; }
+      const m = document.createElement('mark');
+      m.textContent = part;
+      out.append(m);
+    });
+    return out;
   }
 
   _item(s) {
@@ -91,13 +150,17 @@ export class SessionsSidebar {
     const open = document.createElement('a');
     open.href = `#/s/${encodeURIComponent(s.session_id)}`;
     open.className = 'session-open';
-    const title = document.createElement('span');
-    title.className = 'session-title';
-    title.textContent = s.title || 'Untitled chat';
+    const title = this._marked('session-title', s.title || 'Untitled chat');
     const sub = document.createElement('span');
     sub.className = 'session-sub';
-    sub.textContent = `${s.config?.model_name || ''} · ${formatTime(s.updated_at || s.created_at).short}`;
+    const when = formatTime(s.last_message_at || s.created_at); // the last message's time
+    const time = document.createElement('time');
+    time.dateTime = when.iso || '';
+    time.title = when.full;
+    time.textContent = when.short;
+    sub.append(`${s.config?.model_name || ''} · `, time);
     open.append(title, sub);
+    if (s.snippet) open.append(this._marked('session-snippet', s.snippet));
     const actions = document.createElement('div');
     actions.className = 'session-actions';
     actions.append(

@@ -6,6 +6,9 @@ import { api } from './api.js';
 import { icon } from './icons.js';
 import { isFinal } from './gens.js';
 
+const SLICE_MS = 40;
+const nextTask = () => new Promise((resolve) => { setTimeout(resolve, 0); });
+
 export const CONTINUABLE = new Set(['length', 'timeout', 'interrupted', 'cancelled']);
 
 function button(cls, label, title, iconName) {
@@ -58,24 +61,44 @@ export function decorate(art, m, prev) {
 }
 
 /** Renders the active branch of GET /sessions/{id} into the view, each message tied to the tree. */
-export function renderBranch(view, store, history) {
+/**
+ * Shows the active branch. A long conversation is added in slices, each ending after SLICE_MS
+ * so no task blocks the page for long (tests/test_ui_perf.py: 500 messages), without a layout
+ * read per message (the view's bulk mode) and one scroll at the end. False if `current()`
+ * turned false meanwhile (another chat was opened).
+ */
+export async function renderBranch(view, store, history, current = () => true) {
   let prev = null;
-  for (const m of history) {
-    let art;
-    if (m.role === 'assistant') {
-      const done = isFinal(m.status);
-      const g = store.ensure(m.id, {
-        status: m.status, done, text: done ? (m.content ?? '') : '', provisional: done ? '' : (m.content ?? ''),
-        finishReason: m.finish_reason ?? null, error: m.error ?? null, createdAt: m.created_at,
-        model: done ? (m.model ?? null) : null, usage: done ? (m.usage ?? null) : null,
-      });
-      art = view.addAssistant(g);
-    } else {
-      art = view.addUser({ key: m.id, content: m.content, createdAt: m.created_at, role: m.role });
+  view.bulk = true;
+  try {
+    let sliceStart = performance.now();
+    for (const m of history) {
+      let art;
+      if (m.role === 'assistant') {
+        const done = isFinal(m.status);
+        const g = store.ensure(m.id, {
+          status: m.status, done, text: done ? (m.content ?? '') : '', provisional: done ? '' : (m.content ?? ''),
+          finishReason: m.finish_reason ?? null, error: m.error ?? null, createdAt: m.created_at,
+          model: done ? (m.model ?? null) : null, usage: done ? (m.usage ?? null) : null,
+        });
+        art = view.addAssistant(g);
+      } else {
+        art = view.addUser({ key: m.id, content: m.content, createdAt: m.created_at, role: m.role });
+      }
+      decorate(art, m, prev);
+      prev = { role: m.role, art };
+      if (performance.now() - sliceStart > SLICE_MS) {
+        view.scrollToBottom();
+        await nextTask();
+        if (!current()) return false;
+        sliceStart = performance.now();
+      }
     }
-    decorate(art, m, prev);
-    prev = { role: m.role, art };
+  } finally {
+    view.bulk = false;
   }
+  view.scrollToBottom();
+  return true;
 }
 
 /** Handles the tree's buttons in the conversation; hooks: sessionId(), reload({keepScroll}), banner(msg). */

@@ -8,7 +8,7 @@ const DEAD_AFTER = 50000;
 
 export class WsTransport {
   /**
-   * hooks: token(), onFrame(frame), onState(state), onAuthFailure(), onSessionGone(),
+   * hooks: token(), renew() -> Promise<bool>, onFrame(frame), onState(state), onAuthFailure(), onSessionGone(),
    *        unfinished() -> [{id, lastSeq}], pending() -> [{content, clientMsgId}]
    */
   constructor(hooks) {
@@ -20,6 +20,7 @@ export class WsTransport {
     this.timer = 0;
     this.pinger = 0;
     this.stopped = true;
+    this.authRetries = 0; // renewals since the socket last opened: a token refused at once stops the loop
     this.onOnline = () => this.reconnectNow();
     window.addEventListener('online', this.onOnline);
   }
@@ -65,6 +66,7 @@ export class WsTransport {
     ws.onopen = () => {
       if (ws !== this.ws) return;
       this.attempt = 0;
+      this.authRetries = 0;
       this.lastRx = Date.now();
       this.h.onState('open');
       for (const g of this.h.unfinished()) this._send({ type: 'resume', generation_id: g.id, after_seq: g.lastSeq });
@@ -84,11 +86,26 @@ export class WsTransport {
       this.ws = null;
       clearInterval(this.pinger);
       if (this.stopped) return;
-      if (e.code === 4401) { this.stopped = true; this.h.onState('closed'); this.h.onAuthFailure(); return; }
+      if (e.code === 4401) { this._renewAndReconnect(); return; }
       if (e.code === 4404) { this.stopped = true; this.h.onState('closed'); this.h.onSessionGone(); return; }
       this._retry(e.code === 4429 || e.code === 1013);
     };
     ws.onerror = () => { /* onclose follows */ };
+  }
+
+  /**
+   * 4401: the token the socket was opened with expired (or was refused). With a renewed one
+   * the socket comes straight back and resumes every answer after its last seq, so a stream
+   * loses nothing; only when renewing fails is it the end of the sign-in.
+   */
+  async _renewAndReconnect() {
+    this.h.onState('reconnecting');
+    const renewed = this.authRetries < 2 && this.h.renew && await this.h.renew();
+    if (this.stopped) return;
+    if (renewed) { this.authRetries += 1; this.attempt = 0; this._connect(); return; }
+    this.stopped = true;
+    this.h.onState('closed');
+    this.h.onAuthFailure();
   }
 
   _heartbeat() {
