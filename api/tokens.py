@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Depends, Request, Response
 
-from api.deps import ServicesDep, TokenSubject
+from api.deps import ServicesDep
 from api.openapi import errors
-from auth.dependencies import oauth2_scheme
+from api.principal import TokenSubject, oauth2_scheme
 from auth.security import create_token, token_claims
 from models.schemas import Token
 from services.api_keys import KEY_PREFIX

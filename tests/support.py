@@ -18,8 +18,11 @@ PASSWORD = "correct-horse-battery"
 
 
 def make_settings(tmp_path, **overrides) -> Settings:
+    # auto_title off: many tests read the fake upstream's last request as an answer's prompt,
+    # and a first answer's title request, made in the background, could come after it;
+    # tests/test_titles.py turns it on.
     values = dict(data_dir=tmp_path / "data", time_between_chunks=0.0, secret_key=None,
-                  sse_ping_interval=15.0, flush_interval=0.2)
+                  sse_ping_interval=15.0, flush_interval=0.2, auto_title=False)
     values.update(overrides)
     return Settings(_env_file=None, **values)
 

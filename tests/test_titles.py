@@ -4,10 +4,17 @@ real HTTP), the first words for the offline model, and a title the user set is n
 import asyncio
 
 import httpx
+import pytest
 
+from config import Settings
 from services.titles import clean
 
 QUESTION = "How do I grow kiwifruit on a balcony in a cold climate?"
+
+
+@pytest.fixture
+def upstream_settings(upstream_settings: Settings) -> Settings:
+    return upstream_settings.model_copy(update={"auto_title": True})  # off in tests/support.py
 
 
 async def _send(c, sid: str, text: str) -> dict:
