@@ -5,7 +5,7 @@ upstream over real HTTP) streams without the page falling behind. The figures ar
 
 import pytest
 
-from services.fake_upstream import FakeUpstream
+from fakeupstream import FakeUpstream
 from tests.test_ui_browser import browser, make_page  # noqa: F401 (fixtures)
 from tests.ui_support import Api, LiveServer, sign_in, wait_status
 
