@@ -202,7 +202,11 @@ def test_two_messages_stream_and_complete_in_order(chat_page, user):
     page.wait_for_selector("[data-role=assistant]")
     send(page, "second question beta")
     wait_status(page, 1, "queued", timeout=5000)
-    assert "Queued" in assistants(page).nth(1).locator("[data-testid=msg-status]").inner_text()
+    # The badge may be drawn a moment after the status (the branch is re-rendered once the new
+    # chat's URL is set): wait for it, rather than read it once.
+    page.wait_for_function("() => (document.querySelectorAll('[data-role=assistant]')[1]"
+                           "?.querySelector('[data-testid=msg-status]')?.textContent || '').includes('Queued')",
+                           timeout=5000)
     assert page.is_visible("#stop")
     wait_seq(page, 0, 10)
     # While one reply streams and one waits: one Stop control, one typing indicator (the
