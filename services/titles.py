@@ -17,7 +17,7 @@ from config import Settings
 from models.db import ChatSession, Message
 from services.db import Database
 from services.errors import DomainError
-from services.generations.store import _title as first_words  # the title the first message set
+from services.generations.store import first_words_title as first_words
 from services.observability.generation import Ended
 from services.providers.base import ChatRequest
 from services.providers.registry import ProviderRegistry

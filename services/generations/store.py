@@ -47,7 +47,7 @@ class GenerationStore:
         ahead of it is claimed in the same transaction (`Turn.job`)."""
         # The caller's `chat` may be stale (a socket loads it once): the title is only a hint
         # of whether to try setting one.
-        title = _title(text) if not chat.title else None
+        title = first_words_title(text) if not chat.title else None
         return await self._create(chat.id, chat.model_name, text, client_msg_id, title, claim_for, None)
 
     async def create_owned_turn(self, user_id: str, session_id: str, text: str, client_msg_id: str | None,
@@ -56,7 +56,8 @@ class GenerationStore:
         """`create_turn` into a session given by id, if `user_id` owns it (NotFound otherwise),
         checked in the same transaction: a send needs no lookup of its own first. `check(conn)`
         runs first in that transaction (the limits' count): whatever it raises stores nothing."""
-        turn = await self._create(session_id, None, text, client_msg_id, _title(text), claim_for, user_id, check)
+        turn = await self._create(session_id, None, text, client_msg_id, first_words_title(text), claim_for,
+                                  user_id, check)
         if turn is None:
             raise NotFound(f"session {session_id} not found", code="session_not_found")
         return turn
@@ -183,7 +184,9 @@ class GenerationStore:
         return Interrupted(row.session_id, content, seq, usage, row.model)
 
 
-def _title(text: str) -> str:
+def first_words_title(text: str) -> str:
+    """A chat's title before anyone names it: its first message's first words (services/titles.py
+    replaces only this one, never a title the user set)."""
     line = " ".join(text.split())
     return line[:60] + ("…" if len(line) > 60 else "")
 

@@ -119,8 +119,9 @@ class MemoryStreamLog(StreamLog):
                     fut.set_result(True)
 
     def attach(self, generation_id: str, after: int, pusher: Pusher) -> bool:
-        """Pushes the frames after `after` to `pusher` as they are appended; only a reader that
-        has read everything so far is taken (False: it keeps pulling)."""
+        """Fills `pusher`'s buffer with the frames after `after` as they are appended (its
+        reader's task sends them); only a reader that has read everything so far is taken
+        (False: it keeps pulling)."""
         log = self._logs.get(generation_id)
         if log is None or log.finished or log.last_seq != after:
             return False
