@@ -18,9 +18,22 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 # Keys that tutorials and templates ship with; refusing them keeps a copy-pasted example
 # from signing production tokens.
 WEAK_KEYS = {
-    "secret", "secret-key", "secret_key", "your-secret-key", "your_secret_key", "changeme",
-    "change-me", "changethis", "password", "supersecret", "super-secret-key", "dev", "test",
-    "your-secret-key-here", "mysecretkey", "jwt-secret",
+    "secret",
+    "secret-key",
+    "secret_key",
+    "your-secret-key",
+    "your_secret_key",
+    "changeme",
+    "change-me",
+    "changethis",
+    "password",
+    "supersecret",
+    "super-secret-key",
+    "dev",
+    "test",
+    "your-secret-key-here",
+    "mysecretkey",
+    "jwt-secret",
 }
 MIN_KEY_LENGTH = 32
 PROVIDER_SUFFIXES = ("_API_KEY", "_BASE_URL", "_MODELS")  # services/providers/presets.py
@@ -102,11 +115,14 @@ class Settings(BaseSettings):
     provider_env: dict[str, str] = Field(default_factory=dict, repr=False)  # filled below
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Between the environment and the .env file: the environment's values win over the file's.
         return init_settings, env_settings, _ProviderEnvironment(settings_cls), dotenv_settings, file_secret_settings
 
@@ -117,8 +133,11 @@ class Settings(BaseSettings):
         # dropped after it), so <X>_API_KEY lines of the .env actually read are kept here,
         # under the process environment's and the explicit ones.
         if isinstance(data, dict):
-            collected = {str(k).upper(): v for k, v in data.items()
-                         if isinstance(v, str) and str(k).upper().endswith(PROVIDER_SUFFIXES)}
+            collected = {
+                str(k).upper(): v
+                for k, v in data.items()
+                if isinstance(v, str) and str(k).upper().endswith(PROVIDER_SUFFIXES)
+            }
             given = data.get("provider_env")
             data["provider_env"] = {**collected, **(given if isinstance(given, dict) else {})}
         return data

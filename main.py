@@ -15,8 +15,25 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import (access_log, admin, api_keys, chat, errors, generations, meta, openai_chat, openai_responses,
-                 openapi, ops, sessions, tokens, tree, ui, users, ws)
+from api import (
+    access_log,
+    admin,
+    api_keys,
+    chat,
+    errors,
+    generations,
+    meta,
+    openai_chat,
+    openai_responses,
+    openapi,
+    ops,
+    sessions,
+    tokens,
+    tree,
+    ui,
+    users,
+    ws,
+)
 from api.lifecycle import DRAIN, Connections, graceful_shutdown
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.observe import Observe
@@ -49,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         async def drain() -> None:  # awaited by api/serving.py's DrainingServer on SIGTERM
             await graceful_shutdown(services, connections)
+
         yield {DRAIN: drain}
         if refresher is not None:
             refresher.cancel()
@@ -59,8 +77,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.connections = Connections()
     errors.install(app)
     openapi.install(app, settings, services.providers)
-    for router in (users.router, sessions.router, tree.router, chat.router, generations.router, meta.router, ws.router,
-                   openai_chat.router, openai_responses.router, ops.router, admin.router):
+    for router in (
+        users.router,
+        sessions.router,
+        tree.router,
+        chat.router,
+        generations.router,
+        meta.router,
+        ws.router,
+        openai_chat.router,
+        openai_responses.router,
+        ops.router,
+        admin.router,
+    ):
         app.include_router(router)
     if settings.metrics_enabled and not settings.metrics_port:
         app.include_router(ops.metrics_router)

@@ -113,8 +113,7 @@ async def _create_key(db, settings, args) -> str:
     user_id = await _user_id(db, args.username)
     keys = build_api_keys(settings, db, settings.resolve_secret_key())
     row, key = await keys.create(user_id, args.name, args.expires_in_days)
-    print(f"created API key {row['prefix']} ({row['id']}) for {args.username}; it is shown only now:",
-          file=sys.stderr)
+    print(f"created API key {row['prefix']} ({row['id']}) for {args.username}; it is shown only now:", file=sys.stderr)
     return key
 
 
@@ -133,8 +132,9 @@ def _changes(args) -> dict:
         return {"role": args.role}
     if args.command in ("disable", "enable"):
         return {"disabled": args.command == "disable"}
-    return {f"{period}_token_budget": getattr(args, period) for period in ("daily", "monthly")
-            if hasattr(args, period)}  # only those given; "none" removes one
+    return {
+        f"{period}_token_budget": getattr(args, period) for period in ("daily", "monthly") if hasattr(args, period)
+    }  # only those given; "none" removes one
 
 
 async def _run(args, password: str | None):
@@ -153,6 +153,7 @@ async def _run(args, password: str | None):
             who = await _user_id(db, args.user) if args.user else None
             return await UsageService(db, 0, settings.usage_max_days).summary(who, args.start, args.end)
         return await admin.update_user(db, _changes(args), username=args.username)
+
     return await _with_db(action)
 
 

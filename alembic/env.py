@@ -3,9 +3,9 @@
 
 import asyncio
 
-from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from alembic import context
 from config import get_settings
 from models.db import Base
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, StringConstraints
 
 from api.deps import ServicesDep, UlidPath
-from api.principal import CurrentUser
 from api.openapi import errors
+from api.principal import CurrentUser
 from models.ops_schemas import AdminUser, UsageReport, UserLimits, UserPage, UserPatch
 from services import admin
 from services.errors import Forbidden
@@ -19,11 +19,17 @@ router = APIRouter(tags=["usage and admin"])
 
 # ISO dates only (YYYY-MM-DD): pydantic would read a bare number as a Unix timestamp.
 Day = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(date.fromisoformat)]
-FromQuery = Annotated[Day | None, Query(alias="from", json_schema_extra={"format": "date"},
-                                        description="first day (UTC), default 29 days before `to`; "
-                                                    "at most USAGE_MAX_DAYS before it")]
-ToQuery = Annotated[Day | None, Query(alias="to", json_schema_extra={"format": "date"},
-                                      description="last day (UTC), default today")]
+FromQuery = Annotated[
+    Day | None,
+    Query(
+        alias="from",
+        json_schema_extra={"format": "date"},
+        description="first day (UTC), default 29 days before `to`; at most USAGE_MAX_DAYS before it",
+    ),
+]
+ToQuery = Annotated[
+    Day | None, Query(alias="to", json_schema_extra={"format": "date"}, description="last day (UTC), default today")
+]
 
 
 async def require_admin(user: CurrentUser):
@@ -48,8 +54,12 @@ async def all_usage(_: Admin, services: ServicesDep, start: FromQuery = None, en
 
 
 @router.get("/admin/users", response_model=UserPage, responses=errors(403))
-async def list_users(_: Admin, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-                     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0):
+async def list_users(
+    _: Admin,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+):
     return await admin.list_users(services.db, min(limit, services.settings.admin_page_max), offset)
 
 
@@ -58,8 +68,11 @@ async def patch_user(user_id: UlidPath, body: UserPatch, request: Request, me: A
     """Disable or re-enable a user, change their role or budgets. Disabling refuses their
     tokens at once and closes their sockets on this process."""
     user_id = user_id.upper()
-    changes = {k: v for k, v in body.model_dump(include=body.model_fields_set).items()
-               if v is not None or k.endswith("_budget")}  # null removes a budget, not a flag
+    changes = {
+        k: v
+        for k, v in body.model_dump(include=body.model_fields_set).items()
+        if v is not None or k.endswith("_budget")
+    }  # null removes a budget, not a flag
     view = await admin.update_user(services.db, changes, user_id=user_id, acting=me.id)
     services.usage.forget(user_id)
     if view["disabled"]:

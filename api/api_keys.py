@@ -1,11 +1,10 @@
 """API keys: each user creates, lists and revokes their own (services/api_keys.py)."""
 
-
 from fastapi import APIRouter, Response
 
 from api.deps import ServicesDep, UlidPath
-from api.principal import CurrentUser, TokenSubject
 from api.openapi import errors
+from api.principal import CurrentUser, TokenSubject
 from models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 
 router = APIRouter(tags=["api keys"])

@@ -36,6 +36,8 @@ UlidPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
 
 def client_of(conn: HTTPConnection, services: Services) -> str:
     """The client's address for per-address limits (X-Forwarded-For only from TRUSTED_PROXIES)."""
-    return client_address(conn.client.host if conn.client else None,
-                          ",".join(conn.headers.getlist("x-forwarded-for")),
-                          parse_proxies(services.settings.trusted_proxies))
+    return client_address(
+        conn.client.host if conn.client else None,
+        ",".join(conn.headers.getlist("x-forwarded-for")),
+        parse_proxies(services.settings.trusted_proxies),
+    )

@@ -32,10 +32,22 @@ WS_CLOSE: dict[type[errors.DomainError], int] = {
     errors.RateLimited: 4429,
 }
 STATUS_CODES = {
-    400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 408: "request_timeout", 409: "conflict",
-    413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error", 431: "headers_too_large",
-    429: "rate_limited", 500: "internal_error", 502: "bad_gateway", 503: "service_unavailable",
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "request_timeout",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    431: "headers_too_large",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
 }
 
 
@@ -61,8 +73,13 @@ def rate_limit_headers(exc: errors.RateLimited) -> dict[str, str]:
     retry = str(max(1, math.ceil(exc.retry_after)))
     headers = {"Retry-After": retry}
     if exc.limit is not None:
-        headers.update({"X-RateLimit-Limit": str(exc.limit),
-                        "X-RateLimit-Remaining": str(max(0, exc.remaining)), "X-RateLimit-Reset": retry})
+        headers.update(
+            {
+                "X-RateLimit-Limit": str(exc.limit),
+                "X-RateLimit-Remaining": str(max(0, exc.remaining)),
+                "X-RateLimit-Reset": retry,
+            }
+        )
     return headers
 
 
@@ -87,8 +104,9 @@ def openai_error_body(status: int, code: str, detail: str, param: str | None = N
     return {"error": {"message": detail, "type": kind, "param": param, "code": code}}
 
 
-def respond(request: Request, status: int, code: str, detail: str, headers: dict | None = None,
-            param: str | None = None) -> JSONResponse:
+def respond(
+    request: Request, status: int, code: str, detail: str, headers: dict | None = None, param: str | None = None
+) -> JSONResponse:
     """The native body, or OpenAI's under /v1/ (with the statuses its SDKs expect)."""
     if not request.url.path.startswith(OPENAI_PREFIX):
         return error_response(status, code, detail, headers)
@@ -119,10 +137,18 @@ def allowed_methods(request: Request) -> str:
     """Every method some route at this path answers: Starlette's 405 names only the first
     route's, so `Allow: GET` would hide PATCH and DELETE on the same path. Asked through
     each route's public `matches`, with a fresh scope per method."""
-    base = {"type": "http", "path": request.scope["path"], "root_path": request.scope.get("root_path", ""),
-            "headers": [], "query_string": b""}
-    return ", ".join(method for method in METHODS if any(
-        route.matches({**base, "method": method})[0] is Match.FULL for route in request.app.router.routes))
+    base = {
+        "type": "http",
+        "path": request.scope["path"],
+        "root_path": request.scope.get("root_path", ""),
+        "headers": [],
+        "query_string": b"",
+    }
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(route.matches({**base, "method": method})[0] is Match.FULL for route in request.app.router.routes)
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -153,8 +179,13 @@ def install(app: FastAPI) -> None:
             # The database ended the connection twice in a row (services/db.py retries once):
             # a failover in progress, which the client may retry, not a bug of ours.
             log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)
-            return respond(request, 503, "database_unavailable",
-                           "The database is unavailable for a moment; retry shortly.", {"Retry-After": "1"})
+            return respond(
+                request,
+                503,
+                "database_unavailable",
+                "The database is unavailable for a moment; retry shortly.",
+                {"Retry-After": "1"},
+            )
         # Logged with the trace for operators; the client gets no internals.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return respond(request, 500, "internal_error", "Internal server error; it has been logged.")

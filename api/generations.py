@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from api.deps import UlidPath, ServicesDep
-from api.principal import CurrentUser
+from api.deps import ServicesDep, UlidPath
 from api.openapi import errors, sse
+from api.principal import CurrentUser
 from api.sse import sse_response
 from models.schemas import INT64_MAX, LAST_EVENT_ID_DIGITS, GenerationOut
 from services.errors import InvalidInput, NotFound
@@ -44,18 +44,35 @@ async def cancel_generation(generation_id: UlidPath, user: CurrentUser, services
     return GenerationOut(**await generations.describe(await generations.cancel(generation_id.upper(), user.id)))
 
 
-@router.get("/generations/{generation_id}/events", responses={**sse("the frames after the resume point"), **errors(429)})
-async def generation_events(generation_id: UlidPath, user: CurrentUser, services: ServicesDep,
-                            after: AfterQuery = None, last_event_id: LastEventId = None):
+@router.get(
+    "/generations/{generation_id}/events", responses={**sse("the frames after the resume point"), **errors(429)}
+)
+async def generation_events(
+    generation_id: UlidPath,
+    user: CurrentUser,
+    services: ServicesDep,
+    after: AfterQuery = None,
+    last_event_id: LastEventId = None,
+):
     row = await services.generations.get(generation_id.upper(), user.id)
     after = resume_point(after, last_event_id)
-    return sse_response(services.generations, row.id, after, headers={"X-Generation-ID": row.id},
-                        lease=await services.limits.open_stream(user.id))
+    return sse_response(
+        services.generations,
+        row.id,
+        after,
+        headers={"X-Generation-ID": row.id},
+        lease=await services.limits.open_stream(user.id),
+    )
 
 
 @router.get("/stream/{stream_id}", responses={**sse("the frames after the resume point"), **errors(429)})
-async def stream(stream_id: UlidPath, user: CurrentUser, services: ServicesDep,
-                 after: AfterQuery = None, last_event_id: LastEventId = None):
+async def stream(
+    stream_id: UlidPath,
+    user: CurrentUser,
+    services: ServicesDep,
+    after: AfterQuery = None,
+    last_event_id: LastEventId = None,
+):
     """A generation id, or a session id for that session's latest generation."""
     stream_id = stream_id.upper()
     try:
@@ -64,6 +81,10 @@ async def stream(stream_id: UlidPath, user: CurrentUser, services: ServicesDep,
         chat_session = await services.sessions.find(services.db, user.id, stream_id)  # the owner's, or 404
         row = await services.generations.latest_in_session(chat_session.id)
     after = resume_point(after, last_event_id)
-    return sse_response(services.generations, row.id, after,
-                        headers={"X-Generation-ID": row.id, "X-Session-ID": row.session_id},
-                        lease=await services.limits.open_stream(user.id))
+    return sse_response(
+        services.generations,
+        row.id,
+        after,
+        headers={"X-Generation-ID": row.id, "X-Session-ID": row.session_id},
+        lease=await services.limits.open_stream(user.id),
+    )

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
-from api.principal import CurrentUser
 from api.openapi import errors
+from api.principal import CurrentUser
 from services.errors import ProviderError
 from services.providers import presets
 from services.providers.base import ChatRequest, Usage
@@ -31,8 +31,11 @@ async def health(services: ServicesDep):
         except Exception as exc:
             components[name] = {"status": "down", "error": type(exc).__name__}
     ok = all(c["status"] == "up" for c in components.values())
-    body = {"status": "ok" if ok else "degraded", "components": components,
-            "mode": "embedded" if services.dispatch.runs_locally else "scale-out"}
+    body = {
+        "status": "ok" if ok else "degraded",
+        "components": components,
+        "mode": "embedded" if services.dispatch.runs_locally else "scale-out",
+    }
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
@@ -44,13 +47,34 @@ async def models(services: ServicesDep):
     registry = services.providers
     statuses = await registry.all_status()
     default = registry.qualify(registry.default_model) if _resolvable(registry) else registry.default_model
-    data = [{"id": f"{s.name}/{m}", "object": "model", "provider": s.name, "name": m, "kind": s.kind,
-             "available": s.up, **({"default": True} if f"{s.name}/{m}" == default else {})}
-            for s in statuses for m in s.models]
-    return {"object": "list", "data": data, "default_model": default,
-            "providers": [{"name": s.name, "kind": s.kind, "status": "up" if s.up else "down",
-                           "models": len(s.models), **({"error": s.error} if s.error else {})}
-                          for s in statuses]}
+    data = [
+        {
+            "id": f"{s.name}/{m}",
+            "object": "model",
+            "provider": s.name,
+            "name": m,
+            "kind": s.kind,
+            "available": s.up,
+            **({"default": True} if f"{s.name}/{m}" == default else {}),
+        }
+        for s in statuses
+        for m in s.models
+    ]
+    return {
+        "object": "list",
+        "data": data,
+        "default_model": default,
+        "providers": [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "status": "up" if s.up else "down",
+                "models": len(s.models),
+                **({"error": s.error} if s.error else {}),
+            }
+            for s in statuses
+        ],
+    }
 
 
 def _resolvable(registry) -> bool:
@@ -66,19 +90,27 @@ async def help_(services: ServicesDep):
     s = services.settings
     listing = await models(services)
     return {
-        "service": "LLM chat service", "protocol": "docs/protocol.md, version 1.1",
-        "auth": {"token": "POST /token (form: username, password)", "register": "POST /users",
-                 "rest": "Authorization: Bearer <jwt>",
-                 "websocket": ["Authorization header", "Sec-WebSocket-Protocol: bearer, <jwt>",
-                               'first frame {"type": "auth", "token": "<jwt>"}']},
+        "service": "LLM chat service",
+        "protocol": "docs/protocol.md, version 1.1",
+        "auth": {
+            "token": "POST /token (form: username, password)",
+            "register": "POST /users",
+            "rest": "Authorization: Bearer <jwt>",
+            "websocket": [
+                "Authorization header",
+                "Sec-WebSocket-Protocol: bearer, <jwt>",
+                'first frame {"type": "auth", "token": "<jwt>"}',
+            ],
+        },
         "endpoints": {
             "POST /set-llm": "create a session: model_name as <provider>/<model> (see models), "
-                             "temperature, max_tokens, top_p, system_prompt, fallback_models",
+            "temperature, max_tokens, top_p, system_prompt, fallback_models",
             "GET /sessions": "list sessions",
             "GET|PATCH|DELETE /sessions/{id}": "read, change, delete a session",
             "POST /chat": "send a message (sync; stream: true or Accept: text/event-stream; background: true). "
-                          "Sync: a failed answer is still 200, with status failed and error {code, message}",
-            "WS /ws/{session_id}": "stream frames", "GET /generations/{id}": "generation state",
+            "Sync: a failed answer is still 200, with status failed and error {code, message}",
+            "WS /ws/{session_id}": "stream frames",
+            "GET /generations/{id}": "generation state",
             "GET /generations/{id}/events": "SSE from ?after= or Last-Event-ID",
             "GET /stream/{id}": "SSE of a generation, or of a session's latest",
             "POST /generations/{id}/cancel": "stop a generation",
@@ -89,20 +121,26 @@ async def help_(services: ServicesDep):
         },
         "frames": ["accepted", "session", "chunk", "done", "error", "snapshot", "pong"],
         "client_frames": ["message", "cancel", "resume", "ping", "auth"],
-        "provider_errors": {code: f"HTTP {status} on /test and /check; done.error.code in frames"
-                            for code, status in HTTP_STATUS.items()},
+        "provider_errors": {
+            code: f"HTTP {status} on /test and /check; done.error.code in frames"
+            for code, status in HTTP_STATUS.items()
+        },
         "default_model": listing["default_model"],
         "models": listing["data"],
         "providers": listing["providers"],
         "configuring_providers": {
             "convention": "<PROVIDER>_API_KEY (and <PROVIDER>_BASE_URL where it applies) enables a provider; "
-                          "an unknown <X>_API_KEY with <X>_BASE_URL is a generic OpenAI-compatible provider x; "
-                          "<X>_MODELS (comma list) adds models; DEFAULT_MODEL picks the default",
+            "an unknown <X>_API_KEY with <X>_BASE_URL is a generic OpenAI-compatible provider x; "
+            "<X>_MODELS (comma list) adds models; DEFAULT_MODEL picks the default",
             "presets": presets.describe(),
         },
-        "limits": {"max_message_chars": s.max_message_chars, "ws_max_frame_bytes": s.ws_max_frame_bytes,
-                   "max_request_bytes": s.max_request_bytes, "max_queued_per_session": s.max_queued_per_session,
-                   "provider_max_retries": s.provider_max_retries},
+        "limits": {
+            "max_message_chars": s.max_message_chars,
+            "ws_max_frame_bytes": s.ws_max_frame_bytes,
+            "max_request_bytes": s.max_request_bytes,
+            "max_queued_per_session": s.max_queued_per_session,
+            "provider_max_retries": s.provider_max_retries,
+        },
     }
 
 
@@ -128,20 +166,34 @@ async def _check(services, model_name: str) -> JSONResponse:
     except ProviderError as exc:
         return _failed(services, qualified, exc.code, exc.detail)
     except TimeoutError:
-        return _failed(services, qualified, "upstream_timeout", f"{provider.name}: no answer within "
-                                                      f"{services.settings.provider_check_timeout:g} s")
+        return _failed(
+            services,
+            qualified,
+            "upstream_timeout",
+            f"{provider.name}: no answer within {services.settings.provider_check_timeout:g} s",
+        )
     except Exception as exc:
         log.exception("checking %s failed", qualified)
         return _failed(services, qualified, "provider_error", f"{provider.name}: {type(exc).__name__}")
     now = time.perf_counter()
-    return JSONResponse({"ok": True, "model": qualified, "first_token_ms": round(((first or now) - started) * 1000, 1),
-                         "total_ms": round((now - started) * 1000, 1), "sample": "".join(text), "usage": usage})
+    return JSONResponse(
+        {
+            "ok": True,
+            "model": qualified,
+            "first_token_ms": round(((first or now) - started) * 1000, 1),
+            "total_ms": round((now - started) * 1000, 1),
+            "sample": "".join(text),
+            "usage": usage,
+        }
+    )
 
 
 def _failed(services, model: str, code: str, message: str) -> JSONResponse:
     message = services.providers.scrub(message)
-    return JSONResponse({"ok": False, "model": model, "code": code, "detail": message,
-                         "error": {"code": code, "message": message}}, status_code=http_status(code))
+    return JSONResponse(
+        {"ok": False, "model": model, "code": code, "detail": message, "error": {"code": code, "message": message}},
+        status_code=http_status(code),
+    )
 
 
 @router.get("/test", responses=errors(404, 429, 502, 503, 504))

@@ -54,9 +54,13 @@ class BodySizeLimit:
             body = json.dumps(openai_error_body(413, "payload_too_large", detail)).encode()
         else:
             body = json.dumps({"code": "payload_too_large", "detail": detail}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -67,13 +71,14 @@ class _TooLarge(BaseException):
 
 # The UI page renders model output as Markdown and keeps the access token in browser
 # storage: no script but its own files, no remote origin, no framing.
-UI_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-          "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+UI_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 API_CSP = "default-src 'none'; frame-ancestors 'none'"  # JSON and streams are never rendered
 # FastAPI's /docs and /redoc pages load their scripts from a CDN and start them inline.
 DOCS_CSP = "frame-ancestors 'none'"
-_ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-           (b"referrer-policy", b"no-referrer")]
+_ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
 
 
 class SecurityHeaders:

@@ -80,9 +80,23 @@ class Observe:
             if span is not None:
                 tracing.end_http(span, token, route, status)
             duration_ms = round((time.perf_counter() - started) * 1000, 2)
-            log.info("%s %s %s %.1f ms request_id=%s", scope["method"], route, status, duration_ms, request_id,
-                     extra={"event": "request", **fields, "method": scope["method"], "route": route,
-                            "path": scope.get("path", ""), "status": status, "duration_ms": duration_ms})
+            log.info(
+                "%s %s %s %.1f ms request_id=%s",
+                scope["method"],
+                route,
+                status,
+                duration_ms,
+                request_id,
+                extra={
+                    "event": "request",
+                    **fields,
+                    "method": scope["method"],
+                    "route": route,
+                    "path": scope.get("path", ""),
+                    "status": status,
+                    "duration_ms": duration_ms,
+                },
+            )
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Counted, and one log event when the socket ends (its messages are not wrapped)."""
@@ -98,6 +112,16 @@ class Observe:
         finally:
             gauge.dec()
             duration_ms = round((time.perf_counter() - started) * 1000, 2)
-            log.info("WS %s closed after %.1f ms request_id=%s", route_of(scope), duration_ms, fields["request_id"],
-                     extra={"event": "websocket", **fields, "route": route_of(scope), "path": scope.get("path", ""),
-                            "duration_ms": duration_ms})
+            log.info(
+                "WS %s closed after %.1f ms request_id=%s",
+                route_of(scope),
+                duration_ms,
+                fields["request_id"],
+                extra={
+                    "event": "websocket",
+                    **fields,
+                    "route": route_of(scope),
+                    "path": scope.get("path", ""),
+                    "duration_ms": duration_ms,
+                },
+            )

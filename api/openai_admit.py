@@ -12,8 +12,9 @@ from services.limits import StreamLease
 T = TypeVar("T")
 
 
-async def admitted(services: Services, user_id: str, streaming: bool,
-                   start: Callable[[], Awaitable[T]]) -> tuple[T, StreamLease | None]:
+async def admitted(
+    services: Services, user_id: str, streaming: bool, start: Callable[[], Awaitable[T]]
+) -> tuple[T, StreamLease | None]:
     await services.usage.admit(user_id)
     await services.limits.check_session_create(user_id)
     await services.limits.check_generation_start(user_id, None)

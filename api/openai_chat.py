@@ -5,10 +5,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
-from api.principal import CurrentUser, TokenSubject
 from api.meta import models as native_models
 from api.openai_admit import admitted
 from api.openai_sse import TranslatedSSE
+from api.principal import CurrentUser, TokenSubject
 from models.openai_schemas import ChatCompletionIn
 from services.openai import chat
 from services.openai.chat_stream import ChatChunks
@@ -23,8 +23,10 @@ router = APIRouter(prefix="/v1", tags=["openai"], include_in_schema=False)
 async def list_models(user: CurrentUser, services: ServicesDep):
     """The models of GET /models, in OpenAI's list format."""
     listing = await native_models(services)
-    return {"object": "list", "data": [
-        {"id": m["id"], "object": "model", "created": 0, "owned_by": m["provider"]} for m in listing["data"]]}
+    return {
+        "object": "list",
+        "data": [{"id": m["id"], "object": "model", "created": 0, "owned_by": m["provider"]} for m in listing["data"]],
+    }
 
 
 @router.post("/chat/completions", responses={200: {"content": {"text/event-stream": {}}}})
@@ -35,6 +37,7 @@ async def chat_completions(body: ChatCompletionIn, user_id: TokenSubject, servic
     headers = {"X-Generation-ID": started.accepted.generation_id, "X-Session-ID": started.accepted.session_id}
     if body.stream:
         chunks = ChatChunks(started)
-        return TranslatedSSE(services.generations, started.accepted.generation_id, 0, chunks.first(),
-                             chunks.translate, headers, lease)
+        return TranslatedSSE(
+            services.generations, started.accepted.generation_id, 0, chunks.first(), chunks.translate, headers, lease
+        )
     return JSONResponse(await chat.completion(services, started), headers=headers)

@@ -7,13 +7,13 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
-from api.principal import CurrentUser, TokenSubject
 from api.openai_admit import admitted
 from api.openai_sse import TranslatedSSE
+from api.principal import CurrentUser, TokenSubject
 from models.openai_schemas import ResponseIn
+from services.limits import StreamLease
 from services.openai import responses
 from services.openai.response_stream import ResponseEvents
-from services.limits import StreamLease
 from services.openai.response_view import input_item, response_object
 
 # Out of /openapi.json, which is the native contract: the /v1 contract is OpenAI's, checked
@@ -29,8 +29,15 @@ def _headers(stored: responses.Stored) -> dict:
 
 def _stream(services, stored: responses.Stored, after: int, lease: StreamLease | None = None) -> TranslatedSSE:
     events = ResponseEvents(services, stored, after)
-    return TranslatedSSE(services.generations, stored.generation_id, events.relay_from(), events.prelude(),
-                         events.translate, _headers(stored), lease)
+    return TranslatedSSE(
+        services.generations,
+        stored.generation_id,
+        events.relay_from(),
+        events.prelude(),
+        events.translate,
+        _headers(stored),
+        lease,
+    )
 
 
 async def _view(services, stored: responses.Stored) -> JSONResponse:
@@ -52,9 +59,13 @@ async def create_response(body: ResponseIn, user_id: TokenSubject, services: Ser
 
 
 @router.get("/responses/{response_id}", responses={200: {"content": {"text/event-stream": {}}}})
-async def get_response(response_id: ResponseId, user: CurrentUser, services: ServicesDep,
-                       stream: bool = False,
-                       starting_after: Annotated[int | None, Query(ge=0, le=10_000_000)] = None):
+async def get_response(
+    response_id: ResponseId,
+    user: CurrentUser,
+    services: ServicesDep,
+    stream: bool = False,
+    starting_after: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+):
     stored = await responses.load(services, user.id, response_id)
     if stream:
         lease = await services.limits.open_stream(user.id)
@@ -75,13 +86,21 @@ async def delete_response(response_id: ResponseId, user: CurrentUser, services: 
 
 
 @router.get("/responses/{response_id}/input_items")
-async def list_input_items(response_id: ResponseId, user: CurrentUser, services: ServicesDep,
-                           limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                           order: Literal["asc", "desc"] = "desc",
-                           after: Annotated[str | None, Query(max_length=64)] = None):
+async def list_input_items(
+    response_id: ResponseId,
+    user: CurrentUser,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: Annotated[str | None, Query(max_length=64)] = None,
+):
     stored = await responses.load(services, user.id, response_id)
     rows = await responses.input_items(services, stored, limit + 1, order, after)
     items = [input_item(m) for m in rows[:limit]]
-    return {"object": "list", "data": items, "has_more": len(rows) > limit,
-            "first_id": items[0]["id"] if items else None, "last_id": items[-1]["id"] if items else None}
-
+    return {
+        "object": "list",
+        "data": items,
+        "has_more": len(rows) > limit,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+    }

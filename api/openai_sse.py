@@ -17,8 +17,16 @@ Translate = Callable[[list[Frame]], bytes | Awaitable[bytes]]
 
 
 class TranslatedSSE(LeasedStream):
-    def __init__(self, generations: GenerationService, generation_id: str, after: int, prelude: bytes,
-                 translate: Translate, headers: dict | None = None, lease: StreamLease | None = None):
+    def __init__(
+        self,
+        generations: GenerationService,
+        generation_id: str,
+        after: int,
+        prelude: bytes,
+        translate: Translate,
+        headers: dict | None = None,
+        lease: StreamLease | None = None,
+    ):
         super().__init__((), media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})})
         self.relay_args = generations, generation_id, after, prelude, translate
         self.lease = lease

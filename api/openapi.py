@@ -12,11 +12,12 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
-from config import Settings
-from services.providers.offline import MODEL as OFFLINE_MODEL, OfflineProvider
-from services.providers.registry import ProviderRegistry
 from auth.passwords import MAX_PASSWORD, MIN_PASSWORD, USERNAME_RE
+from config import Settings
 from models.schemas import LAST_EVENT_ID_DIGITS, NOT_BLANK_PATTERN
+from services.providers.offline import MODEL as OFFLINE_MODEL
+from services.providers.offline import OfflineProvider
+from services.providers.registry import ProviderRegistry
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -51,13 +52,20 @@ FRAME_TYPES = ["session", "accepted", "chunk", "snapshot", "done", "error"]
 # One event of a stream (OpenAPI 3.1 reads a stream's `schema` per event): `data` is a frame
 # of PROTOCOL.md as JSON; `id` is its seq, absent on events outside the sequence.
 SSE_EVENT = {
-    "type": "object", "required": ["data"],
+    "type": "object",
+    "required": ["data"],
     "properties": {
         "event": {"type": "string", "enum": FRAME_TYPES},
         "id": {"type": "string", "pattern": "^[0-9]+$"},
-        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {
-            "type": "object", "required": ["type"],
-            "properties": {"type": {"type": "string", "enum": FRAME_TYPES}}}},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"type": "string", "enum": FRAME_TYPES}},
+            },
+        },
     },
 }
 
@@ -102,17 +110,19 @@ def _document_operation(operation: dict) -> None:
     if "requestBody" in operation:
         implied |= {400, 413}
     for status in implied:
-        responses.setdefault(str(status), {"description": DESCRIPTIONS[status],
-                                           "content": {"application/json": {"schema": ERROR_REF}}})
+        responses.setdefault(
+            str(status), {"description": DESCRIPTIONS[status], "content": {"application/json": {"schema": ERROR_REF}}}
+        )
     default_422 = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema")
     if default_422 == {"$ref": "#/components/schemas/HTTPValidationError"}:  # the handler answers {code, detail}
-        responses["422"] = {"description": DESCRIPTIONS[422],
-                            "content": {"application/json": {"schema": ERROR_REF}}}
+        responses["422"] = {"description": DESCRIPTIONS[422], "content": {"application/json": {"schema": ERROR_REF}}}
     for parameter in operation.get("parameters", ()):
         if parameter["name"] == "Last-Event-ID":
             # empty: no resume point, as if the header were absent
-            parameter["schema"] = {**_nullable_branch(parameter["schema"]),
-                                   "pattern": f"^[0-9]{{0,{LAST_EVENT_ID_DIGITS}}}$"}
+            parameter["schema"] = {
+                **_nullable_branch(parameter["schema"]),
+                "pattern": f"^[0-9]{{0,{LAST_EVENT_ID_DIGITS}}}$",
+            }
     ok = responses.get("200", {}).get("content", {})
     if SSE_MEDIA_TYPE in ok and not ok.get("application/json", {}).get("schema"):
         ok.pop("application/json", None)  # a stream only: FastAPI's default JSON entry is not real
@@ -128,7 +138,8 @@ def document_rules(schema: dict, settings: Settings, providers: ProviderRegistry
     for field in ("username", "password"):  # an empty form field counts as a missing one
         components["Body_login_token_post"]["properties"][field]["minLength"] = 1
     components["ChatIn"]["properties"]["message"].update(
-        minLength=1, maxLength=settings.max_message_chars, pattern=NOT_BLANK_PATTERN)
+        minLength=1, maxLength=settings.max_message_chars, pattern=NOT_BLANK_PATTERN
+    )
     models = offered_models(providers)
     for name in ("SetLLM", "SessionPatch"):
         properties = components[name]["properties"]
@@ -153,8 +164,11 @@ def document_rules(schema: dict, settings: Settings, providers: ProviderRegistry
 
 # What feeds GET /stream/{stream_id}, whose id no response field is named after: a new
 # session's id, and an answer's generation id (a stateful client follows these links).
-STREAM_SOURCES = [("/set-llm", "post", "201", "session_id"), ("/chat", "post", "200", "generation_id"),
-                  ("/chat", "post", "202", "generation_id")]
+STREAM_SOURCES = [
+    ("/set-llm", "post", "201", "session_id"),
+    ("/chat", "post", "200", "generation_id"),
+    ("/chat", "post", "202", "generation_id"),
+]
 
 
 def document_links(schema: dict) -> None:
@@ -166,7 +180,8 @@ def document_links(schema: dict) -> None:
         if response is not None:
             response.setdefault("links", {})["Stream"] = {
                 "operationId": target["operationId"],
-                "parameters": {"stream_id": f"$response.body#/{field}"}}
+                "parameters": {"stream_id": f"$response.body#/{field}"},
+            }
 
 
 def _nullable_branch(prop: dict) -> dict:

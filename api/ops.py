@@ -25,8 +25,7 @@ async def readyz(services: ServicesDep):
     """200 when a message sent now would be accepted and stored, else 503 with what is not."""
     checks = await probes.readiness(services)
     ok = all(value == "up" for value in checks.values())
-    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks},
-                        status_code=200 if ok else 503)
+    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
 
 
 metrics_router = APIRouter(tags=["ops"])

@@ -134,8 +134,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
-        head.append(b"content-type: application/json\r\nx-content-type-options: nosniff\r\n"
-                    b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(body))
+        head.append(
+            b"content-type: application/json\r\nx-content-type-options: nosniff\r\n"
+            b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(body)
+        )
         self.transport.write(b"".join(head) + body)
         self.transport.close()
 
@@ -160,8 +162,14 @@ class DrainingServer(uvicorn.Server):
 # The same, for uvicorn's command line (serve.py, tests, bench).
 # --no-proxy-headers: uvicorn would believe X-Forwarded-For from loopback; the app reads it
 # only from TRUSTED_PROXIES (services/client_address.py).
-UVICORN_ARGS = ["--http", "api.serving:LimitedHttpProtocol", "--no-server-header", "--ws-per-message-deflate", "false",
-                "--no-proxy-headers"]
+UVICORN_ARGS = [
+    "--http",
+    "api.serving:LimitedHttpProtocol",
+    "--no-server-header",
+    "--ws-per-message-deflate",
+    "false",
+    "--no-proxy-headers",
+]
 
 
 def uvicorn_options(settings: Settings) -> dict:

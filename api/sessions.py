@@ -5,10 +5,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from api.deps import DbDep, ServicesDep, UlidPath
-from api.principal import CurrentUser
 from api.openapi import errors
+from api.principal import CurrentUser
 from models.db import ChatSession, Message
-from models.schemas import INT64_MAX, MessageOut, SessionConfig, SessionDetail, SessionOut, SessionPage, SessionPatch, SetLLM
+from models.schemas import (
+    INT64_MAX,
+    MessageOut,
+    SessionConfig,
+    SessionDetail,
+    SessionOut,
+    SessionPage,
+    SessionPatch,
+    SetLLM,
+)
 from services.tree import PathEntry, active_path
 
 router = APIRouter(tags=["sessions"])
@@ -16,11 +25,18 @@ router = APIRouter(tags=["sessions"])
 
 def session_out(chat: ChatSession) -> SessionOut:
     return SessionOut(
-        session_id=chat.id, title=chat.title,
-        config=SessionConfig(model_name=chat.model_name, temperature=chat.temperature,
-                             max_tokens=chat.max_tokens, top_p=chat.top_p,
-                             system_prompt=chat.system_prompt, fallback_models=chat.fallback_models or []),
-        created_at=chat.created_at, updated_at=chat.updated_at,
+        session_id=chat.id,
+        title=chat.title,
+        config=SessionConfig(
+            model_name=chat.model_name,
+            temperature=chat.temperature,
+            max_tokens=chat.max_tokens,
+            top_p=chat.top_p,
+            system_prompt=chat.system_prompt,
+            fallback_models=chat.fallback_models or [],
+        ),
+        created_at=chat.created_at,
+        updated_at=chat.updated_at,
     )
 
 
@@ -31,17 +47,23 @@ async def set_llm(body: SetLLM, user: CurrentUser, services: ServicesDep, db: Db
 
 
 @router.get("/sessions", response_model=SessionPage, responses=errors(422))
-async def list_sessions(user: CurrentUser, services: ServicesDep, db: DbDep,
-                        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                        offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
-                        kind: Annotated[Literal["chat", "api"], Query(
-                            description="api: the sessions of OpenAI-compatible calls")] = "chat",
-                        q: Annotated[str | None, Query(
-                            max_length=2000, description="search titles and message text "
-                            "(SEARCH_MAX_QUERY_CHARS); chats only")] = None):
+async def list_sessions(
+    user: CurrentUser,
+    services: ServicesDep,
+    db: DbDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+    kind: Annotated[Literal["chat", "api"], Query(description="api: the sessions of OpenAI-compatible calls")] = "chat",
+    q: Annotated[
+        str | None,
+        Query(max_length=2000, description="search titles and message text (SEARCH_MAX_QUERY_CHARS); chats only"),
+    ] = None,
+):
     hits, total = await services.sessions.page(db, user.id, limit, offset, kind, q)
-    items = [session_out(h.chat).model_copy(update={"last_message_at": h.last_message_at, "snippet": h.snippet})
-             for h in hits]
+    items = [
+        session_out(h.chat).model_copy(update={"last_message_at": h.last_message_at, "snippet": h.snippet})
+        for h in hits
+    ]
     return SessionPage(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -50,9 +72,11 @@ async def get_session(session_id: UlidPath, user: CurrentUser, services: Service
     """The active branch (services/tree.py), with the versions at each fork."""
     chat = await services.sessions.get(db, user.id, session_id.upper())
     path = active_path(await services.sessions.history(db, chat.id), chat.active_leaf_id)
-    return SessionDetail(**session_out(chat).model_dump(), active_leaf_id=path[-1].message.id if path else None,
-                         history=[message_out(e, path[i + 1].message if i + 1 < len(path) else None)
-                                  for i, e in enumerate(path)])
+    return SessionDetail(
+        **session_out(chat).model_dump(),
+        active_leaf_id=path[-1].message.id if path else None,
+        history=[message_out(e, path[i + 1].message if i + 1 < len(path) else None) for i, e in enumerate(path)],
+    )
 
 
 def message_out(entry: PathEntry, child: Message | None) -> MessageOut:
@@ -61,16 +85,25 @@ def message_out(entry: PathEntry, child: Message | None) -> MessageOut:
     # A user message names the answer shown after it on this branch (its stored one may be
     # an older version).
     generation_id = child.id if not answer and child is not None and child.role == "assistant" else m.generation_id
-    return MessageOut(id=m.id, role=m.role, content=m.content, status=m.status, created_at=m.created_at,
-                      generation_id=generation_id, finish_reason=m.finish_reason, error=m.error,
-                      model=m.model if answer else None, usage=m.usage if answer else None,
-                      finished_at=m.finished_at if answer else None, parent_id=m.parent_id,
-                      versions=entry.versions)
+    return MessageOut(
+        id=m.id,
+        role=m.role,
+        content=m.content,
+        status=m.status,
+        created_at=m.created_at,
+        generation_id=generation_id,
+        finish_reason=m.finish_reason,
+        error=m.error,
+        model=m.model if answer else None,
+        usage=m.usage if answer else None,
+        finished_at=m.finished_at if answer else None,
+        parent_id=m.parent_id,
+        versions=entry.versions,
+    )
 
 
 @router.patch("/sessions/{session_id}", response_model=SessionOut)
-async def patch_session(session_id: UlidPath, body: SessionPatch, user: CurrentUser,
-                        services: ServicesDep, db: DbDep):
+async def patch_session(session_id: UlidPath, body: SessionPatch, user: CurrentUser, services: ServicesDep, db: DbDep):
     return session_out(await services.sessions.update(db, user.id, session_id.upper(), body))
 
 

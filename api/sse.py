@@ -11,14 +11,21 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from services.generations.service import GenerationService
-from services.observability import TRANSPORT
 from services.limits import StreamLease
+from services.observability import TRANSPORT
 from services.streaming.frames import SSE_PING, encode, sse_event, sse_plain
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_GOING_AWAY = sse_plain("error", encode({
-    "type": "error", "code": "server_shutdown",
-    "message": "The server is restarting; reconnect with Last-Event-ID to continue."}))
+_GOING_AWAY = sse_plain(
+    "error",
+    encode(
+        {
+            "type": "error",
+            "code": "server_shutdown",
+            "message": "The server is restarting; reconnect with Last-Event-ID to continue.",
+        }
+    ),
+)
 
 
 class LeasedStream(StreamingResponse):
@@ -39,8 +46,15 @@ class _SSEResponse(LeasedStream):
     """Its body is the relay's frames, sent straight down `send` from the response's task as
     batches, with no body iterator in between."""
 
-    def __init__(self, generations: GenerationService, generation_id: str, after: int,
-                 prelude: list[bytes], headers: dict, lease: StreamLease | None = None):
+    def __init__(
+        self,
+        generations: GenerationService,
+        generation_id: str,
+        after: int,
+        prelude: list[bytes],
+        headers: dict,
+        lease: StreamLease | None = None,
+    ):
         super().__init__((), media_type="text/event-stream", headers=headers)
         self.relay_args = generations, generation_id, after, prelude
         self.lease = lease
@@ -65,8 +79,12 @@ class _SSEResponse(LeasedStream):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def sse_response(generations: GenerationService, generation_id: str, after: int,
-                 prelude: list[bytes] | None = None, headers: dict | None = None,
-                 lease: StreamLease | None = None) -> StreamingResponse:
-    return _SSEResponse(generations, generation_id, after, prelude or [], {**SSE_HEADERS, **(headers or {})},
-                        lease)
+def sse_response(
+    generations: GenerationService,
+    generation_id: str,
+    after: int,
+    prelude: list[bytes] | None = None,
+    headers: dict | None = None,
+    lease: StreamLease | None = None,
+) -> StreamingResponse:
+    return _SSEResponse(generations, generation_id, after, prelude or [], {**SSE_HEADERS, **(headers or {})}, lease)

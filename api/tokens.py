@@ -35,24 +35,38 @@ def token_response(renewal: Renewal, request: Request, response: Response, servi
     """The access token of a sign-in or renewal; the new refresh token, when there is one,
     goes into the cookie."""
     if renewal.token is not None:
-        response.set_cookie(COOKIE, renewal.token, max_age=renewal.max_age, path=COOKIE_PATH, httponly=True,
-                            samesite="strict", secure=_secure(request, services))
+        response.set_cookie(
+            COOKIE,
+            renewal.token,
+            max_age=renewal.max_age,
+            path=COOKIE_PATH,
+            httponly=True,
+            samesite="strict",
+            secure=_secure(request, services),
+        )
     response.headers["Cache-Control"] = "no-store"
-    return Token(access_token=create_token(services.tokens, renewal.user_id, renewal.family_id),
-                 expires_in=services.tokens.expire_seconds)
+    return Token(
+        access_token=create_token(services.tokens, renewal.user_id, renewal.family_id),
+        expires_in=services.tokens.expire_seconds,
+    )
 
 
 @router.post("/token/refresh", response_model=Token, responses=errors(401, 403))
-async def refresh(request: Request, response: Response, services: ServicesDep,
-                  llmchat_refresh: Annotated[str | None, Cookie(max_length=200)] = None) -> Token:
+async def refresh(
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    llmchat_refresh: Annotated[str | None, Cookie(max_length=200)] = None,
+) -> Token:
     """A new access token (and refresh cookie) for the refresh cookie; the old one stops working."""
     renewal = await refresh_service(services).rotate(llmchat_refresh)
     return token_response(renewal, request, response, services)
 
 
 @router.post("/logout", status_code=204)
-async def logout(user_id: TokenSubject, services: ServicesDep,
-                 token: Annotated[str | None, Depends(oauth2_scheme)]) -> Response:
+async def logout(
+    user_id: TokenSubject, services: ServicesDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Response:
     """Ends the sign-in the access token came from: its refresh tokens are revoked and the
     cookie cleared. The access token itself stays valid until it expires (it is checked by
     signature alone)."""

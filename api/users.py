@@ -18,16 +18,22 @@ router = APIRouter(tags=["auth"])
 @router.post("/users", status_code=201, response_model=UserOut, responses=errors(403, 409, 429))
 async def register(body: UserCreate, request: Request, services: ServicesDep, db: DbDep):
     if not services.settings.allow_registration:
-        raise Forbidden("Self-registration is turned off; ask an operator for an account.",
-                        code="registration_disabled")
+        raise Forbidden(
+            "Self-registration is turned off; ask an operator for an account.", code="registration_disabled"
+        )
     await services.limits.check_registration(client_of(request, services))
     user = await users.create_user(db, body.username, body.password)
     return UserOut(id=user.id, username=user.username)
 
 
 @router.post("/token", response_model=Token, responses=errors(401, 429, 503))
-async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, response: Response,
-                services: ServicesDep, db: DbDep):
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    db: DbDep,
+):
     """An access token; a browser also gets the refresh cookie that renews it (POST /token/refresh)."""
     client, limits = client_of(request, services), services.limits
     await limits.login_attempt(form.username, client)

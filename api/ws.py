@@ -120,7 +120,7 @@ async def _auth_frame(ws: WebSocket, timeout: float, max_bytes: int) -> str:
         if utf8_size_over(raw, max_bytes):
             raise _Close(1009, "auth frame too large")
         frame = json.loads(raw)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise _Close(4401, "no auth frame in time")
     except (ValueError, KeyError, RuntimeError, RecursionError):
         raise _Close(4401, "first frame must be an auth frame")
@@ -182,8 +182,11 @@ class _Conversation:
                 content, client_msg_id = frame.get("content"), frame.get("client_msg_id")
                 if not isinstance(content, str):
                     raise InvalidInput("message frame needs a string 'content'", code="missing_field")
-                if client_msg_id is not None and (not isinstance(client_msg_id, str) or not 0 < len(client_msg_id) <= 128
-                                                  or not is_unicode_text(client_msg_id)):
+                if client_msg_id is not None and (
+                    not isinstance(client_msg_id, str)
+                    or not 0 < len(client_msg_id) <= 128
+                    or not is_unicode_text(client_msg_id)
+                ):
                     raise InvalidInput("client_msg_id must be a string of 1-128 characters", code="invalid_field")
                 if not is_unicode_text(content):
                     raise InvalidInput("content must be valid Unicode text (no lone surrogates)", code="invalid_field")
@@ -203,14 +206,17 @@ class _Conversation:
             elif kind == "auth":
                 raise InvalidInput("already authenticated", code="already_authenticated")
             else:
-                raise InvalidInput(f"unknown frame type {kind!r}; expected message, cancel, resume, ping, "
-                                   "regenerate, edit, continue or switch",
-                                   code="unknown_type" if kind is not None else "missing_field")
+                raise InvalidInput(
+                    f"unknown frame type {kind!r}; expected message, cancel, resume, ping, "
+                    "regenerate, edit, continue or switch",
+                    code="unknown_type" if kind is not None else "missing_field",
+                )
         except DomainError as exc:
             gen_id, msg_id = frame.get("generation_id"), frame.get("client_msg_id")
             # Echoed only when sendable: a lone surrogate cannot be encoded into a text frame.
-            await self._error(exc.code, exc.detail, gen_id if _echoable(gen_id) else None,
-                              msg_id if _echoable(msg_id) else None)
+            await self._error(
+                exc.code, exc.detail, gen_id if _echoable(gen_id) else None, msg_id if _echoable(msg_id) else None
+            )
 
     async def _message(self, content: str, client_msg_id: str | None) -> None:
         self.services.sessions.check_message(content)  # the same rule as POST /chat
@@ -218,8 +224,9 @@ class _Conversation:
         check = await self.services.limits.generation_start_check(self.user_id, self.chat_id)
         # By id, not with the session loaded at connect: the model is read in the same
         # transaction (with the limits' count), so a PATCH made while the socket is open applies.
-        accepted = await self.services.generations.submit_owned(self.user_id, self.chat_id, content, client_msg_id,
-                                                                check)
+        accepted = await self.services.generations.submit_owned(
+            self.user_id, self.chat_id, content, client_msg_id, check
+        )
         await self.ws.send_text(accepted.frame())
         if accepted.generation_id not in self.followers:
             self._follow(accepted.generation_id, 0)
@@ -255,6 +262,7 @@ class _Conversation:
         async def send(batch) -> None:  # pulled or pushed batches alike: see streaming/push.py
             for frame in batch:
                 await send_text(frame.data)
+
         try:
             generations = self.services.generations
             async with generations.readers.reading(generation_id):
@@ -262,8 +270,9 @@ class _Conversation:
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # socket gone: the generation goes on and is stored
 
-    async def _error(self, code: str, message: str, generation_id: str | None = None,
-                     client_msg_id: str | None = None) -> None:
+    async def _error(
+        self, code: str, message: str, generation_id: str | None = None, client_msg_id: str | None = None
+    ) -> None:
         await self.ws.send_text(frames.error(code, message, generation_id, client_msg_id))
 
 

@@ -28,21 +28,24 @@ def _edit_fields(frame: dict[str, Any]) -> tuple[str, str | None]:
         raise InvalidInput("edit frame needs a string 'content'", code="missing_field")
     if not is_unicode_text(content):
         raise InvalidInput("content must be valid Unicode text (no lone surrogates)", code="invalid_field")
-    if client_msg_id is not None and (not isinstance(client_msg_id, str) or not 0 < len(client_msg_id) <= 128
-                                      or not is_unicode_text(client_msg_id)):
+    if client_msg_id is not None and (
+        not isinstance(client_msg_id, str) or not 0 < len(client_msg_id) <= 128 or not is_unicode_text(client_msg_id)
+    ):
         raise InvalidInput("client_msg_id must be a string of 1-128 characters", code="invalid_field")
     return content, client_msg_id
 
 
-async def handle(services: Services, user_id: str, session_id: str, kind: str,
-                 frame: dict[str, Any]) -> tuple[str, str | None]:
+async def handle(
+    services: Services, user_id: str, session_id: str, kind: str, frame: dict[str, Any]
+) -> tuple[str, str | None]:
     """The reply frame, and the generation to follow (None for `switch`)."""
     message_id = _message_id(frame.get("message_id"))
     if kind == "switch":
         leaf = await tree.switch(services, user_id, session_id, message_id)
         return frames.encode({"type": "switched", "session_id": session_id, "active_leaf_id": leaf}), None
     content, client_msg_id = _edit_fields(frame) if kind == "edit" else (None, None)
-    accepted: Accepted = await tree.branch(services, tree.Branch(
-        user_id, session_id, message_id, kind, content, client_msg_id))
+    accepted: Accepted = await tree.branch(
+        services, tree.Branch(user_id, session_id, message_id, kind, content, client_msg_id)
+    )
     accepted.client_msg_id = client_msg_id
     return accepted.frame(), accepted.generation_id

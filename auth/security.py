@@ -57,8 +57,12 @@ def create_token(cfg: TokenConfig, subject: str, family: str | None = None) -> s
     ends."""
     now = int(time.time())
     claims: dict[str, str | int] = {
-        "sub": subject, "iat": now, "nbf": now, "exp": now + cfg.expire_seconds,
-        "iss": cfg.issuer, "aud": cfg.audience,
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + cfg.expire_seconds,
+        "iss": cfg.issuer,
+        "aud": cfg.audience,
     }
     if family is not None:
         claims["fam"] = family

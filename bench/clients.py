@@ -75,17 +75,20 @@ class WSClient(asyncio.Protocol):
         self.compressed = False
         self.close_code = 0
 
-    async def connect(self) -> "WSClient":
+    async def connect(self) -> WSClient:
         loop = asyncio.get_running_loop()
         self.handshake = loop.create_future()
         self.closed = loop.create_future()
         await loop.create_connection(lambda: self, self.host, self.port)
         key = base64.b64encode(os.urandom(16)).decode()
         ext = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" if self.offer_deflate else ""
-        self.transport.write((
-            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}"
-            f"Authorization: Bearer {self.token}\r\n\r\n").encode())
+        self.transport.write(
+            (
+                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}"
+                f"Authorization: Bearer {self.token}\r\n\r\n"
+            ).encode()
+        )
         await asyncio.wait_for(self.handshake, 30)
         return self
 
@@ -110,7 +113,7 @@ class WSClient(asyncio.Protocol):
             if end < 0:
                 return
             head = bytes(buf[:end]).decode("latin-1")
-            del buf[:end + 4]
+            del buf[: end + 4]
             if not head.startswith("HTTP/1.1 101"):
                 self.handshake.set_exception(ConnectionError(head.split("\r\n", 1)[0]))
                 return
@@ -135,8 +138,8 @@ class WSClient(asyncio.Protocol):
                 length, head = struct.unpack_from(">Q", buf, 2)[0], 10
             if n < head + length:
                 return
-            payload = bytes(buf[head:head + length])
-            del buf[:head + length]
+            payload = bytes(buf[head : head + length])
+            del buf[: head + length]
             opcode = b0 & 0x0F
             if opcode in (1, 0):
                 if opcode == 1:
@@ -237,7 +240,7 @@ class SSEClient(asyncio.Protocol):
         self.idle: asyncio.Event | None = None  # set between responses: the connection can be reused
         self.on_headers = None  # called once the response headers are in
 
-    async def connect(self) -> "SSEClient":
+    async def connect(self) -> SSEClient:
         loop = asyncio.get_running_loop()
         self.lost = loop.create_future()
         self.idle = asyncio.Event()
@@ -268,8 +271,10 @@ class SSEClient(asyncio.Protocol):
         self.idle.clear()
         self.raw.clear()
         self.body.clear()
-        req = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
-               f"Accept: text/event-stream\r\n{self.headers}Content-Length: {len(data)}\r\n\r\n").encode() + data
+        req = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
+            f"Accept: text/event-stream\r\n{self.headers}Content-Length: {len(data)}\r\n\r\n"
+        ).encode() + data
         if not stream.t_send:  # a caller may have stamped the intended send time already
             stream.t_send = perf_counter()
         self.transport.write(req)
@@ -283,14 +288,14 @@ class SSEClient(asyncio.Protocol):
             if end < 0:
                 return
             head = bytes(raw[:end]).decode("latin-1")
-            del raw[:end + 4]
+            del raw[: end + 4]
             self.in_headers = False
             if self.on_headers is not None:
                 self.on_headers()
             status = head.split(" ", 2)[1] if " " in head else "?"
             gid = head.lower().find("\r\nx-generation-id: ")
             if gid >= 0 and self.stream is not None:  # the /v1 routes: no accepted frame
-                self.stream.generation_id = head[gid + 20:gid + 46]
+                self.stream.generation_id = head[gid + 20 : gid + 46]
             if status != "200" or "chunked" not in head.lower():
                 self._end(now, "error", f"HTTP {status}")
                 self.transport.close()
@@ -302,7 +307,7 @@ class SSEClient(asyncio.Protocol):
                 if eol < 0:
                     break
                 size = int(bytes(raw[:eol]).split(b";")[0], 16)
-                del raw[:eol + 2]
+                del raw[: eol + 2]
                 if size == 0:
                     self._events(now)
                     s = self.stream
@@ -343,8 +348,8 @@ class SSEClient(asyncio.Protocol):
             if i < 0:
                 return  # a ping comment
             j = event.find(b"\n", i)
-            kind = event[i + 7:j]
-            data = event[event.find(b"data: ", j) + 6:]
+            kind = event[i + 7 : j]
+            data = event[event.find(b"data: ", j) + 6 :]
             if kind == b"chunk":
                 s.times.append(now)
                 s.counts.append(_tokens_in(_loads(data)["chunk"]))
@@ -358,10 +363,11 @@ class SSEClient(asyncio.Protocol):
         elif self.kind == "responses":  # event: response.<type> \n data: {...}
             if event.startswith(b"event: response.output_text.delta\n"):
                 s.times.append(now)
-                s.counts.append(_tokens_in(_loads(event[event.find(b"data: ") + 6:])["delta"]))
-            elif event.startswith((b"event: response.completed", b"event: response.incomplete",
-                                   b"event: response.failed")):
-                response = _loads(event[event.find(b"data: ") + 6:])["response"]
+                s.counts.append(_tokens_in(_loads(event[event.find(b"data: ") + 6 :])["delta"]))
+            elif event.startswith(
+                (b"event: response.completed", b"event: response.incomplete", b"event: response.failed")
+            ):
+                response = _loads(event[event.find(b"data: ") + 6 :])["response"]
                 s.finish(now, response["status"], str(response.get("error") or ""))
         else:
             data = event[6:] if event.startswith(b"data: ") else event

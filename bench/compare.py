@@ -34,7 +34,7 @@ def peer_pairs(variants) -> list[tuple[str, str, str]]:
 
 
 def _median(results: dict, shape: str, variant: str, key: str):
-    summ = (((results["shapes"][shape].get("variants") or {}).get(variant) or {}).get("summary") or {})
+    summ = ((results["shapes"][shape].get("variants") or {}).get(variant) or {}).get("summary") or {}
     return (summ.get(key) or {}).get("median")
 
 
@@ -68,12 +68,24 @@ def markdown(results: dict, shapes: list[tuple[str, str]]) -> list[str]:
             peer_rows.append(f"| {title} | {v} | " + " | ".join(cells) + f" | {behind} |")
     head = "| shape | variant | CPU µs/token | {0} | {1} | TTFT p50 ms | {0} | {1} | tok/s | {0} | {1} |"
     if floor_rows:
-        lines += ["## Against the floor (bench/minimal_relay.py: no auth, database or history; ratio = ours / "
-                  "floor per round, then median; 1.0× costs what a bare relay does)", "",
-                  head.format("floor", "ratio"), "|---|---|---|---|---|---|---|---|---|---|---|", *floor_rows, ""]
+        lines += [
+            "## Against the floor (bench/minimal_relay.py: no auth, database or history; ratio = ours / "
+            "floor per round, then median; 1.0× costs what a bare relay does)",
+            "",
+            head.format("floor", "ratio"),
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+            *floor_rows,
+            "",
+        ]
     if peer_rows:
-        lines += ["## Against the peer (LiteLLM proxy, one worker, same upstream; lead = LiteLLM / ours per "
-                  "round, then median: above 1.0× LiteLLM spends more; for tok/s the lead is LiteLLM's share "
-                  "of ours)", "", head.format("LiteLLM", "lead") + " fell behind ours / LiteLLM |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|", *peer_rows, ""]
+        lines += [
+            "## Against the peer (LiteLLM proxy, one worker, same upstream; lead = LiteLLM / ours per "
+            "round, then median: above 1.0× LiteLLM spends more; for tok/s the lead is LiteLLM's share "
+            "of ours)",
+            "",
+            head.format("LiteLLM", "lead") + " fell behind ours / LiteLLM |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            *peer_rows,
+            "",
+        ]
     return lines

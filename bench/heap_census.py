@@ -48,12 +48,24 @@ def census(label: str, top: int = 12) -> None:
 
 async def drive(args, work: Path, side: set[int] | None) -> None:
     fake, fake_url = start_fake(work, side, ["fake-model"])
-    settings = Settings(_env_file=None, data_dir=work / "data", secret_key=None, openai_base_url=f"{fake_url}/v1",
-                        openai_api_key="bench", default_model="openai/fake-model", allow_registration=True,
-                        ws_max_connections_per_user=100_000, ws_max_messages_per_minute=100_000,
-                        ollama_probe_timeout=0, **{k.lower(): int(v) for k, v in LOAD_LIMITS.items()})
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning",
-                                           ws_per_message_deflate=False))
+    settings = Settings(
+        _env_file=None,
+        data_dir=work / "data",
+        secret_key=None,
+        openai_base_url=f"{fake_url}/v1",
+        openai_api_key="bench",
+        default_model="openai/fake-model",
+        allow_registration=True,
+        ws_max_connections_per_user=100_000,
+        ws_max_messages_per_minute=100_000,
+        ollama_probe_timeout=0,
+        **{k.lower(): int(v) for k, v in LOAD_LIMITS.items()},
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=0, log_level="warning", ws_per_message_deflate=False
+        )
+    )
     serving = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -63,19 +75,38 @@ async def drive(args, work: Path, side: set[int] | None) -> None:
             await c.post("/users", json={"username": "bench", "password": PASSWORD})
             token = (await c.post("/token", data={"username": "bench", "password": PASSWORD})).json()["access_token"]
             auth = {"Authorization": f"Bearer {token}"}
-            sessions = [(await c.post("/set-llm", json={"max_tokens": 100_000}, headers=auth)).json()["session_id"]
-                        for _ in range(args.streams)]
+            sessions = [
+                (await c.post("/set-llm", json={"max_tokens": 100_000}, headers=auth)).json()["session_id"]
+                for _ in range(args.streams)
+            ]
         census("after start-up")
         for mode in args.modes.split(","):
-            await asyncio.to_thread(http_json, "POST", f"{fake_url}/_fake/behaviour", {"tps": args.tps, "n": args.tokens})
-            spec = {"kind": "streams", "mode": mode, "fake": fake_url, "service": base, "token": token,
-                    "sessions": sessions, "arrivals": [2 * i / args.streams for i in range(args.streams)],
-                    "cutoff": 2 + args.tokens / args.tps + 20, "admission": 0}
+            await asyncio.to_thread(
+                http_json, "POST", f"{fake_url}/_fake/behaviour", {"tps": args.tps, "n": args.tokens}
+            )
+            spec = {
+                "kind": "streams",
+                "mode": mode,
+                "fake": fake_url,
+                "service": base,
+                "token": token,
+                "sessions": sessions,
+                "arrivals": [2 * i / args.streams for i in range(args.streams)],
+                "cutoff": 2 + args.tokens / args.tps + 20,
+                "admission": 0,
+            }
             (work / "spec.json").write_text(json.dumps(spec))
             gen = await asyncio.create_subprocess_exec(
-                PYTHON, "-m", "bench.loadgen", str(work / "spec.json"), str(work / "out.json"), cwd=ROOT,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                preexec_fn=(lambda: os.sched_setaffinity(0, side)) if side else None)
+                PYTHON,
+                "-m",
+                "bench.loadgen",
+                str(work / "spec.json"),
+                str(work / "out.json"),
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                preexec_fn=(lambda: os.sched_setaffinity(0, side)) if side else None,
+            )
             await gen.stdout.readline()  # "ready"
             gen.stdin.write(f"go {time.monotonic() + 0.2}\n".encode())
             await gen.stdin.drain()

@@ -41,6 +41,7 @@ async def _gather_limited(factories, limit: int):
     async def one(f):
         async with sem:
             return await f()
+
     return await asyncio.gather(*(one(f) for f in factories))
 
 
@@ -67,21 +68,46 @@ def _send(spec: dict, conn, i: int, stream: Stream) -> None:
     if mode == "ws":
         conn.send_message(stream, spec.get("message", "hi"))
     elif mode == "sse":
-        conn.post("/chat", {"session_id": spec["sessions"][i], "message": spec.get("message", "hi"),
-                            "stream": True}, stream)
+        conn.post(
+            "/chat", {"session_id": spec["sessions"][i], "message": spec.get("message", "hi"), "stream": True}, stream
+        )
     elif mode == "v1chat":
-        conn.post("/v1/chat/completions", {
-            "model": "openai/fake-model", "stream": True, "stream_options": {"include_usage": True},
-            "messages": [{"role": "user", "content": spec.get("message", "hi")}],
-            "max_tokens": spec.get("max_tokens", 1024)}, stream)
+        conn.post(
+            "/v1/chat/completions",
+            {
+                "model": "openai/fake-model",
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "messages": [{"role": "user", "content": spec.get("message", "hi")}],
+                "max_tokens": spec.get("max_tokens", 1024),
+            },
+            stream,
+        )
     elif mode == "v1resp":
-        conn.post("/v1/responses", {"model": "openai/fake-model", "stream": True, "input": spec.get("message", "hi"),
-                                    "max_output_tokens": spec.get("max_tokens", 1024)}, stream)
+        conn.post(
+            "/v1/responses",
+            {
+                "model": "openai/fake-model",
+                "stream": True,
+                "input": spec.get("message", "hi"),
+                "max_output_tokens": spec.get("max_tokens", 1024),
+            },
+            stream,
+        )
     else:  # what the service's SDK sends upstream, give or take the history
-        conn.post("/v1/chat/completions", {
-            "model": spec.get("model", "fake-model"), "stream": True, "stream_options": {"include_usage": True},
-            "messages": [{"role": "user", "content": spec.get("message", "hi")}],
-            "temperature": 0.7, "top_p": 1.0, "max_tokens": spec.get("max_tokens", 1024)}, stream)
+        conn.post(
+            "/v1/chat/completions",
+            {
+                "model": spec.get("model", "fake-model"),
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "messages": [{"role": "user", "content": spec.get("message", "hi")}],
+                "temperature": 0.7,
+                "top_p": 1.0,
+                "max_tokens": spec.get("max_tokens", 1024),
+            },
+            stream,
+        )
 
 
 async def run_streams(spec: dict) -> dict:
@@ -116,7 +142,7 @@ async def run_streams(spec: dict) -> dict:
             s.t_send = perf_counter()
             try:
                 await asyncio.wait_for(admission.acquire(), max(0.001, cutoff - time.monotonic()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 s.finish(perf_counter(), "cutoff", "still queued for admission at the cutoff")
                 return
             released = []
@@ -125,11 +151,12 @@ async def run_streams(spec: dict) -> dict:
                 if not released:
                     released.append(1)
                     admission.release()
+
             conn.on_headers = release
         _send(spec, conns[i], i, s)
         try:
             await asyncio.wait_for(fut, max(0.001, cutoff - time.monotonic()))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             s.finish(perf_counter(), "cutoff", "not done by the cutoff")
 
     t0 = perf_counter()
@@ -146,8 +173,14 @@ async def run_streams(spec: dict) -> dict:
         c.close()
     gens = []
     for i, s in enumerate(streams):
-        rec = {"stream": i, "t_send": s.t_send, "done": s.done, "status": s.status,
-               "generation_id": s.generation_id, "times": [round(t - s.t_send, 7) for t in s.times]}
+        rec = {
+            "stream": i,
+            "t_send": s.t_send,
+            "done": s.done,
+            "status": s.status,
+            "generation_id": s.generation_id,
+            "times": [round(t - s.t_send, 7) for t in s.times],
+        }
         if any(c != 1 for c in s.counts):
             rec["counts"] = s.counts
         if s.error:
@@ -163,8 +196,9 @@ async def run_idle(spec: dict) -> dict:
 
     async def one(i: int):
         try:
-            return await WSClient(host, port, f"/ws/{sessions[i % len(sessions)]}", spec["token"],
-                                  spec.get("deflate", False)).connect()
+            return await WSClient(
+                host, port, f"/ws/{sessions[i % len(sessions)]}", spec["token"], spec.get("deflate", False)
+            ).connect()
         except Exception as exc:  # counted and reported, not fatal
             failures.append(f"{type(exc).__name__}: {exc}"[:200])
             return None
@@ -179,8 +213,13 @@ async def run_idle(spec: dict) -> dict:
     for c in conns:
         c.close()
     await asyncio.sleep(0.2)
-    return {"connected": len(conns), "alive_at_end": alive, "failures": failures[:10],
-            "failed": len(failures), "connect_s": connect_s}
+    return {
+        "connected": len(conns),
+        "alive_at_end": alive,
+        "failures": failures[:10],
+        "failed": len(failures),
+        "connect_s": connect_s,
+    }
 
 
 async def run_stall(spec: dict) -> dict:
@@ -198,7 +237,7 @@ async def run_stall(spec: dict) -> dict:
     conn.resume()
     try:
         await asyncio.wait_for(fut, spec.get("timeout", 120))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         s.finish(perf_counter(), "timeout", "no done frame")
     conn.close()
     return {"status": s.status, "frames": len(s.times), "tokens": s.tokens(), "error": s.error}

@@ -20,8 +20,12 @@ _http: aiohttp.ClientSession | None = None
 
 
 async def _tokens(message: str):
-    body = {"model": os.environ.get("FLOOR_MODEL", "fake-model"), "stream": True, "max_tokens": 131072,
-            "messages": [{"role": "user", "content": message}]}
+    body = {
+        "model": os.environ.get("FLOOR_MODEL", "fake-model"),
+        "stream": True,
+        "max_tokens": 131072,
+        "messages": [{"role": "user", "content": message}],
+    }
     headers = {"Authorization": f"Bearer {os.environ.get('OPENAI_API_KEY', 'bench')}"}
     async with _http.post(f"{os.environ['OPENAI_BASE_URL']}/chat/completions", json=body, headers=headers) as r:
         async for line in r.content:
@@ -42,13 +46,17 @@ async def _generation(message: str, emit) -> None:
     async for text in _tokens(message):
         seq += 1
         await emit("chunk", seq, f'{{"type":"chunk","generation_id":"{gen}","seq":{seq},"chunk":{_str(text)}}}')
-    await emit("done", seq + 1, f'{{"type":"done","generation_id":"{gen}","seq":{seq + 1},"status":"completed",'
-                                f'"finish_reason":"stop"}}')
+    await emit(
+        "done",
+        seq + 1,
+        f'{{"type":"done","generation_id":"{gen}","seq":{seq + 1},"status":"completed","finish_reason":"stop"}}',
+    )
 
 
 async def _websocket(receive, send) -> None:
     async def emit(_kind, _seq, data):
         await send({"type": "websocket.send", "text": data})
+
     while True:
         event = await receive()
         if event["type"] == "websocket.connect":
@@ -69,12 +77,23 @@ async def _http_request(scope, receive, send) -> None:
     while more:
         event = await receive()
         body, more = body + event.get("body", b""), event.get("more_body", False)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store")],
+        }
+    )
 
     async def emit(kind, seq, data):
-        await send({"type": "http.response.body", "body": f"id: {seq}\nevent: {kind}\ndata: {data}\n\n".encode(),
-                    "more_body": True})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": f"id: {seq}\nevent: {kind}\ndata: {data}\n\n".encode(),
+                "more_body": True,
+            }
+        )
+
     await _generation(json.loads(body or b"{}").get("message", ""), emit)
     await send({"type": "http.response.body", "body": b""})
 
@@ -83,8 +102,9 @@ async def app(scope, receive, send) -> None:
     global _http
     if scope["type"] == "lifespan":
         while (event := await receive())["type"] != "lifespan.shutdown":
-            _http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-                                          connector=aiohttp.TCPConnector(limit=0))
+            _http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10), connector=aiohttp.TCPConnector(limit=0)
+            )
             await send({"type": "lifespan.startup.complete"})
         await _http.close()
         return await send({"type": "lifespan.shutdown.complete"})

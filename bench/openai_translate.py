@@ -8,7 +8,7 @@ chat_stream.py) and Responses events (services/openai/response_stream.py), for a
 Prints microseconds per generation; figures in bench/README.md."""
 
 import timeit
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from models.db import ChatSession
@@ -24,15 +24,44 @@ TOKENS = 100
 
 
 def fixtures():
-    now = datetime.now(timezone.utc)
-    chat = ChatSession(id=GID, user_id=GID, title="", model_name="openai/fake-model", kind="api",
-                       options={"api": "responses"}, temperature=1.0, top_p=1.0, max_tokens=TOKENS,
-                       system_prompt=None, fallback_models=[], created_at=now, updated_at=now)
-    row = SimpleNamespace(id=GID, session_id=GID, status="queued", content="", created_at=now, model=None,
-                          finish_reason=None, usage=None, error=None, last_seq=0)
+    now = datetime.now(UTC)
+    chat = ChatSession(
+        id=GID,
+        user_id=GID,
+        title="",
+        model_name="openai/fake-model",
+        kind="api",
+        options={"api": "responses"},
+        temperature=1.0,
+        top_p=1.0,
+        max_tokens=TOKENS,
+        system_prompt=None,
+        fallback_models=[],
+        created_at=now,
+        updated_at=now,
+    )
+    row = SimpleNamespace(
+        id=GID,
+        session_id=GID,
+        status="queued",
+        content="",
+        created_at=now,
+        model=None,
+        finish_reason=None,
+        usage=None,
+        error=None,
+        last_seq=0,
+    )
     chunks = [frames.chunk(GID, i + 1, f"t{i} ") for i in range(TOKENS)]
-    done = frames.done(GID, TOKENS + 1, "completed", "stop", {"prompt_tokens": 5, "completion_tokens": TOKENS},
-                       None, "openai/fake-model")
+    done = frames.done(
+        GID,
+        TOKENS + 1,
+        "completed",
+        "stop",
+        {"prompt_tokens": 5, "completion_tokens": TOKENS},
+        None,
+        "openai/fake-model",
+    )
     return responses.Stored(row, chat), chunks, done
 
 

@@ -42,8 +42,9 @@ def ensure_venv() -> Path:
     log(f"peer: creating {VENV} from {REQUIREMENTS.name} (once; a few minutes)")
     base = os.path.realpath(PYTHON) if os.path.exists(PYTHON) else sys.executable
     subprocess.run([base, "-m", "venv", str(VENV)], check=True)
-    done = subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "-r", str(REQUIREMENTS)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(VENV / "bin" / "pip"), "install", "-q", "-r", str(REQUIREMENTS)], capture_output=True, text=True
+    )
     if done.returncode != 0 or not exe.exists():
         raise RuntimeError(f"peer: pip install -r {REQUIREMENTS} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return exe
@@ -60,14 +61,31 @@ def start(kind: str, work: Path, fake_url: str, cpus: set[int] | None) -> Proc:
     key = f"sk-bench-{secrets.token_hex(16)}"
     config.write_text(CONFIG.format(fake=fake_url, key=key))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "RABBITMQ_URL")}
-    env.update({"LITELLM_TELEMETRY": "False", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
-                "PYTHONUNBUFFERED": "1", "DISABLE_ADMIN_UI": "True"})
-    cmd = [str(exe), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
-           "--num_workers", "1", "--telemetry", "False"]
+    env.update(
+        {
+            "LITELLM_TELEMETRY": "False",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_LOG": "ERROR",
+            "PYTHONUNBUFFERED": "1",
+            "DISABLE_ADMIN_UI": "True",
+        }
+    )
+    cmd = [
+        str(exe),
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+        "--telemetry",
+        "False",
+    ]
     peer = Proc("litellm", cmd, env, work / "litellm.log", None).start()
     base = f"http://127.0.0.1:{port}"
-    peer.extra.update(port=port, base=base, workers=1, deflate=False, env={}, cmd=" ".join(cmd[1:]),
-                      token=key)
+    peer.extra.update(port=port, base=base, workers=1, deflate=False, env={}, cmd=" ".join(cmd[1:]), token=key)
     deadline = time.monotonic() + 120  # its import alone takes tens of seconds on this machine
     while time.monotonic() < deadline:
         if not peer.alive():

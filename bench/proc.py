@@ -106,11 +106,13 @@ def loadavg() -> list[float]:
         return [float(x) for x in f.read().split()[:3]]
 
 
-def http_json(method: str, url: str, body=None, headers: dict | None = None, form: dict | None = None,
-              timeout: float = 30):
+def http_json(
+    method: str, url: str, body=None, headers: dict | None = None, form: dict | None = None, timeout: float = 30
+):
     data, hdrs = None, dict(headers or {})
     if form is not None:
         from urllib.parse import urlencode
+
         data = urlencode(form).encode()
         hdrs["Content-Type"] = "application/x-www-form-urlencoded"
     elif body is not None:
@@ -135,13 +137,19 @@ class Proc:
     extra: dict = field(default_factory=dict)
     cwd: Path = ROOT
 
-    def start(self) -> "Proc":
+    def start(self) -> Proc:
         self.log = open(self.log_path, "wb")
         cpus = self.cpus
         # Pinned in the child before exec, so every thread it ever starts inherits the mask.
-        self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True,
-                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )
         return self
 
     @property
@@ -197,8 +205,13 @@ class Proc:
 
 
 def start_fake(work: Path, cpus: set[int] | None, models: list[str]) -> tuple[Proc, str]:
-    fake = Proc("fake", [PYTHON, "-m", "fakeupstream", "--port", "0", "--models", ",".join(models)],
-                {**os.environ, "PYTHONUNBUFFERED": "1"}, work / "fake.log", cpus).start()
+    fake = Proc(
+        "fake",
+        [PYTHON, "-m", "fakeupstream", "--port", "0", "--models", ",".join(models)],
+        {**os.environ, "PYTHONUNBUFFERED": "1"},
+        work / "fake.log",
+        cpus,
+    ).start()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         text = fake.log_path.read_text()
@@ -213,39 +226,78 @@ def start_fake(work: Path, cpus: set[int] | None, models: list[str]) -> tuple[Pr
 
 # A benchmark's one user stands for many clients: the per-user limits, which a person never
 # meets, would refuse the load itself.
-LOAD_LIMITS = {"USER_REQUESTS_PER_MINUTE": "1000000", "USER_MAX_OPEN_STREAMS": "100000",
-               "USER_MAX_RUNNING_GENERATIONS": "10000", "USER_MAX_QUEUED_GENERATIONS": "100000",
-               "USER_SESSIONS_PER_HOUR": "1000000"}
+LOAD_LIMITS = {
+    "USER_REQUESTS_PER_MINUTE": "1000000",
+    "USER_MAX_OPEN_STREAMS": "100000",
+    "USER_MAX_RUNNING_GENERATIONS": "10000",
+    "USER_MAX_QUEUED_GENERATIONS": "100000",
+    "USER_SESSIONS_PER_HOUR": "1000000",
+}
 
 
-def start_service(name: str, work: Path, fake_url: str, cpus: set[int] | None, *, deflate: bool = False,
-                  workers: int = 1, env: dict | None = None, ws_impl: str | None = None,
-                  root: Path | None = None, app: str = "main:app") -> Proc:
+def start_service(
+    name: str,
+    work: Path,
+    fake_url: str,
+    cpus: set[int] | None,
+    *,
+    deflate: bool = False,
+    workers: int = 1,
+    env: dict | None = None,
+    ws_impl: str | None = None,
+    root: Path | None = None,
+    app: str = "main:app",
+) -> Proc:
     """`root`: run the service from another copy of the tree (a baseline to compare with);
     `app`: another ASGI app served the same way (the floor, bench.minimal_relay:app)."""
     port = free_port()
     data = work / f"data-{name}"
     data.mkdir(parents=True, exist_ok=True)
     service_env = {
-        **{k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "RABBITMQ_URL")},
-        "OPENAI_BASE_URL": f"{fake_url}/v1", "OPENAI_API_KEY": "bench", "DEFAULT_MODEL": "openai/fake-model",
-        "DATA_DIR": str(data), "SECRET_KEY": SECRET, "ALLOW_REGISTRATION": "true",
-        "WS_MAX_CONNECTIONS_PER_USER": "100000", "WS_MAX_MESSAGES_PER_MINUTE": "100000",
-        "LOGIN_MAX_FAILURES": "1000", "OLLAMA_PROBE_TIMEOUT": "0", "PYTHONUNBUFFERED": "1",
-        **LOAD_LIMITS, **(env or {}),
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "RABBITMQ_URL")},
+        "OPENAI_BASE_URL": f"{fake_url}/v1",
+        "OPENAI_API_KEY": "bench",
+        "DEFAULT_MODEL": "openai/fake-model",
+        "DATA_DIR": str(data),
+        "SECRET_KEY": SECRET,
+        "ALLOW_REGISTRATION": "true",
+        "WS_MAX_CONNECTIONS_PER_USER": "100000",
+        "WS_MAX_MESSAGES_PER_MINUTE": "100000",
+        "LOGIN_MAX_FAILURES": "1000",
+        "OLLAMA_PROBE_TIMEOUT": "0",
+        "PYTHONUNBUFFERED": "1",
+        **LOAD_LIMITS,
+        **(env or {}),
     }
     python = str(Path(root) / ".venv" / "bin" / "python") if root else PYTHON
-    cmd = [python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-           "--log-level", "warning", *serving_args(Path(root or ROOT)),
-           "--ws-per-message-deflate", "true" if deflate else "false"]
+    cmd = [
+        python,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *serving_args(Path(root or ROOT)),
+        "--ws-per-message-deflate",
+        "true" if deflate else "false",
+    ]
     if ws_impl:
         cmd += ["--ws", ws_impl]
     if workers > 1:
         cmd += ["--workers", str(workers)]
     svc = Proc(name, cmd, service_env, work / f"service-{name}.log", cpus, cwd=Path(root or ROOT)).start()
-    svc.extra.update(port=port, base=f"http://127.0.0.1:{port}", workers=workers, deflate=deflate,
-                     env=env or {}, cmd=" ".join(cmd[1:]))
+    svc.extra.update(
+        port=port,
+        base=f"http://127.0.0.1:{port}",
+        workers=workers,
+        deflate=deflate,
+        env=env or {},
+        cmd=" ".join(cmd[1:]),
+    )
     wait_healthy(svc, svc.extra["base"])
     svc.repin()
     return svc
@@ -258,6 +310,7 @@ def serving_args(tree: Path) -> list[str]:
     if not (tree / "api" / "serving.py").exists():
         return []
     from api.serving import UVICORN_ARGS
+
     out, args = [], iter(UVICORN_ARGS)
     for arg in args:
         if arg == "--ws-per-message-deflate":

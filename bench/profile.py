@@ -27,16 +27,31 @@ from bench.proc import PYTHON, ROOT, cores, http_json, raise_fd_limit, start_fak
 
 # component -> substrings of a frame that put a sample there (first match, leaf to root, wins)
 COMPONENTS = [
-    ("upstream client (aiohttp, openai SDK, httpx2, httpcore2, h11, anyio)",
-     ("openai/", "httpx2/", "httpcore2/", "h11/", "anyio/", "aiohttp/", "aiohappyeyeballs/",
-      "providers/openai_compat", "providers/openai_http")),
-    ("database (SQLAlchemy, aiosqlite, the SQLite thread)", ("sqlalchemy/", "aiosqlite/", "generations/store",
-                                                             "services/serial_thread", "services/db.py")),
+    (
+        "upstream client (aiohttp, openai SDK, httpx2, httpcore2, h11, anyio)",
+        (
+            "openai/",
+            "httpx2/",
+            "httpcore2/",
+            "h11/",
+            "anyio/",
+            "aiohttp/",
+            "aiohappyeyeballs/",
+            "providers/openai_compat",
+            "providers/openai_http",
+        ),
+    ),
+    (
+        "database (SQLAlchemy, aiosqlite, the SQLite thread)",
+        ("sqlalchemy/", "aiosqlite/", "generations/store", "services/serial_thread", "services/db.py"),
+    ),
     ("WebSocket send (starlette, uvicorn, websockets)", ("websockets/", "starlette/websockets", "websockets_sansio")),
     ("SSE send (StreamingResponse, uvicorn http)", ("starlette/responses", "httptools_impl", "api/sse.py")),
     ("stream log + follow/push", ("streaming/memory_log", "streaming/push", "generations/service.py")),
-    ("producer (runner._stream, frames, loop detector)", ("generations/runner.py", "streaming/frames",
-                                                           "loop_detector")),
+    (
+        "producer (runner._stream, frames, loop detector)",
+        ("generations/runner.py", "streaming/frames", "loop_detector"),
+    ),
     ("ASGI/FastAPI request handling", ("fastapi/", "starlette/", "api/")),
 ]
 
@@ -64,12 +79,27 @@ def analyse(raw: Path, top: int) -> dict:
         else:
             comp["other (event loop, asyncio)"] += n
     pct = (lambda v: round(100 * v / total, 1)) if total else (lambda v: 0)
-    return {"samples": total,
-            "components": [(k, pct(v)) for k, v in comp.most_common()],
-            "self": [(k, pct(v)) for k, v in self_c.most_common(top)],
-            "inclusive": [(k, pct(v)) for k, v in incl.most_common(top * 3)
-                          if not any(s in k for s in ("click/", "runpy", "uvicorn/main", "uvicorn/server",
-                                                      "uvicorn/_compat", "__main__", "Runner.run"))][:top]}
+    return {
+        "samples": total,
+        "components": [(k, pct(v)) for k, v in comp.most_common()],
+        "self": [(k, pct(v)) for k, v in self_c.most_common(top)],
+        "inclusive": [
+            (k, pct(v))
+            for k, v in incl.most_common(top * 3)
+            if not any(
+                s in k
+                for s in (
+                    "click/",
+                    "runpy",
+                    "uvicorn/main",
+                    "uvicorn/server",
+                    "uvicorn/_compat",
+                    "__main__",
+                    "Runner.run",
+                )
+            )
+        ][:top],
+    }
 
 
 def main() -> None:
@@ -94,20 +124,38 @@ def main() -> None:
     try:
         base = svc.extra["base"]
         http_json("POST", f"{base}/users", {"username": "bench", "password": "correct-horse-battery"})
-        token = http_json("POST", f"{base}/token", form={"username": "bench", "password": "correct-horse-battery"}
-                          )[1]["access_token"]
-        sessions = [http_json("POST", f"{base}/set-llm", {"max_tokens": 131072}, {"Authorization": f"Bearer {token}"}
-                              )[1]["session_id"] for _ in range(args.streams)]
+        token = http_json("POST", f"{base}/token", form={"username": "bench", "password": "correct-horse-battery"})[1][
+            "access_token"
+        ]
+        sessions = [
+            http_json("POST", f"{base}/set-llm", {"max_tokens": 131072}, {"Authorization": f"Bearer {token}"})[1][
+                "session_id"
+            ]
+            for _ in range(args.streams)
+        ]
 
         def load(n_tokens: int, tps: float) -> dict:
             http_json("POST", f"{fake_url}/_fake/behaviour", {"tps": tps, "n": n_tokens})
-            spec = {"kind": "streams", "mode": args.mode, "fake": fake_url, "service": base, "token": token,
-                    "sessions": sessions, "arrivals": [i / args.streams for i in range(args.streams)],
-                    "cutoff": 1 + n_tokens / (tps or 1000) + 30, "admission": 6}
+            spec = {
+                "kind": "streams",
+                "mode": args.mode,
+                "fake": fake_url,
+                "service": base,
+                "token": token,
+                "sessions": sessions,
+                "arrivals": [i / args.streams for i in range(args.streams)],
+                "cutoff": 1 + n_tokens / (tps or 1000) + 30,
+                "admission": 6,
+            }
             (work / "spec.json").write_text(json.dumps(spec))
-            p = subprocess.Popen([PYTHON, "-m", "bench.loadgen", str(work / "spec.json"), str(work / "out.json")],
-                                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                 preexec_fn=(lambda: os.sched_setaffinity(0, side)) if side else None)
+            p = subprocess.Popen(
+                [PYTHON, "-m", "bench.loadgen", str(work / "spec.json"), str(work / "out.json")],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                preexec_fn=(lambda: os.sched_setaffinity(0, side)) if side else None,
+            )
             p.stdout.readline()
             p.stdin.write(f"go {time.monotonic() + 0.2}\n")
             p.stdin.flush()
@@ -117,9 +165,24 @@ def main() -> None:
         load(30, 0)  # warm-up
         out = RESULTS / f"profile-{args.mode}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
-        sampler = subprocess.Popen([spy, "record", "-p", str(svc.pid), "-f", "raw", "-o", str(out), "-r",
-                                    str(args.rate), "--gil", "--nonblocking"], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        sampler = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "-p",
+                str(svc.pid),
+                "-f",
+                "raw",
+                "-o",
+                str(out),
+                "-r",
+                str(args.rate),
+                "--gil",
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(1.0)
         c0 = svc.cpu()
         res = load(args.tokens, args.tps)
@@ -128,11 +191,19 @@ def main() -> None:
         sampler.wait(30)
         tokens = sum(len(g["times"]) for g in res["generations"])
         summary = analyse(out, args.top)
-        summary.update(mode=args.mode, streams=args.streams, tps=args.tps, tokens=tokens,
-                       cpu_us_per_token=round(used / max(tokens, 1) * 1e6, 1), env=args.env)
+        summary.update(
+            mode=args.mode,
+            streams=args.streams,
+            tps=args.tps,
+            tokens=tokens,
+            cpu_us_per_token=round(used / max(tokens, 1) * 1e6, 1),
+            env=args.env,
+        )
         (RESULTS / f"profile-{args.mode}.json").write_text(json.dumps(summary, indent=1))
-        print(f"{args.mode}: {tokens} tokens, service CPU {used:.2f}s = {summary['cpu_us_per_token']} us/token, "
-              f"{summary['samples']} samples")
+        print(
+            f"{args.mode}: {tokens} tokens, service CPU {used:.2f}s = {summary['cpu_us_per_token']} us/token, "
+            f"{summary['samples']} samples"
+        )
         print("\nby component (% of GIL-holding samples):")
         for k, v in summary["components"]:
             print(f"  {v:5.1f}%  {k}")

@@ -47,10 +47,12 @@ async def relay(tokens: int, readers: int) -> float:
     async def reader(k: int):
         sink = []
         if hasattr(service, "relay"):  # the transports' path (pulled, then pushed once caught up)
+
             async def send(batch):
                 for frame in batch:
                     sink.append(frame.data)  # stands for `await send_text(frame.data)`
                     got[k] += 1
+
             await service.relay(gen, 0, send)
         elif hasattr(service, "follow_frames"):  # older trees: follow() yields batches
             async for batch in service.follow(gen, 0):
@@ -71,6 +73,7 @@ async def relay(tokens: int, readers: int) -> float:
                     return
 
     from services.streaming import frames
+
     tasks = [asyncio.create_task(reader(k)) for k in range(readers)]
     await asyncio.sleep(0)
     c0 = time.process_time()
@@ -85,6 +88,7 @@ async def relay(tokens: int, readers: int) -> float:
 
 def encode(n: int) -> float:
     from services.streaming import frames
+
     gen = "01JBENCHRE1AYM1CR000000000"
     c0 = time.process_time()
     for i in range(n):
@@ -100,6 +104,7 @@ def main() -> None:
     args = ap.parse_args()
     try:
         import uvloop
+
         run = uvloop.run
     except ImportError:
         run = asyncio.run
@@ -108,8 +113,11 @@ def main() -> None:
         out["encode_chunk_frame_us"].append(encode(args.tokens))
         out["producer_only_us"].append(run(relay(args.tokens, 0)))
         out[f"producer_plus_{args.readers}_reader_us"].append(run(relay(args.tokens, args.readers)))
-    print(json.dumps({k: {"median": round(_median(v), 2), "runs": [round(x, 2) for x in v]}
-                      for k, v in out.items()}, indent=1))
+    print(
+        json.dumps(
+            {k: {"median": round(_median(v), 2), "runs": [round(x, 2) for x in v]} for k, v in out.items()}, indent=1
+        )
+    )
 
 
 if __name__ == "__main__":

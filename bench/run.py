@@ -27,8 +27,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import compare, peer, report  # noqa: E402
-from bench.proc import (PYTHON, ROOT, Proc, cores, http_json, loadavg, log, raise_fd_limit,  # noqa: E402
-                        start_fake, start_service)
+from bench.proc import (
+    PYTHON,
+    ROOT,
+    Proc,
+    cores,
+    http_json,
+    loadavg,
+    log,
+    raise_fd_limit,  # noqa: E402
+    start_fake,
+    start_service,
+)
 from bench.shapes import Shapes  # noqa: E402
 from bench.stats import LATE_MS, TTFT_LIMIT_MS, run_figures, spread, summarize  # noqa: E402
 
@@ -36,9 +46,21 @@ PASSWORD = "correct-horse-battery"
 OPS_OFF = {"LOG_FORMAT": "text", "METRICS_ENABLED": "false"}
 OPS_ON = {"LOG_FORMAT": "json", "METRICS_ENABLED": "true"}
 RESULTS = ROOT / "bench" / "results"
-FIGURES = ["cpu_us_per_token", "cpu_ms_per_generation", "tokens_per_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms",
-           "lateness_p99_ms", "fell_behind", "sustained", "tokens_per_frame", "fake_cpu_us_per_token",
-           "loadgen_cpu_share"]
+FIGURES = [
+    "cpu_us_per_token",
+    "cpu_ms_per_generation",
+    "tokens_per_s",
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "itl_p50_ms",
+    "itl_p99_ms",
+    "lateness_p99_ms",
+    "fell_behind",
+    "sustained",
+    "tokens_per_frame",
+    "fake_cpu_us_per_token",
+    "loadgen_cpu_share",
+]
 
 # variant -> (service instance, client mode, client offers permessage-deflate)
 VARIANTS = {
@@ -68,36 +90,107 @@ PEER_SHAPES = ("one_stream", "paced_200x50", "unpaced")
 FULL = {
     "rounds": 2,
     "one_stream": {"rounds": 3, "generations": 12, "tps": 100, "n": 20},
-    "paced_200x50": {"streams": 200, "tps": 50, "n": 100, "ramp": 1.0, "grace": 2.0, "procs": 1,
-                     "variants": ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce"]},
-    "paced_1000x25": {"streams": 1000, "tps": 25, "n": 50, "ramp": 2.0, "grace": 2.0, "procs": 2,
-                      "variants": ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce"]},
-    "unpaced": {"streams": 20, "tps": 0, "n": 1500, "ramp": 0.0, "cutoff": 5.0, "procs": 1,
-                "variants": ["direct", "ws", "sse", "ws+deflate"]},
-    "ramp": {"streams": 150, "tps": 25, "n": 50, "seconds": 10.0, "grace": 2.0, "procs": 1,
-             "variants": ["direct", "ws", "sse"]},
+    "paced_200x50": {
+        "streams": 200,
+        "tps": 50,
+        "n": 100,
+        "ramp": 1.0,
+        "grace": 2.0,
+        "procs": 1,
+        "variants": ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce"],
+    },
+    "paced_1000x25": {
+        "streams": 1000,
+        "tps": 25,
+        "n": 50,
+        "ramp": 2.0,
+        "grace": 2.0,
+        "procs": 2,
+        "variants": ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce"],
+    },
+    "unpaced": {
+        "streams": 20,
+        "tps": 0,
+        "n": 1500,
+        "ramp": 0.0,
+        "cutoff": 5.0,
+        "procs": 1,
+        "variants": ["direct", "ws", "sse", "ws+deflate"],
+    },
+    "ramp": {
+        "streams": 150,
+        "tps": 25,
+        "n": 50,
+        "seconds": 10.0,
+        "grace": 2.0,
+        "procs": 1,
+        "variants": ["direct", "ws", "sse"],
+    },
     "idle": {"connections": 2000},
     "stall": {"seconds": 5.0, "tps": 1000, "n": 20000},
     "scaleout": {"args": ["--concurrency", "10", "--tokens", "200"], "timeout": 120},
-    "openai_200x50": {"streams": 200, "tps": 50, "n": 100, "ramp": 1.0, "grace": 2.0, "procs": 1, "rounds": 4,
-                      "variants": ["sse", "v1chat", "v1resp"]},
+    "openai_200x50": {
+        "streams": 200,
+        "tps": 50,
+        "n": 100,
+        "ramp": 1.0,
+        "grace": 2.0,
+        "procs": 1,
+        "rounds": 4,
+        "variants": ["sse", "v1chat", "v1resp"],
+    },
 }
 QUICK = {
     "rounds": 1,
     "one_stream": {"rounds": 1, "generations": 3, "tps": 200, "n": 10},
-    "paced_200x50": {"streams": 20, "tps": 50, "n": 20, "ramp": 0.2, "grace": 1.5, "procs": 1,
-                     "variants": ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce"]},
-    "paced_1000x25": {"streams": 40, "tps": 25, "n": 10, "ramp": 0.2, "grace": 1.5, "procs": 2,
-                      "variants": ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce"]},
-    "unpaced": {"streams": 4, "tps": 0, "n": 200, "ramp": 0.0, "cutoff": 3.0, "procs": 1,
-                "variants": ["direct", "ws", "sse", "ws+deflate"]},
-    "ramp": {"streams": 12, "tps": 50, "n": 10, "seconds": 1.0, "grace": 1.5, "procs": 1,
-             "variants": ["direct", "ws", "sse"]},
+    "paced_200x50": {
+        "streams": 20,
+        "tps": 50,
+        "n": 20,
+        "ramp": 0.2,
+        "grace": 1.5,
+        "procs": 1,
+        "variants": ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce"],
+    },
+    "paced_1000x25": {
+        "streams": 40,
+        "tps": 25,
+        "n": 10,
+        "ramp": 0.2,
+        "grace": 1.5,
+        "procs": 2,
+        "variants": ["direct", "ws", "sse", "ws+coalesce", "sse+coalesce"],
+    },
+    "unpaced": {
+        "streams": 4,
+        "tps": 0,
+        "n": 200,
+        "ramp": 0.0,
+        "cutoff": 3.0,
+        "procs": 1,
+        "variants": ["direct", "ws", "sse", "ws+deflate"],
+    },
+    "ramp": {
+        "streams": 12,
+        "tps": 50,
+        "n": 10,
+        "seconds": 1.0,
+        "grace": 1.5,
+        "procs": 1,
+        "variants": ["direct", "ws", "sse"],
+    },
     "idle": {"connections": 60},
     "stall": {"seconds": 1.0, "tps": 1000, "n": 5000},
     "scaleout": None,  # minutes, and PostgreSQL/Redis/RabbitMQ: full runs only
-    "openai_200x50": {"streams": 20, "tps": 50, "n": 20, "ramp": 0.2, "grace": 1.5, "procs": 1,
-                      "variants": ["sse", "v1chat", "v1resp"]},
+    "openai_200x50": {
+        "streams": 20,
+        "tps": 50,
+        "n": 20,
+        "ramp": 0.2,
+        "grace": 1.5,
+        "procs": 1,
+        "variants": ["sse", "v1chat", "v1resp"],
+    },
 }
 
 
@@ -140,8 +233,10 @@ class Bench(Shapes):
             specs["ops"] = dict(deflate=False, env=OPS_ON)
         with ThreadPoolExecutor(len(specs)) as pool:
             # started on every core (imports and migrations go faster), pinned once healthy
-            futs = {name: pool.submit(start_service, name, self.work, self.fake_url, None, **kw)
-                    for name, kw in specs.items()}
+            futs = {
+                name: pool.submit(start_service, name, self.work, self.fake_url, None, **kw)
+                for name, kw in specs.items()
+            }
             for name, fut in futs.items():
                 svc = self.services[name] = fut.result()
                 svc.cpus = self.cpu_service
@@ -165,11 +260,13 @@ class Bench(Shapes):
         base, token = self.services[name].extra["base"], self.tokens[name]
 
         def one(_):
-            status, body = http_json("POST", f"{base}/set-llm", {"max_tokens": max_tokens},
-                                     {"Authorization": f"Bearer {token}"})
+            status, body = http_json(
+                "POST", f"{base}/set-llm", {"max_tokens": max_tokens}, {"Authorization": f"Bearer {token}"}
+            )
             if status != 201:
                 raise RuntimeError(f"set-llm failed: {status} {body}")
             return body["session_id"]
+
         with ThreadPoolExecutor(16) as pool:
             return list(pool.map(one, range(n)))
 
@@ -187,8 +284,18 @@ class Bench(Shapes):
 
     # ------------------------------------------------------------ one run of a stream shape
 
-    def run(self, variant: str, arrivals: list[float], tps: float, n: int, cutoff: float,
-            procs: int = 1, sequential: bool = False, ttft: float = 0.0, fresh: bool = False) -> dict:
+    def run(
+        self,
+        variant: str,
+        arrivals: list[float],
+        tps: float,
+        n: int,
+        cutoff: float,
+        procs: int = 1,
+        sequential: bool = False,
+        ttft: float = 0.0,
+        fresh: bool = False,
+    ) -> dict:
         name, mode, deflate = VARIANTS[variant]
         svc = self.services.get(name) if name else None
         count = len(arrivals)
@@ -205,19 +312,33 @@ class Bench(Shapes):
         for p in range(procs):
             idx = list(range(p, count, procs))
             upstream = svc.extra["base"] if name == "litellm" else self.fake_url
-            spec = {"kind": "streams", "mode": mode, "deflate": deflate, "fake": upstream,
-                    "service": svc.extra["base"] if svc else "", "token": self.tokens.get(name or "", ""),
-                    "sessions": [sessions[i] for i in idx], "arrivals": [arrivals[i] for i in idx],
-                    "cutoff": cutoff, "sequential": sequential, "max_tokens": 131072,
-                    "admission": self.args.sse_admission}
+            spec = {
+                "kind": "streams",
+                "mode": mode,
+                "deflate": deflate,
+                "fake": upstream,
+                "service": svc.extra["base"] if svc else "",
+                "token": self.tokens.get(name or "", ""),
+                "sessions": [sessions[i] for i in idx],
+                "arrivals": [arrivals[i] for i in idx],
+                "cutoff": cutoff,
+                "sequential": sequential,
+                "max_tokens": 131072,
+                "admission": self.args.sse_admission,
+            }
             spec_path = self.work / f"spec-{p}.json"
             out_path = self.work / f"out-{p}.json"
             spec_path.write_text(json.dumps(spec))
             out_path.unlink(missing_ok=True)
             cpus = lg_cpus
-            proc = subprocess.Popen([PYTHON, "-m", "bench.loadgen", str(spec_path), str(out_path)], cwd=ROOT,
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                    preexec_fn=(lambda c=cpus: os.sched_setaffinity(0, c)) if cpus else None)
+            proc = subprocess.Popen(
+                [PYTHON, "-m", "bench.loadgen", str(spec_path), str(out_path)],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                preexec_fn=(lambda c=cpus: os.sched_setaffinity(0, c)) if cpus else None,
+            )
             runners.append((proc, out_path))
         for proc, _ in runners:
             line = proc.stdout.readline()
@@ -248,17 +369,20 @@ class Bench(Shapes):
         gens = [g for o in outs for g in o["generations"]]
         fig = run_figures(gens, tps, n, ttft)
         tokens = fig["tokens"]
-        fig.update({
-            "variant": variant, "window_s": round(window, 3),
-            "cpu_us_per_token": (svc_cpu1 - svc_cpu0) / tokens * 1e6 if svc and tokens else None,
-            "service_cpu_s": round(svc_cpu1 - svc_cpu0, 3) if svc else None,
-            "cpu_ms_per_generation": (svc_cpu1 - svc_cpu0) / len(gens) * 1e3 if svc and gens else None,
-            "service_cpu_share": round((svc_cpu1 - svc_cpu0) / window, 3) if svc and window else None,
-            "fake_cpu_us_per_token": (fake_cpu1 - fake_cpu0) / tokens * 1e6 if tokens else None,
-            "tokens_per_s": tokens / window if window else None,
-            "loadgen_cpu_share": round(max(o["loadgen_cpu_s"] / max(o["elapsed_s"], 1e-9) for o in outs), 3),
-            "loadgen_procs": procs,
-        })
+        fig.update(
+            {
+                "variant": variant,
+                "window_s": round(window, 3),
+                "cpu_us_per_token": (svc_cpu1 - svc_cpu0) / tokens * 1e6 if svc and tokens else None,
+                "service_cpu_s": round(svc_cpu1 - svc_cpu0, 3) if svc else None,
+                "cpu_ms_per_generation": (svc_cpu1 - svc_cpu0) / len(gens) * 1e3 if svc and gens else None,
+                "service_cpu_share": round((svc_cpu1 - svc_cpu0) / window, 3) if svc and window else None,
+                "fake_cpu_us_per_token": (fake_cpu1 - fake_cpu0) / tokens * 1e6 if tokens else None,
+                "tokens_per_s": tokens / window if window else None,
+                "loadgen_cpu_share": round(max(o["loadgen_cpu_s"] / max(o["elapsed_s"], 1e-9) for o in outs), 3),
+                "loadgen_procs": procs,
+            }
+        )
         if svc:
             self.drain(name, gens)
         return fig
@@ -267,15 +391,27 @@ class Bench(Shapes):
         """Cancels what the cutoff left running and waits for the service to go idle, so
         no round pays for the previous one."""
         base, token = self.services[name].extra["base"], self.tokens[name]
-        left = [g["generation_id"] for g in gens
-                if name not in UNAUTHENTICATED and g.get("generation_id") and g["status"] not in ("completed", "cancelled", "failed", "incomplete")]
+        left = [
+            g["generation_id"]
+            for g in gens
+            if name not in UNAUTHENTICATED
+            and g.get("generation_id")
+            and g["status"] not in ("completed", "cancelled", "failed", "incomplete")
+        ]
         if left:
-            spec = {"kind": "cancel", "service": base, "token": token, "sessions": self.sessions(name, 1),
-                    "generation_ids": left, "linger": 0.5}
+            spec = {
+                "kind": "cancel",
+                "service": base,
+                "token": token,
+                "sessions": self.sessions(name, 1),
+                "generation_ids": left,
+                "linger": 0.5,
+            }
             sp, op = self.work / "cancel.json", self.work / "cancel-out.json"
             sp.write_text(json.dumps(spec))
-            subprocess.run([PYTHON, "-m", "bench.loadgen", str(sp), str(op)], cwd=ROOT, timeout=120,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [PYTHON, "-m", "bench.loadgen", str(sp), str(op)], cwd=ROOT, timeout=120, stdout=subprocess.DEVNULL
+            )
         svc = self.services[name]
         deadline = time.monotonic() + (3 if left else 6)
         last = svc.cpu()
@@ -307,7 +443,7 @@ class Bench(Shapes):
             variants = list(variants) + ["ws+ops", "sse+ops"]
         per: dict[str, list[dict]] = {v: [] for v in variants}
         for r in range(rounds):
-            order = variants[r % len(variants):] + variants[:r % len(variants)]
+            order = variants[r % len(variants) :] + variants[: r % len(variants)]
             for v in order:
                 t0 = time.monotonic()
                 try:
@@ -344,12 +480,20 @@ class Bench(Shapes):
     def main(self) -> int:
         t0 = time.monotonic()
         self.results["meta"] = {
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": self.args.quick,
-            "machine": {"cores": os.cpu_count(), "affinity": self.cpus, "python": platform.python_version(),
-                        "loadavg_start": loadavg()},
-            "pinning": {"service": sorted(self.cpu_service or []), "fake_upstream": sorted(self.cpu_side or []),
-                        "loadgen_service_modes": sorted(self.cpu_side or []),
-                        "loadgen_direct_mode": sorted(self.cpu_service or [])},
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "quick": self.args.quick,
+            "machine": {
+                "cores": os.cpu_count(),
+                "affinity": self.cpus,
+                "python": platform.python_version(),
+                "loadavg_start": loadavg(),
+            },
+            "pinning": {
+                "service": sorted(self.cpu_service or []),
+                "fake_upstream": sorted(self.cpu_side or []),
+                "loadgen_service_modes": sorted(self.cpu_side or []),
+                "loadgen_direct_mode": sorted(self.cpu_service or []),
+            },
             "definitions": {"late_ms": LATE_MS, "ttft_limit_ms": TTFT_LIMIT_MS},
             "command": " ".join([".venv/bin/python -m bench.run", *sys.argv[1:]]),
             "baseline": self.args.baseline or None,
@@ -358,15 +502,22 @@ class Bench(Shapes):
         try:
             raise_fd_limit()
             self.setup()
-            self.results["meta"]["services"] = {n: {"cmd": s.extra["cmd"], "env": s.extra["env"]}
-                                               for n, s in self.services.items()}
+            self.results["meta"]["services"] = {
+                n: {"cmd": s.extra["cmd"], "env": s.extra["env"]} for n, s in self.services.items()
+            }
             log("warm-up")
             self.warm_up()
-            steps = [("one stream", self.one_stream), ("idle connections", self.idle),
-                     ("stalled reader", self.stall), ("200 x 50 tok/s", lambda: self.paced("paced_200x50")),
-                     ("1000 x 25 tok/s", lambda: self.paced("paced_1000x25")), ("unpaced", self.unpaced),
-                     ("ramped arrivals", self.ramp), ("scale-out", self.scaleout),
-                     ("OpenAI /v1 200 x 50 tok/s", lambda: self.paced("openai_200x50"))]
+            steps = [
+                ("one stream", self.one_stream),
+                ("idle connections", self.idle),
+                ("stalled reader", self.stall),
+                ("200 x 50 tok/s", lambda: self.paced("paced_200x50")),
+                ("1000 x 25 tok/s", lambda: self.paced("paced_1000x25")),
+                ("unpaced", self.unpaced),
+                ("ramped arrivals", self.ramp),
+                ("scale-out", self.scaleout),
+                ("OpenAI /v1 200 x 50 tok/s", lambda: self.paced("openai_200x50")),
+            ]
             only = set(self.args.only.split(",")) if self.args.only else None
             for i, (title, step) in enumerate(steps):
                 if only and not any(o in title.replace(" ", "") or o in title for o in only):
@@ -411,13 +562,11 @@ def added_over_direct(per: dict[str, list[dict]]) -> dict:
             continue
         out[v] = {}
         for key in ("ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "lateness_p99_ms"):
-            diffs = [f[key] - d[key] for f, d in zip(figs, direct)
-                     if f.get(key) is not None and d.get(key) is not None]
+            diffs = [f[key] - d[key] for f, d in zip(figs, direct) if f.get(key) is not None and d.get(key) is not None]
             out[v][key] = spread(diffs)
         # Ratios (the headline): service over direct, per round, for what a user feels.
         for key in ("tokens_per_s", "ttft_p50_ms", "ttft_p99_ms"):
-            ratios = [f[key] / d[key] for f, d in zip(figs, direct)
-                      if f.get(key) is not None and d.get(key)]
+            ratios = [f[key] / d[key] for f, d in zip(figs, direct) if f.get(key) is not None and d.get(key)]
             out[v][f"ratio_{key}"] = spread(ratios)
     return out
 
@@ -441,9 +590,12 @@ def _scrape(base: str, stop: threading.Event) -> None:
 def _brief(f: dict) -> str:
     def g(k, fmt="{:.1f}"):
         return fmt.format(f[k]) if f.get(k) is not None else "-"
-    return (f"tokens {f['tokens']:>6} cpu/tok {g('cpu_us_per_token'):>6}us  tok/s {g('tokens_per_s', '{:.0f}'):>6} "
-            f"ttft p50/p99 {g('ttft_p50_ms')}/{g('ttft_p99_ms')}ms itl p99 {g('itl_p99_ms')}ms "
-            f"behind {f.get('fell_behind')} lg {f.get('loadgen_cpu_share')}")
+
+    return (
+        f"tokens {f['tokens']:>6} cpu/tok {g('cpu_us_per_token'):>6}us  tok/s {g('tokens_per_s', '{:.0f}'):>6} "
+        f"ttft p50/p99 {g('ttft_p50_ms')}/{g('ttft_p99_ms')}ms itl p99 {g('itl_p99_ms')}ms "
+        f"behind {f.get('fell_behind')} lg {f.get('loadgen_cpu_share')}"
+    )
 
 
 def main(argv=None) -> int:
@@ -452,25 +604,41 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(RESULTS), help="where results.{json,md,svg} go")
     ap.add_argument("--only", default="", help="comma-separated step names (e.g. onestream,idle,200)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    ap.add_argument("--baseline", default="",
-                    help="path of another copy of the tree (with its .venv): its service runs beside this "
-                         "one and its ws/sse variants are interleaved in the same rounds (before/after)")
-    ap.add_argument("--ops", action="store_true",
-                    help="add ws+ops / sse+ops: an instance with JSON logs and /metrics scraped every "
-                         "second, the others with both off (issue 16: within 3%% of CPU per token)")
-    ap.add_argument("--sse-admission", type=int, default=0,
-                    help="SSE clients: at most this many POST /chat awaiting response headers, per load "
-                         "generator (0: unlimited, the default since the service no longer nests pooled "
-                         "DB connections on that route; see README)")
-    ap.add_argument("--peer", choices=["litellm"], default="",
-                    help="also run the LiteLLM proxy (bench/requirements-peer.txt, installed into bench/.venv-peer "
-                         "on first use) in front of the same upstream, in the same rounds")
+    ap.add_argument(
+        "--baseline",
+        default="",
+        help="path of another copy of the tree (with its .venv): its service runs beside this "
+        "one and its ws/sse variants are interleaved in the same rounds (before/after)",
+    )
+    ap.add_argument(
+        "--ops",
+        action="store_true",
+        help="add ws+ops / sse+ops: an instance with JSON logs and /metrics scraped every "
+        "second, the others with both off (issue 16: within 3%% of CPU per token)",
+    )
+    ap.add_argument(
+        "--sse-admission",
+        type=int,
+        default=0,
+        help="SSE clients: at most this many POST /chat awaiting response headers, per load "
+        "generator (0: unlimited, the default since the service no longer nests pooled "
+        "DB connections on that route; see README)",
+    )
+    ap.add_argument(
+        "--peer",
+        choices=["litellm"],
+        default="",
+        help="also run the LiteLLM proxy (bench/requirements-peer.txt, installed into bench/.venv-peer "
+        "on first use) in front of the same upstream, in the same rounds",
+    )
     args = ap.parse_args(argv)
 
     def stop(*_):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the cleanup finish
         raise KeyboardInterrupt  # so the finally blocks stop the child processes
+
     import signal
+
     signal.signal(signal.SIGTERM, stop)
     return Bench(args).main()
 

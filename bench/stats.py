@@ -53,10 +53,15 @@ def run_figures(gens: list[dict], tps: float, ntok: int, ttft_nominal: float = 0
                     fell = True
         behind += fell
     return {
-        "generations": len(gens), "statuses": statuses, "tokens": tokens, "frames": frames,
+        "generations": len(gens),
+        "statuses": statuses,
+        "tokens": tokens,
+        "frames": frames,
         "tokens_per_frame": round(tokens / frames, 3) if frames else None,
-        "ttft_p50_ms": pct(ttft, 50), "ttft_p99_ms": pct(ttft, 99),
-        "itl_p50_ms": pct(itl, 50), "itl_p99_ms": pct(itl, 99),
+        "ttft_p50_ms": pct(ttft, 50),
+        "ttft_p99_ms": pct(ttft, 99),
+        "itl_p50_ms": pct(itl, 50),
+        "itl_p99_ms": pct(itl, 99),
         "lateness_p50_ms": pct(late_max, 50) if tps else None,
         "lateness_p99_ms": pct(late_max, 99) if tps else None,
         "fell_behind": behind if tps else None,

@@ -59,8 +59,10 @@ def main() -> None:
     args = ap.parse_args()
     results = uvloop.run(_measure(args.calls, args.rounds))  # the service's loop (uvicorn[standard])
     for name, r in results.items():
-        print(f"{name:9s} per call: CPU {statistics.median(r['cpu_us']):6.1f} us {r['cpu_us']}, "
-              f"wall {statistics.median(r['wall_us']):6.1f} us {r['wall_us']}")
+        print(
+            f"{name:9s} per call: CPU {statistics.median(r['cpu_us']):6.1f} us {r['cpu_us']}, "
+            f"wall {statistics.median(r['wall_us']):6.1f} us {r['wall_us']}"
+        )
 
 
 if __name__ == "__main__":

@@ -40,18 +40,21 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 async def _sdk(base: str, streams: int, http_client=None) -> int:
     import openai
+
     client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="bench", max_retries=0, http_client=http_client)
 
     async def one() -> int:
         n = 0
-        stream = await client.chat.completions.create(model="fake-model", messages=MESSAGES, stream=True,
-                                                      stream_options={"include_usage": True})
+        stream = await client.chat.completions.create(
+            model="fake-model", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
         async with stream:
             async for chunk in stream:
                 for choice in chunk.choices:
                     if choice.delta and choice.delta.content:
                         n += 1
         return n
+
     try:
         return sum(await asyncio.gather(*(one() for _ in range(streams))))
     finally:
@@ -60,8 +63,10 @@ async def _sdk(base: str, streams: int, http_client=None) -> int:
 
 async def _raw_httpx(base: str, streams: int) -> int:
     import httpx2
+
     body = {"model": "fake-model", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
     async with httpx2.AsyncClient(timeout=60) as client:
+
         async def one() -> int:
             n = 0
             async with client.stream("POST", f"{base}/v1/chat/completions", json=body) as r:
@@ -75,6 +80,7 @@ async def _raw_httpx(base: str, streams: int) -> int:
                                 if (choice.get("delta") or {}).get("content"):
                                     n += 1
             return n
+
         return sum(await asyncio.gather(*(one() for _ in range(streams))))
 
 
@@ -82,11 +88,13 @@ async def _service(base: str, streams: int, transport: str) -> int:
     """The service's own provider (services/providers/openai_compat.py) with either transport."""
     from services.providers.base import ChatRequest
     from services.providers.openai_compat import OpenAICompatProvider
+
     provider = OpenAICompatProvider("bench", f"{base}/v1", "bench", transport=transport)
     request = ChatRequest("fake-model", MESSAGES, 1.0, 1 << 20, 1.0)
 
     async def one() -> int:
         return sum([1 async for ev in provider.stream(request) if type(ev) is str])
+
     try:
         return sum(await asyncio.gather(*(one() for _ in range(streams))))
     finally:
@@ -95,8 +103,10 @@ async def _service(base: str, streams: int, transport: str) -> int:
 
 async def _raw_aiohttp(base: str, streams: int) -> int:
     import aiohttp
+
     body = {"model": "fake-model", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
     async with aiohttp.ClientSession() as client:
+
         async def one() -> int:
             n = 0
             async with client.post(f"{base}/v1/chat/completions", json=body) as r:
@@ -106,11 +116,13 @@ async def _raw_aiohttp(base: str, streams: int) -> int:
                             if (choice.get("delta") or {}).get("content"):
                                 n += 1
             return n
+
         return sum(await asyncio.gather(*(one() for _ in range(streams))))
 
 
 async def _raw_protocol(base: str, streams: int) -> int:
     from bench.clients import SSEClient, Stream
+
     host, port = base.split("://")[1].rsplit(":", 1)
 
     async def one() -> int:
@@ -121,23 +133,32 @@ async def _raw_protocol(base: str, streams: int) -> int:
         await fut
         c.close()
         return s.tokens()
+
     return sum(await asyncio.gather(*(one() for _ in range(streams))))
 
 
 async def measure(base: str, tokens: int, streams: int, rounds: int = 3, tps: float = 0) -> dict:
     from bench.proc import http_json
+
     per = max(1, tokens // streams)
-    variants = {"sdk-httpx": lambda: _sdk(base, streams), "raw-httpx": lambda: _raw_httpx(base, streams),
-                "service-httpx": lambda: _service(base, streams, "httpx"),
-                "service-aiohttp": lambda: _service(base, streams, "aiohttp"),
-                "raw-aiohttp": lambda: _raw_aiohttp(base, streams),
-                "raw-protocol": lambda: _raw_protocol(base, streams)}
+    variants = {
+        "sdk-httpx": lambda: _sdk(base, streams),
+        "raw-httpx": lambda: _raw_httpx(base, streams),
+        "service-httpx": lambda: _service(base, streams, "httpx"),
+        "service-aiohttp": lambda: _service(base, streams, "aiohttp"),
+        "raw-aiohttp": lambda: _raw_aiohttp(base, streams),
+        "raw-protocol": lambda: _raw_protocol(base, streams),
+    }
     try:
         import openai
-        if openai.DefaultAioHttpClient.__name__.startswith("_Missing") or \
-                "Missing" in type(openai.DefaultAioHttpClient).__name__:
+
+        if (
+            openai.DefaultAioHttpClient.__name__.startswith("_Missing")
+            or "Missing" in type(openai.DefaultAioHttpClient).__name__
+        ):
             raise ImportError
         import aiohttp  # noqa: F401
+
         variants["sdk-aiohttp"] = lambda: _sdk(base, streams, openai.DefaultAioHttpClient())
     except ImportError:
         pass
@@ -151,8 +172,7 @@ async def measure(base: str, tokens: int, streams: int, rounds: int = 3, tps: fl
             c0 = _cpu()
             got = await fn()
             runs[name].append((_cpu() - c0) / max(got, 1) * 1e6)
-    out = {name: {"us_per_token": sorted(v)[len(v) // 2], "runs": [round(x, 1) for x in v]}
-           for name, v in runs.items()}
+    out = {name: {"us_per_token": sorted(v)[len(v) // 2], "runs": [round(x, 1) for x in v]} for name, v in runs.items()}
     if "sdk-aiohttp" not in out:
         out["sdk-aiohttp"] = {"us_per_token": None, "note": "aiohttp not installed (pip install 'openai[aiohttp]')"}
     return out
@@ -168,18 +188,21 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bench.proc import cores, start_fake
+
     fake = None
     base = args.fake
     cpus = cores()
     if base is None:
-        fake, base = start_fake(Path(tempfile.mkdtemp(prefix="bench-upstream-")),
-                                {cpus[-1]} if len(cpus) > 1 else None, ["fake-model"])
+        fake, base = start_fake(
+            Path(tempfile.mkdtemp(prefix="bench-upstream-")), {cpus[-1]} if len(cpus) > 1 else None, ["fake-model"]
+        )
     if len(cpus) > 1:
         os.sched_setaffinity(0, {cpus[0]})
     try:
         t0 = time.perf_counter()
         try:
             import uvloop  # the service's loop (uvicorn[standard])
+
             run = uvloop.run
         except ImportError:
             run = asyncio.run

@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=300)
     args = ap.parse_args()
     import uvloop
+
     cpus = cores()
     reader, writer = cpus[0], cpus[-1]
     os.sched_setaffinity(0, {reader})

@@ -13,8 +13,11 @@ from fakeupstream.server import FakeUpstream
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fakeupstream", description=fakeupstream.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fakeupstream",
+        description=fakeupstream.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001, help="0 picks a free port")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model ids to list")

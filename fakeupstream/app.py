@@ -18,7 +18,14 @@ from starlette.types import Receive, Scope, Send
 
 from fakeupstream.behaviour import Behaviour, BehaviourError, Disconnected, Wait, split_model
 from fakeupstream.wire import (
-    Reply, anthropic_events, anthropic_message, error_body, models_body, openai_events, openai_message, prompt_tokens,
+    Reply,
+    anthropic_events,
+    anthropic_message,
+    error_body,
+    models_body,
+    openai_events,
+    openai_message,
+    prompt_tokens,
 )
 
 DEFAULT_MODELS = ("fake-model", "fake-model-2")
@@ -38,7 +45,12 @@ class _State:
         self.default: dict[str, Any] = {}
         self.failures: dict[Behaviour, int] = {}
         self.stats: dict[str, Any] = {
-            "requests": 0, "active": 0, "completed": 0, "disconnected": 0, "last_request": None}
+            "requests": 0,
+            "active": 0,
+            "completed": 0,
+            "disconnected": 0,
+            "last_request": None,
+        }
 
 
 class _TrackedStream(StreamingResponse):
@@ -48,8 +60,7 @@ class _TrackedStream(StreamingResponse):
         self._state = state
         self._stats = state.stats
         self._finished = False
-        super().__init__(self._relay(events), media_type="text/event-stream",
-                         headers={"cache-control": "no-cache"})
+        super().__init__(self._relay(events), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
     async def _relay(self, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         async for event in events:
@@ -83,6 +94,7 @@ def _waiter(request: Request, state: _State) -> Wait:
             if state.closing or await request.is_disconnected():
                 raise Disconnected
             await asyncio.sleep(_POLL_S if deadline is None else min(_POLL_S, left))
+
     return wait
 
 
@@ -195,13 +207,15 @@ async def _reset(request: Request) -> Response:
 
 
 def create_app(models: Sequence[str] | None = None, api_key: str | None = None) -> Starlette:
-    app = Starlette(routes=[
-        Route("/v1/models", _models),
-        Route("/v1/chat/completions", _chat_completions, methods=["POST"]),
-        Route("/v1/messages", _messages, methods=["POST"]),
-        Route("/_fake/stats", _stats),
-        Route("/_fake/behaviour", _set_behaviour, methods=["POST"]),
-        Route("/_fake/reset", _reset, methods=["POST"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/v1/models", _models),
+            Route("/v1/chat/completions", _chat_completions, methods=["POST"]),
+            Route("/v1/messages", _messages, methods=["POST"]),
+            Route("/_fake/stats", _stats),
+            Route("/_fake/behaviour", _set_behaviour, methods=["POST"]),
+            Route("/_fake/reset", _reset, methods=["POST"]),
+        ]
+    )
     app.state.fake = _State(models or DEFAULT_MODELS, api_key)
     return app

@@ -38,9 +38,19 @@ def _flag(value: Any) -> bool:
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "tps": float, "ttft": float, "n": int, "stall_after": int, "stall": float, "loop": _flag,
-    "error_after": int, "status": int, "fail_times": int, "slow_close": float, "text": str,
+    "tps": float,
+    "ttft": float,
+    "n": int,
+    "stall_after": int,
+    "stall": float,
+    "loop": _flag,
+    "error_after": int,
+    "status": int,
+    "fail_times": int,
+    "slow_close": float,
+    "text": str,
 }
+
 
 def split_model(model: str) -> tuple[str, dict[str, str]]:
     """Split ``base@key=value,key=value`` into the base name and its (percent-decoded) options.

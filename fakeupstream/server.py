@@ -17,8 +17,9 @@ from fakeupstream.app import create_app
 class FakeUpstream:
     """The fake served by uvicorn on a background thread (its own event loop), for tests and tools."""
 
-    def __init__(self, models: Sequence[str] | None = None, api_key: str | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, models: Sequence[str] | None = None, api_key: str | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.app = create_app(models, api_key)
         self._address = (host, port)
         self._server: uvicorn.Server | None = None
@@ -63,6 +64,7 @@ class FakeUpstream:
     def __enter__(self) -> FakeUpstream:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -32,9 +32,15 @@ _ERRORS: dict[int, tuple[str, str, str, str]] = {
 def error_body(anthropic: bool, status: int, message: str | None = None) -> dict[str, Any]:
     """The provider's error JSON for an HTTP status, with a distinctive default message."""
     server = status >= 500
-    default, openai_type, code, anthropic_type = _ERRORS.get(status, (
-        f"error {status}", "server_error" if server else "invalid_request_error", f"http_{status}",
-        "api_error" if server else "invalid_request_error"))
+    default, openai_type, code, anthropic_type = _ERRORS.get(
+        status,
+        (
+            f"error {status}",
+            "server_error" if server else "invalid_request_error",
+            f"http_{status}",
+            "api_error" if server else "invalid_request_error",
+        ),
+    )
     message = message or f"fake upstream: {default}"
     if anthropic:
         return {"type": "error", "error": {"type": anthropic_type, "message": message}}
@@ -79,7 +85,10 @@ def _openai_usage(r: Reply, count: int) -> dict[str, int]:
 
 async def openai_events(r: Reply) -> AsyncIterator[bytes]:
     head = b'data: {"id":"chatcmpl-%s","object":"chat.completion.chunk","created":%d,"model":%s' % (
-        uuid.uuid4().hex.encode(), int(time.time()), _dumps(r.model))
+        uuid.uuid4().hex.encode(),
+        int(time.time()),
+        _dumps(r.model),
+    )
     opening = head + b',"choices":[{"index":0,"delta":'
     # Real OpenAI puts "usage":null on every chunk once usage is requested; parsers must cope with it.
     usage_null = b',"usage":null' if r.include_usage else b""
@@ -94,8 +103,7 @@ async def openai_events(r: Reply) -> AsyncIterator[bytes]:
         yield token_open + json.dumps(token).encode() + token_close
         count += 1
     if r.finish == "error":
-        error = {"message": f"fake upstream error after {count} tokens", "type": "server_error",
-                 "code": "fake_error"}
+        error = {"message": f"fake upstream error after {count} tokens", "type": "server_error", "code": "fake_error"}
         yield b"data: " + _dumps({"error": error}) + b"\n\n"
         return
     yield opening + b"{}" + closing(b'"length"' if r.finish == "length" else b'"stop"')
@@ -112,16 +120,24 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 
 async def anthropic_events(r: Reply) -> AsyncIterator[bytes]:
     message: dict[str, Any] = {
-        "id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant", "model": r.model, "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": r.prompt_tokens, "output_tokens": 0},
+        "id": f"msg_{uuid.uuid4().hex}",
+        "type": "message",
+        "role": "assistant",
+        "model": r.model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": r.prompt_tokens, "output_tokens": 0},
     }
     yield _sse("message_start", {"type": "message_start", "message": message})
     block = {"type": "text", "text": ""}
     yield _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
     # The real API sends pings; a client that chokes on them should fail here rather than in production.
     yield _sse("ping", {"type": "ping"})
-    token_open = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
-                  b'"delta":{"type":"text_delta","text":')
+    token_open = (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":'
+    )
     count = 0
     async for token in r.behaviour.pace(r.tokens, r.wait):
         yield token_open + json.dumps(token).encode() + b"}}\n\n"
@@ -140,22 +156,39 @@ async def anthropic_events(r: Reply) -> AsyncIterator[bytes]:
 
 def openai_message(r: Reply, text: str, count: int) -> dict[str, Any]:
     message = {"role": "assistant", "content": text, "refusal": None}
-    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": r.model, "usage": _openai_usage(r, count),
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": r.finish}]}
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": r.model,
+        "usage": _openai_usage(r, count),
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": r.finish}],
+    }
 
 
 def anthropic_message(r: Reply, text: str, count: int) -> dict[str, Any]:
-    return {"id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant", "model": r.model,
-            "content": [{"type": "text", "text": text}], "stop_sequence": None,
-            "stop_reason": "max_tokens" if r.finish == "length" else "end_turn",
-            "usage": {"input_tokens": r.prompt_tokens, "output_tokens": count}}
+    return {
+        "id": f"msg_{uuid.uuid4().hex}",
+        "type": "message",
+        "role": "assistant",
+        "model": r.model,
+        "content": [{"type": "text", "text": text}],
+        "stop_sequence": None,
+        "stop_reason": "max_tokens" if r.finish == "length" else "end_turn",
+        "usage": {"input_tokens": r.prompt_tokens, "output_tokens": count},
+    }
 
 
 def models_body(anthropic: bool, models: list[str]) -> dict[str, Any]:
     if not anthropic:
-        return {"object": "list",
-                "data": [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in models]}
+        return {
+            "object": "list",
+            "data": [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in models],
+        }
     data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"} for m in models]
-    return {"data": data, "has_more": False, "first_id": models[0] if models else None,
-            "last_id": models[-1] if models else None}
+    return {
+        "data": data,
+        "has_more": False,
+        "first_id": models[0] if models else None,
+        "last_id": models[-1] if models else None,
+    }

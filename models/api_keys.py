@@ -19,8 +19,9 @@ class ApiKeyCreate(Strict):
     name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
     # The bound here only keeps the integer small; API_KEY_MAX_DAYS is the real limit, and the
     # OpenAPI schema shows it (api/openapi.py).
-    expires_in_days: Annotated[int, Field(ge=1, le=36_500, strict=False), BeforeValidator(_json_number)] | None = \
-        Field(None, description="omit for no expiry")  # 30.0 is the JSON integer 30, as for max_tokens
+    expires_in_days: Annotated[int, Field(ge=1, le=36_500, strict=False), BeforeValidator(_json_number)] | None = Field(
+        None, description="omit for no expiry"
+    )  # 30.0 is the JSON integer 30, as for max_tokens
 
 
 class ApiKeyOut(BaseModel):

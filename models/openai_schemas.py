@@ -81,4 +81,3 @@ class ResponseIn(Lenient):
     metadata: Metadata | None = None
     user: Annotated[str, StringConstraints(max_length=256)] | None = None
     fallback_models: Fallbacks = None
-

@@ -11,6 +11,7 @@ Budget = Annotated[int | None, Field(ge=0, le=2_000_000_000, description="tokens
 
 class UserPatch(BaseModel):
     """Only the fields present change; a budget set to null removes it."""
+
     model_config = ConfigDict(extra="forbid")
 
     disabled: bool | None = None
@@ -69,6 +70,7 @@ LimitValue = Annotated[int | None, Field(strict=True, ge=1, le=10_000_000)]
 class UserLimits(BaseModel):
     """A user's resource limits. In a PUT, the fields given replace the user's overrides (an
     empty body restores every default); the answer gives the limits now in force."""
+
     model_config = ConfigDict(extra="forbid")
 
     requests_per_minute: LimitValue = None

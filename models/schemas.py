@@ -55,8 +55,9 @@ def _json_number(value):
     return value
 
 
-MaxTokens = Annotated[int, Field(ge=1, le=131_072, strict=False, description="1 to 131072"),
-                      BeforeValidator(_json_number)]
+MaxTokens = Annotated[
+    int, Field(ge=1, le=131_072, strict=False, description="1 to 131072"), BeforeValidator(_json_number)
+]
 TopP = Annotated[float, Field(gt=0.0, le=1.0, description="greater than 0, at most 1")]
 Title = Annotated[Text, StringConstraints(max_length=200, strip_whitespace=True)]
 

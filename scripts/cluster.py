@@ -43,6 +43,7 @@ def shared_secret() -> str:
 
 async def create_database(url: str) -> None:
     import asyncpg
+
     base, name = url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)
     conn = await asyncpg.connect(base + "/postgres")
     try:
@@ -60,8 +61,14 @@ class Runner:
 
     async def start(self, name: str, args: list[str], env: dict, watch: str | None = None) -> asyncio.Future:
         """Starts a process; the returned future gets its first output line containing `watch`."""
-        proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
         color = COLORS[len(self.procs) % len(COLORS)]
         self.procs.append((name, proc))
         self.width = max(self.width, len(name))
@@ -99,8 +106,9 @@ async def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="workers (default 2)")
     parser.add_argument("--port", type=int, default=8000, help="first replica's port (default 8000)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--fake-upstream", action="store_true",
-                        help="start the fake LLM upstream and use openai/fake-model")
+    parser.add_argument(
+        "--fake-upstream", action="store_true", help="start the fake LLM upstream and use openai/fake-model"
+    )
     parser.add_argument("--create-db", action="store_true", help="create DATABASE_URL's database if missing")
     args = parser.parse_args()
 
@@ -126,21 +134,25 @@ async def main() -> int:
         loop.add_signal_handler(sig, on_signal)
 
     if args.fake_upstream:
-        listening = await runner.start("fake", [PYTHON, "-m", "fakeupstream", "--port", "0"], env,
-                                       watch="listening on")
+        listening = await runner.start("fake", [PYTHON, "-m", "fakeupstream", "--port", "0"], env, watch="listening on")
         line = await asyncio.wait_for(listening, 30)
         base = line.rsplit(" ", 1)[-1].strip()
-        env.update(OPENAI_BASE_URL=f"{base}/v1", OPENAI_API_KEY=env.get("OPENAI_API_KEY", "not-needed"),
-                   DEFAULT_MODEL="openai/fake-model")
+        env.update(
+            OPENAI_BASE_URL=f"{base}/v1",
+            OPENAI_API_KEY=env.get("OPENAI_API_KEY", "not-needed"),
+            DEFAULT_MODEL="openai/fake-model",
+        )
     for i in range(args.api):
         port = args.port + i
         # as scripts/run.sh: the service's launcher (bounded request heads, graceful stop)
-        await runner.start(f"api{i + 1}:{port}", [PYTHON, "-m", "serve", "--host", args.host, "--port", str(port)],
-                           env)
+        await runner.start(f"api{i + 1}:{port}", [PYTHON, "-m", "serve", "--host", args.host, "--port", str(port)], env)
     for i in range(args.workers):
         await runner.start(f"worker{i + 1}", [PYTHON, "-m", "worker"], env)
-    print(f"cluster: {args.api} replica(s) on {args.host}:{args.port}..{args.port + args.api - 1}, "
-          f"{args.workers} worker(s); Ctrl-C stops them", flush=True)
+    print(
+        f"cluster: {args.api} replica(s) on {args.host}:{args.port}..{args.port + args.api - 1}, "
+        f"{args.workers} worker(s); Ctrl-C stops them",
+        flush=True,
+    )
 
     done = asyncio.ensure_future(runner.wait_all())
     stop = asyncio.ensure_future(stopping.wait())

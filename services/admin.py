@@ -14,20 +14,34 @@ from services.errors import Conflict, InvalidInput, NotFound
 ROLES = ("user", "admin")
 FIELDS = ("role", "disabled", "daily_token_budget", "monthly_token_budget")
 users_t = User.__table__
-_columns = (users_t.c.id, users_t.c.username, users_t.c.role, users_t.c.disabled,
-            users_t.c.daily_token_budget, users_t.c.monthly_token_budget, users_t.c.created_at)
+_columns = (
+    users_t.c.id,
+    users_t.c.username,
+    users_t.c.role,
+    users_t.c.disabled,
+    users_t.c.daily_token_budget,
+    users_t.c.monthly_token_budget,
+    users_t.c.created_at,
+)
 
 
 def user_view(row) -> dict:
-    return {"id": row.id, "username": row.username, "role": row.role, "disabled": bool(row.disabled),
-            "daily_token_budget": row.daily_token_budget, "monthly_token_budget": row.monthly_token_budget,
-            "created_at": row.created_at}
+    return {
+        "id": row.id,
+        "username": row.username,
+        "role": row.role,
+        "disabled": bool(row.disabled),
+        "daily_token_budget": row.daily_token_budget,
+        "monthly_token_budget": row.monthly_token_budget,
+        "created_at": row.created_at,
+    }
 
 
 def _list(conn: Connection, limit: int, offset: int) -> tuple[int, list]:
     total = conn.execute(select(func.count()).select_from(users_t)).scalar_one()
-    rows = conn.execute(select(*_columns).order_by(users_t.c.created_at, users_t.c.id)
-                        .limit(limit).offset(offset)).all()
+    rows = conn.execute(
+        select(*_columns).order_by(users_t.c.created_at, users_t.c.id).limit(limit).offset(offset)
+    ).all()
     return total, rows
 
 
@@ -42,8 +56,9 @@ async def list_users(db: Database, limit: int, offset: int) -> dict:
     return {"total": total, "limit": limit, "offset": offset, "users": [user_view(r) for r in rows]}
 
 
-async def update_user(db: Database, changes: dict, *, user_id: str | None = None,
-                      username: str | None = None, acting: str | None = None) -> dict:
+async def update_user(
+    db: Database, changes: dict, *, user_id: str | None = None, username: str | None = None, acting: str | None = None
+) -> dict:
     """Applies `changes` (a subset of FIELDS) to the user given by id or username. The
     `acting` admin cannot lock themselves out (disable or demote their own account)."""
     if acting is not None and acting == user_id and (changes.get("disabled") or changes.get("role") == "user"):
@@ -53,7 +68,11 @@ async def update_user(db: Database, changes: dict, *, user_id: str | None = None
         raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}", code="invalid_field")
     if "role" in changes and changes["role"] not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
-    where = users_t.c.id == user_id if user_id is not None else users_t.c.username_normalized == normalize_username(username)
+    where = (
+        users_t.c.id == user_id
+        if user_id is not None
+        else users_t.c.username_normalized == normalize_username(username)
+    )
     row = await db.run(_update, where, changes)
     if row is None:
         raise NotFound("user not found", code="user_not_found")

@@ -25,12 +25,12 @@ _KEY_RE = re.compile(r"sk-chat-([a-z2-7]{12})_([A-Za-z0-9_-]{43})")
 _NAME_RE = re.compile(NAME_PATTERN)
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 _keys = ApiKey.__table__
-_by_prefix = select(_keys.c.id, _keys.c.user_id, _keys.c.secret_hash, _keys.c.expires_at,
-                    _keys.c.last_used_at).where(_keys.c.prefix == bindparam("prefix"))
+_by_prefix = select(_keys.c.id, _keys.c.user_id, _keys.c.secret_hash, _keys.c.expires_at, _keys.c.last_used_at).where(
+    _keys.c.prefix == bindparam("prefix")
+)
 _by_id = select(_keys.c.expires_at).where(_keys.c.id == bindparam("kid"))
 _touch = update(_keys).where(_keys.c.id == bindparam("kid")).values(last_used_at=bindparam("now"))
-LISTED = (_keys.c.id, _keys.c.name, _keys.c.prefix, _keys.c.created_at, _keys.c.last_used_at,
-          _keys.c.expires_at)
+LISTED = (_keys.c.id, _keys.c.name, _keys.c.prefix, _keys.c.created_at, _keys.c.last_used_at, _keys.c.expires_at)
 
 
 @dataclass(frozen=True)
@@ -66,20 +66,30 @@ class ApiKeyService:
         prefix = KEY_PREFIX + "".join(secrets.choice(_BASE32) for _ in range(12))
         key = f"{prefix}_{secrets.token_urlsafe(32)}"
         now = utcnow()
-        row = {"id": new_id(), "user_id": user_id, "name": name, "prefix": prefix,
-               "secret_hash": self._hash(key), "created_at": now, "last_used_at": None,
-               "expires_at": now + timedelta(days=expires_in_days) if expires_in_days else None}
+        row = {
+            "id": new_id(),
+            "user_id": user_id,
+            "name": name,
+            "prefix": prefix,
+            "secret_hash": self._hash(key),
+            "created_at": now,
+            "last_used_at": None,
+            "expires_at": now + timedelta(days=expires_in_days) if expires_in_days else None,
+        }
         await self.db.run(self._insert, row)
         return {k: row[k] for k in ("id", "name", "prefix", "created_at", "last_used_at", "expires_at")}, key
 
     def _insert(self, conn: Connection, row: dict) -> None:
         live = (_keys.c.user_id == row["user_id"]) & (
-            _keys.c.expires_at.is_(None) | (_keys.c.expires_at > row["created_at"]))
+            _keys.c.expires_at.is_(None) | (_keys.c.expires_at > row["created_at"])
+        )
         if conn.execute(select(func.count()).where(live)).scalar_one() >= self.per_user:
-            raise Conflict(f"at most {self.per_user} API keys per user; revoke one first",
-                           code="too_many_api_keys")
-        conn.execute(delete(_keys).where(  # expired keys only take room
-            (_keys.c.user_id == row["user_id"]) & (_keys.c.expires_at <= row["created_at"])))
+            raise Conflict(f"at most {self.per_user} API keys per user; revoke one first", code="too_many_api_keys")
+        conn.execute(
+            delete(_keys).where(  # expired keys only take room
+                (_keys.c.user_id == row["user_id"]) & (_keys.c.expires_at <= row["created_at"])
+            )
+        )
         conn.execute(insert(_keys).values(**row))
 
     async def list(self, user_id: str) -> list[dict]:

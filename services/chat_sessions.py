@@ -12,7 +12,6 @@ from services.errors import InvalidInput, NotFound
 from services.providers.registry import ProviderRegistry
 from services.search import ChatSearch, Hit, activity, for_backend, last_message_at, parse_query
 
-
 _table = ChatSession.__table__
 _owned = select(_table).where(_table.c.id == bindparam("sid"), _table.c.user_id == bindparam("uid"))
 
@@ -51,21 +50,29 @@ class SessionService:
             raise InvalidInput(f"message: at most {limit} characters (got {len(text)})", code="message_too_long")
         return text
 
-    async def _check_config(self, model_name: str | None, system_prompt: str | None,
-                            fallbacks: list[str] | None) -> tuple[str | None, list[str] | None]:
+    async def _check_config(
+        self, model_name: str | None, system_prompt: str | None, fallbacks: list[str] | None
+    ) -> tuple[str | None, list[str] | None]:
         if system_prompt is not None and len(system_prompt) > self.s.max_system_prompt_chars:
-            raise InvalidInput(f"system_prompt: at most {self.s.max_system_prompt_chars} characters",
-                               code="system_prompt_too_long")
+            raise InvalidInput(
+                f"system_prompt: at most {self.s.max_system_prompt_chars} characters", code="system_prompt_too_long"
+            )
         model = await self.providers.validate(model_name) if model_name is not None else None
         checked = [await self.providers.validate(m) for m in fallbacks] if fallbacks is not None else None
         return model, checked
 
     async def create(self, db: AsyncSession, user_id: str, body: SetLLM) -> ChatSession:
         model, fallbacks = await self._check_config(
-            body.model_name or self.s.default_model, body.system_prompt, body.fallback_models)
+            body.model_name or self.s.default_model, body.system_prompt, body.fallback_models
+        )
         chat = ChatSession(
-            user_id=user_id, title=body.title or "", model_name=model, temperature=body.temperature,
-            max_tokens=body.max_tokens, top_p=body.top_p, system_prompt=body.system_prompt or None,
+            user_id=user_id,
+            title=body.title or "",
+            model_name=model,
+            temperature=body.temperature,
+            max_tokens=body.max_tokens,
+            top_p=body.top_p,
+            system_prompt=body.system_prompt or None,
             fallback_models=fallbacks or [],
         )
         db.add(chat)
@@ -89,14 +96,14 @@ class SessionService:
         return found
 
     async def get(self, db: AsyncSession, user_id: str, session_id: str) -> ChatSession:
-        chat = await db.scalar(select(ChatSession).where(
-            ChatSession.id == session_id, ChatSession.user_id == user_id))
+        chat = await db.scalar(select(ChatSession).where(ChatSession.id == session_id, ChatSession.user_id == user_id))
         if chat is None:
             raise NotFound(f"session {session_id} not found", code="session_not_found")
         return chat
 
-    async def page(self, db: AsyncSession, user_id: str, limit: int, offset: int,
-                   kind: str = "chat", q: str | None = None) -> tuple[list[Hit], int]:
+    async def page(
+        self, db: AsyncSession, user_id: str, limit: int, offset: int, kind: str = "chat", q: str | None = None
+    ) -> tuple[list[Hit], int]:
         """One kind only: the sessions /v1 calls create ("api") stay out of the UI's list.
         Last activity first: a chat's last message, or its creation before it has one. With
         `q`, only the chats whose title or messages match it (services/search.py)."""
@@ -105,24 +112,32 @@ class SessionService:
             return await self.search.search(db, user_id, query, limit, offset)
         mine = (ChatSession.user_id == user_id, ChatSession.kind == kind)
         total = await db.scalar(select(func.count()).select_from(ChatSession).where(*mine))
-        rows = (await db.execute(select(ChatSession, last_message_at.label("last_at")).where(*mine)
-                                 .order_by(activity.desc(), ChatSession.id.desc())
-                                 .limit(limit).offset(offset))).all()
+        rows = (
+            await db.execute(
+                select(ChatSession, last_message_at.label("last_at"))
+                .where(*mine)
+                .order_by(activity.desc(), ChatSession.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
         return [Hit(chat, last_at, None) for chat, last_at in rows], total or 0
 
     async def history(self, db: AsyncSession, session_id: str) -> list[Message]:
-        return list((await db.scalars(select(Message).where(Message.session_id == session_id)
-                                      .order_by(Message.pk))).all())
+        return list(
+            (await db.scalars(select(Message).where(Message.session_id == session_id).order_by(Message.pk))).all()
+        )
 
     async def update(self, db: AsyncSession, user_id: str, session_id: str, body: SessionPatch) -> ChatSession:
         chat = await self.get(db, user_id, session_id)
         changes = body.model_dump(exclude_unset=True)
         if changes.get("model_name", "") is None or any(
-                changes.get(k, 0) is None for k in ("temperature", "max_tokens", "top_p")):
-            raise InvalidInput("model_name, temperature, max_tokens and top_p cannot be null",
-                               code="invalid_config")
+            changes.get(k, 0) is None for k in ("temperature", "max_tokens", "top_p")
+        ):
+            raise InvalidInput("model_name, temperature, max_tokens and top_p cannot be null", code="invalid_config")
         model, fallbacks = await self._check_config(
-            changes.get("model_name"), changes.get("system_prompt"), changes.get("fallback_models"))
+            changes.get("model_name"), changes.get("system_prompt"), changes.get("fallback_models")
+        )
         if model:
             changes["model_name"] = model
         if fallbacks is not None:

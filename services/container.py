@@ -22,9 +22,9 @@ from services.limits import Limits
 from services.observability.generation import GenerationEnd
 from services.providers.registry import ProviderRegistry
 from services.refresh_tokens import RefreshTokens
-from services.titles import AutoTitler
 from services.streaming.log import StreamLog
 from services.streaming.memory_log import MemoryStreamLog
+from services.titles import AutoTitler
 from services.usage import UsageService
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 class Core:
     """What every process that runs or follows generations builds: the API's Services and
     the scale-out worker (services/scaleout/worker.py), which builds nothing else."""
+
     settings: Settings
     db: Database
     providers: ProviderRegistry
@@ -47,8 +48,14 @@ class Core:
     titles: AutoTitler  # chat titles asked of the model after a first answer (services/titles.py)
 
     def runner(self, worker_id: str) -> GenerationRunner:
-        return GenerationRunner(self.settings, self.store, self.log, self.providers, worker_id,
-                                ended=self.titles.after(GenerationEnd(self.usage, self.settings.log_message_text)))
+        return GenerationRunner(
+            self.settings,
+            self.store,
+            self.log,
+            self.providers,
+            worker_id,
+            ended=self.titles.after(GenerationEnd(self.usage, self.settings.log_message_text)),
+        )
 
     async def aclose(self) -> None:
         await self.titles.aclose()
@@ -108,6 +115,7 @@ class Services:
 def build_stream_log(settings: Settings) -> StreamLog:
     if settings.redis_url:
         from services.streaming.redis_log import RedisStreamLog
+
         return RedisStreamLog(settings.redis_url, settings.stream_log_max_frames, settings.redis_key_prefix)
     return MemoryStreamLog(settings.stream_log_max_frames)
 
@@ -116,8 +124,15 @@ def build_core(settings: Settings) -> Core:
     db = Database(settings)
     store = GenerationStore(db, settings.max_history_messages, settings.max_queued_per_session, settings.seq_reserve)
     providers = ProviderRegistry.from_settings(settings)
-    return Core(settings, db, providers, build_stream_log(settings), store,
-                UsageService(db, settings.user_policy_ttl, settings.usage_max_days), AutoTitler(settings, db, providers))
+    return Core(
+        settings,
+        db,
+        providers,
+        build_stream_log(settings),
+        store,
+        UsageService(db, settings.user_policy_ttl, settings.usage_max_days),
+        AutoTitler(settings, db, providers),
+    )
 
 
 def build_scaleout(core: Core) -> "tuple[RabbitDispatch, Reaper]":
@@ -126,6 +141,7 @@ def build_scaleout(core: Core) -> "tuple[RabbitDispatch, Reaper]":
     from services.scaleout.rabbit_dispatch import RabbitDispatch
     from services.scaleout.reaper import Reaper
     from services.streaming.redis_log import RedisStreamLog
+
     dispatch = RabbitDispatch(core.settings, core.store, core.log)  # refuses a missing REDIS_URL
     if not isinstance(core.log, RedisStreamLog):
         raise ValueError("RABBITMQ_URL needs the Redis stream log (REDIS_URL)")
@@ -135,8 +151,11 @@ def build_scaleout(core: Core) -> "tuple[RabbitDispatch, Reaper]":
 
 def build(settings: Settings, worker_id: str = "local") -> Services:
     tokens = TokenConfig(  # first: a refused key leaves nothing built to close
-        settings.resolve_secret_key(), settings.jwt_algorithm, settings.jwt_issuer,
-        settings.jwt_audience, settings.access_token_expire_minutes * 60,
+        settings.resolve_secret_key(),
+        settings.jwt_algorithm,
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        settings.access_token_expire_minutes * 60,
     )
     core = build_core(settings)
     db = core.db
@@ -146,20 +165,30 @@ def build(settings: Settings, worker_id: str = "local") -> Services:
     else:  # generations run here: the only process with a runner besides the worker
         dispatch, reaper = LocalDispatch(core.store, core.runner(worker_id)), None
     return Services(
-        settings=settings, db=db, tokens=tokens, providers=core.providers, log=core.log, store=core.store,
-        dispatch=dispatch, generations=GenerationService(settings, core.store, core.log, dispatch),
+        settings=settings,
+        db=db,
+        tokens=tokens,
+        providers=core.providers,
+        log=core.log,
+        store=core.store,
+        dispatch=dispatch,
+        generations=GenerationService(settings, core.store, core.log, dispatch),
         sessions=SessionService(settings, core.providers),
         limits=Limits(settings, db),
-        usage=core.usage, reaper=reaper, api_keys=build_api_keys(settings, db, tokens.secret_key),
-        refresh=RefreshTokens(settings, db), titles=core.titles,
+        usage=core.usage,
+        reaper=reaper,
+        api_keys=build_api_keys(settings, db, tokens.secret_key),
+        refresh=RefreshTokens(settings, db),
+        titles=core.titles,
     )
 
 
 def build_api_keys(settings: Settings, db: Database, secret_key: str) -> ApiKeyService:
     hash_key = settings.api_key_hash_key or secret_key
     check_secret_key(hash_key)
-    return ApiKeyService(db, hash_key, settings.api_keys_per_user, settings.api_key_max_days,
-                         settings.api_key_touch_interval)
+    return ApiKeyService(
+        db, hash_key, settings.api_keys_per_user, settings.api_key_max_days, settings.api_key_touch_interval
+    )
 
 
 async def recover_interrupted(db: Database) -> int:
@@ -170,10 +199,16 @@ async def recover_interrupted(db: Database) -> int:
     sent = case((Message.seq_reserved > Message.last_seq, Message.seq_reserved), else_=Message.last_seq)
     async with db.sessionmaker() as session:
         result = await session.execute(
-            update(Message).where(Message.role == "assistant", Message.status.in_(ACTIVE))
-            .values(status="failed", finish_reason="interrupted", error=SHUTDOWN_ERROR,
-                    last_seq=case((Message.status == "running", sent + 2), else_=Message.last_seq + 1),
-                    finished_at=utcnow()))
+            update(Message)
+            .where(Message.role == "assistant", Message.status.in_(ACTIVE))
+            .values(
+                status="failed",
+                finish_reason="interrupted",
+                error=SHUTDOWN_ERROR,
+                last_seq=case((Message.status == "running", sent + 2), else_=Message.last_seq + 1),
+                finished_at=utcnow(),
+            )
+        )
         await session.commit()
     if result.rowcount:
         log.warning("ended %d generation(s) interrupted by a restart", result.rowcount)

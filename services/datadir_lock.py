@@ -18,9 +18,11 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
-HOW_TO_SCALE = ("the embedded mode runs in one process per data directory; to serve from several "
-                "processes use the scale-out mode (DATABASE_URL, REDIS_URL and RABBITMQ_URL, API "
-                "replicas plus `python -m worker`; see docs/architecture.md)")
+HOW_TO_SCALE = (
+    "the embedded mode runs in one process per data directory; to serve from several "
+    "processes use the scale-out mode (DATABASE_URL, REDIS_URL and RABBITMQ_URL, API "
+    "replicas plus `python -m worker`; see docs/architecture.md)"
+)
 
 
 class DataDirBusy(RuntimeError):

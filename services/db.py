@@ -4,12 +4,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from alembic import command
 from config import Settings
 from services.serial_thread import SerialThread
 
@@ -24,15 +24,14 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            self.engine: AsyncEngine = create_async_engine(
-                url, connect_args={"timeout": 30}
-            )
+            self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 30})
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             # The generation path's statements (services/generations/store_sql.py) run on one
             # thread with a plain sqlite3 connection: one thread hop per operation instead of
             # one per statement through aiosqlite, and no async adaptation around each.
-            self.sync_engine = create_engine(make_url(url).set(drivername="sqlite"),
-                                             connect_args={"timeout": 30, "check_same_thread": False})
+            self.sync_engine = create_engine(
+                make_url(url).set(drivername="sqlite"), connect_args={"timeout": 30, "check_same_thread": False}
+            )
             event.listen(self.sync_engine, "connect", _sqlite_pragmas)
             self._thread = SerialThread("sqlite")
             # The thread's one connection, held between calls: a pool checkout and return

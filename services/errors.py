@@ -35,8 +35,15 @@ class InvalidInput(DomainError):
 class RateLimited(DomainError):
     code = "rate_limited"
 
-    def __init__(self, detail: str, *, retry_after: float = 1.0, code: str | None = None,
-                 limit: int | None = None, remaining: int = 0):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after: float = 1.0,
+        code: str | None = None,
+        limit: int | None = None,
+        remaining: int = 0,
+    ):
         super().__init__(detail, code=code)
         self.retry_after = retry_after
         self.limit = limit  # the bound that was hit, when there is one to report
@@ -48,8 +55,7 @@ class ProviderError(DomainError):
 
     code = "provider_error"
 
-    def __init__(self, detail: str, *, code: str | None = None, retryable: bool = False,
-                 status: int | None = None):
+    def __init__(self, detail: str, *, code: str | None = None, retryable: bool = False, status: int | None = None):
         super().__init__(detail, code=code)
         self.retryable = retryable
         self.status = status

@@ -51,12 +51,21 @@ class RefreshTokens:
         REFRESH_TOKENS_PER_USER are revoked, and rows long expired are deleted."""
         now = utcnow()
         async with self.db.sessionmaker() as db:
-            await db.execute(delete(RefreshToken).where(
-                RefreshToken.user_id == user_id, RefreshToken.expires_at < now - self.ttl))
-            live = (await db.scalars(select(RefreshToken.id).where(
-                RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > now)
-                .order_by(RefreshToken.created_at.desc(), RefreshToken.id.desc()))).all()
-            extra = list(live[self.s.refresh_tokens_per_user - 1:])
+            await db.execute(
+                delete(RefreshToken).where(RefreshToken.user_id == user_id, RefreshToken.expires_at < now - self.ttl)
+            )
+            live = (
+                await db.scalars(
+                    select(RefreshToken.id)
+                    .where(
+                        RefreshToken.user_id == user_id,
+                        RefreshToken.revoked_at.is_(None),
+                        RefreshToken.expires_at > now,
+                    )
+                    .order_by(RefreshToken.created_at.desc(), RefreshToken.id.desc())
+                )
+            ).all()
+            extra = list(live[self.s.refresh_tokens_per_user - 1 :])
             if extra:
                 await db.execute(update(RefreshToken).where(RefreshToken.id.in_(extra)).values(revoked_at=now))
             token = await self._add(db, user_id, new_id(), now)
@@ -65,8 +74,15 @@ class RefreshTokens:
 
     async def _add(self, db: AsyncSession, user_id: str, family_id: str, now: datetime) -> Renewal:
         token = secrets.token_urlsafe(32)
-        db.add(RefreshToken(user_id=user_id, family_id=family_id, token_hash=token_hash(token),
-                            created_at=now, expires_at=now + self.ttl))
+        db.add(
+            RefreshToken(
+                user_id=user_id,
+                family_id=family_id,
+                token_hash=token_hash(token),
+                created_at=now,
+                expires_at=now + self.ttl,
+            )
+        )
         return Renewal(user_id, family_id, token, self.max_age)
 
     async def rotate(self, token: str | None) -> Renewal:
@@ -78,8 +94,11 @@ class RefreshTokens:
             row = await db.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(token)))
             if row is None or row.expires_at <= now:
                 raise Unauthorized("Refresh token expired or unknown; sign in again.", code="invalid_refresh_token")
-            claimed: Any = await db.execute(update(RefreshToken).where(
-                RefreshToken.id == row.id, RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
+            claimed: Any = await db.execute(
+                update(RefreshToken)
+                .where(RefreshToken.id == row.id, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
             won = claimed.rowcount == 1  # a concurrent rotation of the same token loses here
             if won:
                 renewal = await self._add(db, row.user_id, row.family_id, now)
@@ -91,19 +110,33 @@ class RefreshTokens:
 
     async def _reused(self, db: AsyncSession, row: RefreshToken, now: datetime) -> Renewal:
         revoked_at = row.revoked_at or now
-        family_alive = await db.scalar(select(func.count()).select_from(RefreshToken).where(
-            RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None)))
+        family_alive = await db.scalar(
+            select(func.count())
+            .select_from(RefreshToken)
+            .where(RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None))
+        )
         if family_alive and now - revoked_at <= timedelta(seconds=self.s.refresh_reuse_grace_seconds):
             return Renewal(row.user_id, row.family_id, None, self.max_age)
-        await db.execute(update(RefreshToken).where(
-            RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
+        await db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
         await db.commit()
-        raise Unauthorized("This refresh token was already used; the sign-in it belonged to has been ended. "
-                           "Sign in again.", code="refresh_token_reused")
+        raise Unauthorized(
+            "This refresh token was already used; the sign-in it belonged to has been ended. Sign in again.",
+            code="refresh_token_reused",
+        )
 
     async def revoke_family(self, user_id: str, family_id: str) -> None:
         async with self.db.sessionmaker() as db:
-            await db.execute(update(RefreshToken).where(
-                RefreshToken.user_id == user_id, RefreshToken.family_id == family_id,
-                RefreshToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+            await db.execute(
+                update(RefreshToken)
+                .where(
+                    RefreshToken.user_id == user_id,
+                    RefreshToken.family_id == family_id,
+                    RefreshToken.revoked_at.is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
             await db.commit()

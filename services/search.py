@@ -25,8 +25,14 @@ _SNIPPET_WORDS = 12
 
 # The time of a chat's last message (None before the first): what the sidebar shows and
 # sorts by. One probe of ix_messages_session_pk per chat.
-last_message_at = (select(Message.created_at).where(Message.session_id == ChatSession.id)
-                   .order_by(Message.pk.desc()).limit(1).correlate(ChatSession).scalar_subquery())
+last_message_at = (
+    select(Message.created_at)
+    .where(Message.session_id == ChatSession.id)
+    .order_by(Message.pk.desc())
+    .limit(1)
+    .correlate(ChatSession)
+    .scalar_subquery()
+)
 activity = func.coalesce(last_message_at, ChatSession.created_at, type_=UTCDateTime())
 
 
@@ -53,8 +59,9 @@ def parse_query(q: str, max_chars: int, max_terms: int) -> Query:
 class ChatSearch(ABC):
     """`search(db, user_id, query, limit, offset)`: (hits, total) among the user's chats."""
 
-    async def search(self, db: AsyncSession, user_id: str, query: Query, limit: int,
-                     offset: int) -> tuple[list[Hit], int]:
+    async def search(
+        self, db: AsyncSession, user_id: str, query: Query, limit: int, offset: int
+    ) -> tuple[list[Hit], int]:
         mine = (ChatSession.user_id == user_id, ChatSession.kind == "chat")
         like = "%" + _LIKE_SPECIALS.sub(r"\\\1", query.raw) + "%"
         matches: list[ColumnElement[bool]] = [ChatSession.title.ilike(like, escape="\\")]
@@ -62,9 +69,15 @@ class ChatSearch(ABC):
             matches.append(ChatSession.id.in_(self.matching_sessions(query.terms)))
         where = (*mine, or_(*matches))
         total = await db.scalar(select(func.count()).select_from(ChatSession).where(*where)) or 0
-        rows = (await db.execute(
-            select(ChatSession, last_message_at.label("last_at")).where(*where)
-            .order_by(activity.desc(), ChatSession.id.desc()).limit(limit).offset(offset))).all()
+        rows = (
+            await db.execute(
+                select(ChatSession, last_message_at.label("last_at"))
+                .where(*where)
+                .order_by(activity.desc(), ChatSession.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
         hits = []
         for chat, last_at in rows:
             snippet = await self.snippet(db, chat.id, query.terms) if query.terms else None
@@ -87,15 +100,21 @@ class SqliteSearch(ChatSearch):
         return " ".join('"' + t.replace('"', '""') + '"*' for t in terms)
 
     def matching_sessions(self, terms: list[str]) -> Select[Any]:
-        fts = text("SELECT session_id FROM messages_fts WHERE messages_fts MATCH :fts_q").bindparams(
-            fts_q=self._match(terms)).columns(literal_column("session_id"))
+        fts = (
+            text("SELECT session_id FROM messages_fts WHERE messages_fts MATCH :fts_q")
+            .bindparams(fts_q=self._match(terms))
+            .columns(literal_column("session_id"))
+        )
         return select(fts.subquery().c.session_id)
 
     async def snippet(self, db: AsyncSession, session_id: str, terms: list[str]) -> str | None:
-        found: str | None = await db.scalar(text(
-            "SELECT snippet(messages_fts, 0, '', '', '…', :n) FROM messages_fts "
-            "WHERE messages_fts MATCH :q AND session_id = :sid ORDER BY rowid DESC LIMIT 1"),
-            {"q": self._match(terms), "sid": session_id, "n": _SNIPPET_WORDS})
+        found: str | None = await db.scalar(
+            text(
+                "SELECT snippet(messages_fts, 0, '', '', '…', :n) FROM messages_fts "
+                "WHERE messages_fts MATCH :q AND session_id = :sid ORDER BY rowid DESC LIMIT 1"
+            ),
+            {"q": self._match(terms), "sid": session_id, "n": _SNIPPET_WORDS},
+        )
         return found
 
 
@@ -111,14 +130,26 @@ class PostgresSearch(ChatSearch):
 
     def matching_sessions(self, terms: list[str]) -> Select[Any]:
         return select(Message.session_id).where(
-            self._vector().bool_op("@@")(self._tsquery(terms)), Message.status.not_in(("queued", "running")))
+            self._vector().bool_op("@@")(self._tsquery(terms)), Message.status.not_in(("queued", "running"))
+        )
 
     async def snippet(self, db: AsyncSession, session_id: str, terms: list[str]) -> str | None:
-        headline = func.ts_headline("simple", Message.content, self._tsquery(terms),
-                                    f"StartSel=\"\",StopSel=\"\",MaxWords={_SNIPPET_WORDS},MinWords=4")
-        found: str | None = await db.scalar(select(headline).where(
-            Message.session_id == session_id, self._vector().bool_op("@@")(self._tsquery(terms)),
-            Message.status.not_in(("queued", "running"))).order_by(Message.pk.desc()).limit(1))
+        headline = func.ts_headline(
+            "simple",
+            Message.content,
+            self._tsquery(terms),
+            f'StartSel="",StopSel="",MaxWords={_SNIPPET_WORDS},MinWords=4',
+        )
+        found: str | None = await db.scalar(
+            select(headline)
+            .where(
+                Message.session_id == session_id,
+                self._vector().bool_op("@@")(self._tsquery(terms)),
+                Message.status.not_in(("queued", "running")),
+            )
+            .order_by(Message.pk.desc())
+            .limit(1)
+        )
         return found
 
 

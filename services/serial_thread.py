@@ -49,8 +49,7 @@ class SerialThread:
         with self._lock:
             if self._thread is None:
                 # A daemon: a process exiting without stop() must not hang on an idle thread.
-                self._thread = threading.Thread(target=self._work, args=(self._queue,), name=self.name,
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._work, args=(self._queue,), name=self.name, daemon=True)
                 self._thread.start()
 
     @staticmethod

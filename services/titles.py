@@ -48,12 +48,14 @@ class AutoTitler:
     def after(self, inner: EndHook) -> EndHook:
         """The runner's end hook: `inner` first, then a title for a first answer (in the background,
         so the session's next queued answer does not wait for it)."""
+
         async def hook(end: Ended) -> None:
             await inner(end)
             if self.s.auto_title and end.status == "completed" and end.content.strip():
                 task = asyncio.create_task(self._guarded(end.state.generation_id, end.state.model, end.content))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
         return hook
 
     async def idle(self) -> None:
@@ -83,8 +85,11 @@ class AutoTitler:
         provider, model_id = self.providers.split(model)
         if provider.kind == "offline":  # its first-words title stands
             return None
-        turns = [{"role": "user", "content": question[:_EXCERPT]},
-                 {"role": "assistant", "content": answer[:_EXCERPT]}, {"role": "user", "content": ASK}]
+        turns = [
+            {"role": "user", "content": question[:_EXCERPT]},
+            {"role": "assistant", "content": answer[:_EXCERPT]},
+            {"role": "user", "content": ASK},
+        ]
         request = ChatRequest(model_id, turns, temperature=0.3, max_tokens=self.s.auto_title_max_tokens)
         parts: list[str] = []
         events = provider.stream(request)
@@ -100,8 +105,11 @@ class AutoTitler:
         if not title:
             return None
         async with self.db.sessionmaker() as db:
-            done = await db.execute(update(ChatSession).where(
-                ChatSession.id == session_id, ChatSession.title == first_words(question)).values(title=title))
+            done = await db.execute(
+                update(ChatSession)
+                .where(ChatSession.id == session_id, ChatSession.title == first_words(question))
+                .values(title=title)
+            )
             await db.commit()
         return title if getattr(done, "rowcount", 0) == 1 else None
 
@@ -109,15 +117,23 @@ class AutoTitler:
         """(session id, first message) if this answer is the first of a UI chat whose title is
         still its first words; None otherwise."""
         async with self.db.sessionmaker() as db:
-            row: Any = (await db.execute(select(Message.session_id, Message.pk, ChatSession.title, ChatSession.kind)
-                                         .join(ChatSession, ChatSession.id == Message.session_id)
-                                         .where(Message.id == generation_id))).first()
+            row: Any = (
+                await db.execute(
+                    select(Message.session_id, Message.pk, ChatSession.title, ChatSession.kind)
+                    .join(ChatSession, ChatSession.id == Message.session_id)
+                    .where(Message.id == generation_id)
+                )
+            ).first()
             if row is None or row.kind != "chat":
                 return None
-            earlier = await db.scalar(select(func.count()).select_from(Message).where(
-                Message.session_id == row.session_id, Message.role == "assistant", Message.pk < row.pk))
-            question = await db.scalar(select(Message.content).where(
-                Message.generation_id == generation_id, Message.role == "user"))
+            earlier = await db.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.session_id == row.session_id, Message.role == "assistant", Message.pk < row.pk)
+            )
+            question = await db.scalar(
+                select(Message.content).where(Message.generation_id == generation_id, Message.role == "user")
+            )
         if earlier or question is None or row.title != first_words(question):
             return None
         return row.session_id, question

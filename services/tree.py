@@ -98,5 +98,9 @@ async def branch(services: Services, b: Branch) -> Accepted:
     await services.usage.admit(b.user_id)
     await services.limits.check_generation_start(b.user_id, b.session_id)
     store = services.store
-    return await services.generations.submit_with(b.session_id, lambda claim_for: services.db.run(
-        create_branch, b, store.max_queued, claim_for, store.max_history, store.seq_reserve))
+    return await services.generations.submit_with(
+        b.session_id,
+        lambda claim_for: services.db.run(
+            create_branch, b, store.max_queued, claim_for, store.max_history, store.seq_reserve
+        ),
+    )

@@ -7,7 +7,7 @@ month have reached a budget; an answer already accepted or running is never cut.
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, case, func, insert, select
 from sqlalchemy.dialects import sqlite
@@ -21,12 +21,17 @@ from services.observability import metrics
 usage_t, users_t = UsageRecord.__table__, User.__table__
 messages_t, chats_t = Message.__table__, ChatSession.__table__
 
-_owner = select(chats_t.c.user_id, messages_t.c.session_id).join(
-    chats_t, chats_t.c.id == messages_t.c.session_id).where(messages_t.c.id == bindparam("gid"))
-_policy = select(users_t.c.role, users_t.c.disabled, users_t.c.daily_token_budget,
-                 users_t.c.monthly_token_budget).where(users_t.c.id == bindparam("uid"))
+_owner = (
+    select(chats_t.c.user_id, messages_t.c.session_id)
+    .join(chats_t, chats_t.c.id == messages_t.c.session_id)
+    .where(messages_t.c.id == bindparam("gid"))
+)
+_policy = select(
+    users_t.c.role, users_t.c.disabled, users_t.c.daily_token_budget, users_t.c.monthly_token_budget
+).where(users_t.c.id == bindparam("uid"))
 _spent = select(func.coalesce(func.sum(usage_t.c.prompt_tokens + usage_t.c.completion_tokens), 0)).where(
-    usage_t.c.user_id == bindparam("uid"), usage_t.c.day >= bindparam("since"))
+    usage_t.c.user_id == bindparam("uid"), usage_t.c.day >= bindparam("since")
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class Policy:
 
 
 def utc_day(moment: datetime | None = None) -> str:
-    return (moment or utcnow()).astimezone(timezone.utc).date().isoformat()
+    return (moment or utcnow()).astimezone(UTC).date().isoformat()
 
 
 def record_usage(conn: Connection, generation_id: str, model: str, usage: dict) -> tuple[str, str] | None:
@@ -47,34 +52,54 @@ def record_usage(conn: Connection, generation_id: str, model: str, usage: dict) 
     owner = conn.execute(_owner, {"gid": generation_id}).first()
     if owner is None:
         return None
-    conn.execute(insert(usage_t).values(
-        generation_id=generation_id, user_id=owner.user_id, session_id=owner.session_id, model=model or "",
-        day=utc_day(), prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0), estimated=bool(usage.get("estimated")),
-        created_at=utcnow()))
+    conn.execute(
+        insert(usage_t).values(
+            generation_id=generation_id,
+            user_id=owner.user_id,
+            session_id=owner.session_id,
+            model=model or "",
+            day=utc_day(),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            estimated=bool(usage.get("estimated")),
+            created_at=utcnow(),
+        )
+    )
     return owner.user_id, owner.session_id
 
 
 # SQLite: the same row in one statement on the driver's cursor (see store_sqlite: each
 # SQLAlchemy execution costs far more Python than the statement), once per generation.
-_RECORD = ("INSERT INTO usage_records (generation_id, user_id, session_id, model, day, prompt_tokens, "
-           "completion_tokens, estimated, created_at) SELECT m.id, c.user_id, m.session_id, ?, ?, ?, ?, ?, ? "
-           "FROM messages m JOIN chat_sessions c ON c.id = m.session_id WHERE m.id = ? "
-           "ON CONFLICT (generation_id) DO NOTHING RETURNING user_id, session_id")
+_RECORD = (
+    "INSERT INTO usage_records (generation_id, user_id, session_id, model, day, prompt_tokens, "
+    "completion_tokens, estimated, created_at) SELECT m.id, c.user_id, m.session_id, ?, ?, ?, ?, ?, ? "
+    "FROM messages m JOIN chat_sessions c ON c.id = m.session_id WHERE m.id = ? "
+    "ON CONFLICT (generation_id) DO NOTHING RETURNING user_id, session_id"
+)
 _when = usage_t.c.created_at.type.dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
 
 
 def record_usage_sqlite(conn: Connection, generation_id: str, model: str, usage: dict) -> tuple[str, str] | None:
-    row = conn.connection.driver_connection.execute(_RECORD, (
-        model or "", utc_day(), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
-        1 if usage.get("estimated") else 0, _when(utcnow()), generation_id)).fetchone()
+    row = conn.connection.driver_connection.execute(
+        _RECORD,
+        (
+            model or "",
+            utc_day(),
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            1 if usage.get("estimated") else 0,
+            _when(utcnow()),
+            generation_id,
+        ),
+    ).fetchone()
     return None if row is None else (row[0], row[1])
 
 
 def _read_policy(conn: Connection, user_id: str) -> Policy | None:
     row = conn.execute(_policy, {"uid": user_id}).first()
-    return None if row is None else Policy(row.role, bool(row.disabled), row.daily_token_budget,
-                                           row.monthly_token_budget)
+    return (
+        None if row is None else Policy(row.role, bool(row.disabled), row.daily_token_budget, row.monthly_token_budget)
+    )
 
 
 def _spent_since(conn: Connection, user_id: str, since: str) -> int:
@@ -86,7 +111,7 @@ def _days_before(day: date, days: int) -> date:
 
 
 def _seconds_until(moment: datetime) -> float:
-    return max(1.0, (moment - datetime.now(timezone.utc)).total_seconds())
+    return max(1.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 class UsageService:
@@ -128,12 +153,15 @@ class UsageService:
             raise Forbidden("This account is disabled.", code="user_disabled")
         if not budgets:
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for period, budget, start, end in self._periods(policy, now):
             if await self.db.run(_spent_since, user_id, start.date().isoformat()) >= budget:
                 metrics.QUOTA_REFUSALS.labels(period).inc()
-                raise RateLimited(f"The {period} token budget ({budget} tokens) is used up.",
-                                  code="quota_exceeded", retry_after=_seconds_until(end))
+                raise RateLimited(
+                    f"The {period} token budget ({budget} tokens) is used up.",
+                    code="quota_exceeded",
+                    retry_after=_seconds_until(end),
+                )
 
     @staticmethod
     def _periods(policy: Policy, now: datetime):
@@ -147,7 +175,7 @@ class UsageService:
     def window(self, start: date | None, end: date | None) -> tuple[date, date]:
         """The days asked for, at most USAGE_MAX_DAYS ending at `end` (a wider range is cut
         at its start; the answer says which range it covers). `from` after `to`: no day."""
-        end = end or datetime.now(timezone.utc).date()
+        end = end or datetime.now(UTC).date()
         earliest = _days_before(end, self.max_days - 1)
         start = max(start or _days_before(end, 29), earliest)
         return start, end
@@ -165,12 +193,19 @@ def _summary(conn: Connection, user_id: str | None, start: str, end: str):
     keys = [usage_t.c.day, usage_t.c.model]
     if user_id is None:
         keys = [usage_t.c.user_id, users_t.c.username, *keys]
-    query = select(*keys, func.sum(usage_t.c.prompt_tokens).label("prompt_tokens"),
-                   func.sum(usage_t.c.completion_tokens).label("completion_tokens"),
-                   func.count().label("generations"),
-                   func.sum(case((usage_t.c.estimated, 1), else_=0)).label("estimated_generations"),
-                   ).join(users_t, users_t.c.id == usage_t.c.user_id).where(
-        usage_t.c.day >= start, usage_t.c.day <= end).group_by(*keys).order_by(*keys)
+    query = (
+        select(
+            *keys,
+            func.sum(usage_t.c.prompt_tokens).label("prompt_tokens"),
+            func.sum(usage_t.c.completion_tokens).label("completion_tokens"),
+            func.count().label("generations"),
+            func.sum(case((usage_t.c.estimated, 1), else_=0)).label("estimated_generations"),
+        )
+        .join(users_t, users_t.c.id == usage_t.c.user_id)
+        .where(usage_t.c.day >= start, usage_t.c.day <= end)
+        .group_by(*keys)
+        .order_by(*keys)
+    )
     if user_id is not None:
         query = query.where(usage_t.c.user_id == user_id)
     return conn.execute(query).all()

@@ -34,8 +34,7 @@ async def create_user(db: AsyncSession, username: str, password: str, role: str 
         raise taken
     # argon2 is deliberately slow: keep it off the event loop.
     password_hash = await asyncio.to_thread(hash_password, password)
-    user = User(username=username, username_normalized=key, password_hash=password_hash,
-                role=role)
+    user = User(username=username, username_normalized=key, password_hash=password_hash, role=role)
     db.add(user)
     try:
         await db.commit()
@@ -58,8 +57,7 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> User:
     return user
 
 
-_by_id = select(_users.c.id, _users.c.username, _users.c.role, _users.c.disabled).where(
-    _users.c.id == bindparam("uid"))
+_by_id = select(_users.c.id, _users.c.username, _users.c.role, _users.c.disabled).where(_users.c.id == bindparam("uid"))
 
 
 def _user_row(conn: Connection, user_id: str):

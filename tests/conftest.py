@@ -42,6 +42,7 @@ def fake_upstream():
 @pytest.fixture
 def fake(fake_upstream):
     import httpx
+
     httpx.post(f"{fake_upstream.base_url}/_fake/reset")
     return fake_upstream
 
@@ -49,8 +50,13 @@ def fake(fake_upstream):
 @pytest.fixture
 def upstream_settings(tmp_path, fake):
     """The service in front of the fake OpenAI-compatible upstream."""
-    return make_settings(tmp_path, openai_base_url=fake.openai_base_url, openai_api_key="test-key",
-                         default_model="openai/fake-model", provider_retry_backoff=0.05)
+    return make_settings(
+        tmp_path,
+        openai_base_url=fake.openai_base_url,
+        openai_api_key="test-key",
+        default_model="openai/fake-model",
+        provider_retry_backoff=0.05,
+    )
 
 
 @pytest.fixture

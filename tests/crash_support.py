@@ -31,8 +31,9 @@ async def _sse(base: str, token: str, path: str, after: int, as_header: bool) ->
             return await read_sse(r)
 
 
-async def resume_everywhere(base: str, ws_base: str, token: str, sid: str, gen: str, after: int,
-                            by_session: bool = True) -> tuple[dict[str, list[dict]], float]:
+async def resume_everywhere(
+    base: str, ws_base: str, token: str, sid: str, gen: str, after: int, by_session: bool = True
+) -> tuple[dict[str, list[dict]], float]:
     """The frames each transport gives for a resume after `after`, and the slowest one's
     time to its done frame (seconds). `by_session`: also GET /stream/{session_id}, which
     follows the session's latest generation (so only while `gen` is that one)."""
@@ -58,8 +59,9 @@ async def resume_everywhere(base: str, ws_base: str, token: str, sid: str, gen: 
     return out, slowest
 
 
-def check_resumed(frames_by_transport: dict[str, list[dict]], held: str, after: int, max_seen: int,
-                  stored: dict) -> None:
+def check_resumed(
+    frames_by_transport: dict[str, list[dict]], held: str, after: int, max_seen: int, stored: dict
+) -> None:
     """Every transport's frames, applied to the text the client held up to `after`, give the
     stored text, and the done frame's seq is above every seq the client ever saw."""
     for name, frames in frames_by_transport.items():

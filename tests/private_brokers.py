@@ -7,7 +7,6 @@ RabbitMQ is started with /usr/lib/rabbitmq/bin/rabbitmq-server (the Debian wrapp
 node name, AMQP and distribution ports, Mnesia and log directories, an empty config (the
 machine's own config names port 5672) and no plugins (no management listener)."""
 
-from abc import ABC, abstractmethod
 import os
 import shutil
 import signal
@@ -15,6 +14,7 @@ import socket
 import subprocess
 import time
 import uuid
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from tests.support import free_port
@@ -62,8 +62,14 @@ class PrivateServer(ABC):
     def start(self, timeout: float = 90) -> float:
         """Starts it and waits until it accepts connections; returns the time it did."""
         self.log_file = open(self.dir / "process.log", "ab")
-        self.proc = subprocess.Popen(self.command(), cwd=self.dir, env=self.environment(), stdout=self.log_file,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command(),
+            cwd=self.dir,
+            env=self.environment(),
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while not port_open(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -103,8 +109,23 @@ class PrivateRedis(PrivateServer):
 
     def command(self) -> list[str]:
         # An append-only file, so a restart keeps the stream logs like a production Redis does.
-        return ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
-                "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"]
+        return [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--protected-mode",
+            "no",
+        ]
 
 
 class PrivateRabbit(PrivateServer):
@@ -129,9 +150,17 @@ class PrivateRabbit(PrivateServer):
     def environment(self) -> dict:
         env = dict(os.environ)
         d = self.dir
-        env.update(HOME=str(d / "home"), RABBITMQ_NODENAME=self.node, RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
-                   RABBITMQ_NODE_PORT=str(self.port), RABBITMQ_DIST_PORT=str(self.dist_port),
-                   RABBITMQ_MNESIA_BASE=str(d / "mnesia"), RABBITMQ_LOG_BASE=str(d / "log"),
-                   RABBITMQ_CONFIG_FILE=str(d / "rabbitmq"), RABBITMQ_CONF_ENV_FILE=str(d / "rabbitmq-env.conf"),
-                   RABBITMQ_ENABLED_PLUGINS_FILE=str(d / "enabled_plugins"), ERL_EPMD_ADDRESS="127.0.0.1")
+        env.update(
+            HOME=str(d / "home"),
+            RABBITMQ_NODENAME=self.node,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=str(d / "mnesia"),
+            RABBITMQ_LOG_BASE=str(d / "log"),
+            RABBITMQ_CONFIG_FILE=str(d / "rabbitmq"),
+            RABBITMQ_CONF_ENV_FILE=str(d / "rabbitmq-env.conf"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(d / "enabled_plugins"),
+            ERL_EPMD_ADDRESS="127.0.0.1",
+        )
         return env

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 
-
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -30,12 +29,14 @@ async def new_chat(services, model: str):
     """A fresh user and a chat session of theirs on `model`, straight in the database (for
     tests that drive the services without the HTTP API)."""
     from models.db import ChatSession, User
+
     async with services.db.sessionmaker() as db:
         user = User(username=unique("u"), password_hash="x")
         db.add(user)
         await db.flush()
-        chat = ChatSession(user_id=user.id, model_name=model, temperature=1.0, max_tokens=1024, top_p=1.0,
-                           fallback_models=[])
+        chat = ChatSession(
+            user_id=user.id, model_name=model, temperature=1.0, max_tokens=1024, top_p=1.0, fallback_models=[]
+        )
         db.add(chat)
         await db.commit()
         return chat
@@ -51,6 +52,7 @@ def _with_database(url: str, name: str) -> str:
 
 async def create_database(name: str) -> str:
     import asyncpg
+
     conn = await asyncpg.connect(_pg_admin_url())
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -61,6 +63,7 @@ async def create_database(name: str) -> str:
 
 async def drop_database(name: str) -> None:
     import asyncpg
+
     conn = await asyncpg.connect(_pg_admin_url())
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -70,17 +73,19 @@ async def drop_database(name: str) -> None:
 
 async def clean_redis(prefix: str) -> None:
     import redis.asyncio as aioredis
+
     client = aioredis.Redis.from_url(REDIS_URL)
     try:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
         for i in range(0, len(keys), 500):
-            await client.delete(*keys[i:i + 500])
+            await client.delete(*keys[i : i + 500])
     finally:
         await client.aclose()
 
 
 async def delete_queue(queue: str) -> None:
     import aio_pika
+
     connection = await aio_pika.connect(RABBITMQ_URL)
     try:
         channel = await connection.channel()
@@ -123,16 +128,29 @@ class Namespace:
 
     def env(self, **extra) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "OLLAMA_"))}
-        env.update(DATABASE_URL=self.database_url, REDIS_URL=REDIS_URL, RABBITMQ_URL=RABBITMQ_URL,
-                   REDIS_KEY_PREFIX=self.prefix, RABBITMQ_QUEUE=self.queue, SECRET_KEY=SECRET,
-                   PYTHONUNBUFFERED="1")
+        env.update(
+            DATABASE_URL=self.database_url,
+            REDIS_URL=REDIS_URL,
+            RABBITMQ_URL=RABBITMQ_URL,
+            REDIS_KEY_PREFIX=self.prefix,
+            RABBITMQ_QUEUE=self.queue,
+            SECRET_KEY=SECRET,
+            PYTHONUNBUFFERED="1",
+        )
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
     def settings(self, tmp_path, **overrides):
         from tests.support import make_settings
-        values = dict(database_url=self.database_url, redis_url=REDIS_URL, rabbitmq_url=RABBITMQ_URL,
-                      redis_key_prefix=self.prefix, rabbitmq_queue=self.queue, secret_key=SECRET)
+
+        values = dict(
+            database_url=self.database_url,
+            redis_url=REDIS_URL,
+            rabbitmq_url=RABBITMQ_URL,
+            redis_key_prefix=self.prefix,
+            rabbitmq_queue=self.queue,
+            secret_key=SECRET,
+        )
         values.update(overrides)
         return make_settings(tmp_path, **values)
 
@@ -149,8 +167,13 @@ class Proc:
 
     @classmethod
     def api(cls, name: str, port: int, env: dict, log_dir: Path) -> "Proc":
-        return cls(name, [PYTHON, "-m", "serve", "--host", "127.0.0.1", "--port", str(port),
-                          "--log-level", "warning"], env, log_dir, port)
+        return cls(
+            name,
+            [PYTHON, "-m", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            env,
+            log_dir,
+            port,
+        )
 
     @classmethod
     def worker(cls, name: str, env: dict, log_dir: Path) -> "Proc":
@@ -158,8 +181,9 @@ class Proc:
 
     def start(self) -> "Proc":
         self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=self.log_file,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.args, cwd=ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
         return self
 
     def wait_ready(self, timeout: float = 60) -> "Proc":

@@ -21,8 +21,14 @@ def make_settings(tmp_path, **overrides) -> Settings:
     # auto_title off: many tests read the fake upstream's last request as an answer's prompt,
     # and a first answer's title request, made in the background, could come after it;
     # tests/test_titles.py turns it on.
-    values = dict(data_dir=tmp_path / "data", time_between_chunks=0.0, secret_key=None,
-                  sse_ping_interval=15.0, flush_interval=0.2, auto_title=False)
+    values = dict(
+        data_dir=tmp_path / "data",
+        time_between_chunks=0.0,
+        secret_key=None,
+        sse_ping_interval=15.0,
+        flush_interval=0.2,
+        auto_title=False,
+    )
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -152,18 +158,29 @@ class ServerProcess:
     def __init__(self, env: dict, port: int | None = None, log_level: str = "warning", log_file=None):
         import os
         import sys
+
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_base = f"ws://127.0.0.1:{self.port}"
         self.env = {**os.environ, **{k: str(v) for k, v in env.items()}}
-        self.cmd = [sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                    "--log-level", log_level]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            log_level,
+        ]
         self.log_file = log_file  # an open file for the server's stdout and stderr
         self.proc = None
 
     async def start(self) -> "ServerProcess":
         import subprocess
         from pathlib import Path
+
         root = Path(__file__).resolve().parent.parent
         self.proc = subprocess.Popen(self.cmd, cwd=root, env=self.env, stdout=self.log_file, stderr=self.log_file)
         async with asyncio.timeout(30):
@@ -211,5 +228,6 @@ async def set_key_column(server, key_id: str, **values) -> None:
     from sqlalchemy import update
 
     from models.db import ApiKey
+
     stmt = update(ApiKey.__table__).where(ApiKey.__table__.c.id == key_id).values(**values)
     await server.services.db.run(lambda conn: conn.execute(stmt))

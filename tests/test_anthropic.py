@@ -23,16 +23,24 @@ async def collect(provider, request: ChatRequest) -> list:
 
 
 def test_system_goes_top_level_and_same_role_turns_are_merged():
-    system, messages = to_messages([
-        {"role": "system", "content": "Be terse."},
-        {"role": "user", "content": "one"}, {"role": "user", "content": "two"},
-        {"role": "assistant", "content": ""},  # a failed answer: empty text is refused by the API
-        {"role": "user", "content": "three"}, {"role": "assistant", "content": "ok"},
-        {"role": "system", "content": "Answer in French."}, {"role": "user", "content": "four"},
-    ])
+    system, messages = to_messages(
+        [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "one"},
+            {"role": "user", "content": "two"},
+            {"role": "assistant", "content": ""},  # a failed answer: empty text is refused by the API
+            {"role": "user", "content": "three"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "system", "content": "Answer in French."},
+            {"role": "user", "content": "four"},
+        ]
+    )
     assert system == "Be terse.\n\nAnswer in French."
-    assert messages == [{"role": "user", "content": "one\n\ntwo\n\nthree"},
-                        {"role": "assistant", "content": "ok"}, {"role": "user", "content": "four"}]
+    assert messages == [
+        {"role": "user", "content": "one\n\ntwo\n\nthree"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "four"},
+    ]
     assert to_messages([{"role": "assistant", "content": "hi"}])[1][0]["role"] == "user"
 
 
@@ -40,8 +48,11 @@ async def test_stream_request_shape_usage_and_stop_reasons(fake):
     provider = AnthropicProvider("anthropic", fake.base_url, KEY)
     try:
         await behave(fake, n=3)
-        messages = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "hello there"},
-                    {"role": "user", "content": "again"}]
+        messages = [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "hello there"},
+            {"role": "user", "content": "again"},
+        ]
         events = await collect(provider, ChatRequest("fake-model", messages, temperature=0.2, max_tokens=50))
         assert events == ["t0 ", "t1 ", "t2 ", Usage(prompt_tokens=5, completion_tokens=3), Finish("stop")]
         sent = (await stats(fake))["last_request"]
@@ -106,8 +117,12 @@ async def test_chat_through_the_service(tmp_path, fake):
 
 
 ERRORS = [  # fake upstream status -> error code, requests made (retryable ones: 1 + 2 retries)
-    (401, "provider_auth_failed", 1), (403, "provider_auth_failed", 1), (404, "model_not_found", 1),
-    (400, "provider_bad_request", 1), (429, "provider_rate_limited", 3), (500, "upstream_error", 3),
+    (401, "provider_auth_failed", 1),
+    (403, "provider_auth_failed", 1),
+    (404, "model_not_found", 1),
+    (400, "provider_bad_request", 1),
+    (429, "provider_rate_limited", 3),
+    (500, "upstream_error", 3),
     (529, "upstream_error", 3),
 ]
 

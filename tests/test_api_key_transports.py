@@ -3,7 +3,7 @@
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import websockets
@@ -26,8 +26,12 @@ async def test_rest_and_sse_with_a_key(server, client, token):
         sid = await new_session(c, key)
         r = await c.post("/chat", json={"session_id": sid, "message": "sync via key"})
         assert r.status_code == 200 and "sync via key" in r.json()["response"]
-        async with c.stream("POST", "/chat", json={"session_id": sid, "message": "stream via key"},
-                            headers={"Accept": "text/event-stream"}) as r:
+        async with c.stream(
+            "POST",
+            "/chat",
+            json={"session_id": sid, "message": "stream via key"},
+            headers={"Accept": "text/event-stream"},
+        ) as r:
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
             events = await read_sse(r)
         assert events[-1]["type"] == "done" and "stream via key" in text_of(events)
@@ -42,8 +46,11 @@ async def test_each_websocket_auth_style_with_a_key(server, client, token, style
     key = (await create_key(client, token))["key"]
     sid = await new_session(client, token)
     url = f"{server.ws_base}/ws/{sid}"
-    kwargs = {"header": {"additional_headers": {"Authorization": f"Bearer {key}"}},
-              "subprotocol": {"subprotocols": ["bearer", key]}, "first_frame": {}}[style]
+    kwargs = {
+        "header": {"additional_headers": {"Authorization": f"Bearer {key}"}},
+        "subprotocol": {"subprotocols": ["bearer", key]},
+        "first_frame": {},
+    }[style]
     async with websockets.connect(url, **kwargs) as conn:
         if style == "subprotocol":
             assert conn.subprotocol == "bearer"
@@ -62,12 +69,18 @@ async def test_revoked_key_is_refused_at_once_everywhere(server, client, auth, t
     sid = await new_session(client, token)
     assert (await client.get("/sessions", headers={"Authorization": f"Bearer {key}"})).status_code == 200
     assert (await auth.delete(f"/api-keys/{created['id']}")).status_code == 204
-    for method, path, body in (("GET", "/sessions", None), ("POST", "/chat", {"session_id": sid, "message": "x"}),
-                               ("GET", f"/sessions/{sid}", None), ("GET", "/api-keys", None)):
+    for method, path, body in (
+        ("GET", "/sessions", None),
+        ("POST", "/chat", {"session_id": sid, "message": "x"}),
+        ("GET", f"/sessions/{sid}", None),
+        ("GET", "/api-keys", None),
+    ):
         r = await client.request(method, path, json=body, headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 401 and r.json()["code"] == "invalid_api_key", (path, r.text)
         assert r.headers["www-authenticate"] == "Bearer"
-    async with websockets.connect(f"{server.ws_base}/ws/{sid}", additional_headers={"Authorization": f"Bearer {key}"}) as conn:
+    async with websockets.connect(
+        f"{server.ws_base}/ws/{sid}", additional_headers={"Authorization": f"Bearer {key}"}
+    ) as conn:
         assert await _close_code(conn) == 4401
     async with websockets.connect(f"{server.ws_base}/ws/{sid}") as conn:
         await conn.send(json.dumps({"type": "auth", "token": key}))
@@ -76,8 +89,13 @@ async def test_revoked_key_is_refused_at_once_everywhere(server, client, auth, t
 
 async def test_forged_keys_are_refused(server, client, token):
     real = (await create_key(client, token))["key"]
-    forged = [real[:-1] + ("A" if real[-1] != "A" else "B"), real + "x", "sk-chat-", "sk-chat-" + "a" * 56,
-              real.replace("sk-chat-", "sk-chat-" + "a", 1)[:len(real)]]
+    forged = [
+        real[:-1] + ("A" if real[-1] != "A" else "B"),
+        real + "x",
+        "sk-chat-",
+        "sk-chat-" + "a" * 56,
+        real.replace("sk-chat-", "sk-chat-" + "a", 1)[: len(real)],
+    ]
     for bad in forged:
         r = await client.get("/sessions", headers={"Authorization": f"Bearer {bad}"})
         assert r.status_code == 401 and r.json()["code"] == "invalid_api_key", bad
@@ -86,7 +104,7 @@ async def test_forged_keys_are_refused(server, client, token):
 async def test_expired_key_is_refused(server, client, token):
     created = await create_key(client, token, expires_in_days=1)
     sid = await new_session(client, token)
-    await set_key_column(server, created["id"], expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+    await set_key_column(server, created["id"], expires_at=datetime.now(UTC) - timedelta(seconds=1))
     r = await client.get("/sessions", headers={"Authorization": f"Bearer {created['key']}"})
     assert r.status_code == 401 and r.json()["code"] == "api_key_expired"
     async with websockets.connect(f"{server.ws_base}/ws/{sid}", subprotocols=["bearer", created["key"]]) as conn:

@@ -6,7 +6,7 @@ import hmac
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -28,7 +28,7 @@ async def test_create_list_revoke(server, client, auth, token):
     assert listed.status_code == 200
     (row,) = listed.json()
     assert set(row) == LISTED and row["id"] == created["id"] and row["prefix"] == created["prefix"]
-    assert created["key"] not in listed.text and created["key"][len(created["prefix"]):] not in listed.text
+    assert created["key"] not in listed.text and created["key"][len(created["prefix"]) :] not in listed.text
     assert (await auth.delete(f"/api-keys/{created['id']}")).status_code == 204
     assert (await auth.get("/api-keys")).json() == []
     again = await auth.delete(f"/api-keys/{created['id']}")
@@ -73,22 +73,25 @@ async def test_a_separate_hash_key_setting_is_used(tmp_path):
         await server.stop()
 
 
-@pytest.mark.parametrize("body, code", [
-    ({"name": ""}, "validation_error"),
-    ({"name": "   "}, "validation_error"),
-    ({"name": "a\nb"}, "validation_error"),
-    ({"name": "\ud800"}, "validation_error"),  # a lone surrogate: refused by the JSON parser
-    ({"name": "evil\u202etxt.exe"}, "validation_error"),  # a direction override would spoof listings
-    ({"name": "x" * 101}, "validation_error"),
-    ({"name": "ci", "expires_in_days": 0}, "validation_error"),
-    ({"name": "ci", "expires_in_days": 2**63}, "validation_error"),
-    ({"name": "ci", "expires_in_days": 3651}, "invalid_expiry"),
-    ({"name": "ci", "expires_in_days": 1.5}, "validation_error"),
-    ({"name": "ci", "expires_in_days": True}, "validation_error"),
-    ({"name": "ci", "expires_in_days": "7"}, "validation_error"),
-    ({"name": "ci", "extra": 1}, "validation_error"),
-    ({}, "validation_error"),
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({"name": ""}, "validation_error"),
+        ({"name": "   "}, "validation_error"),
+        ({"name": "a\nb"}, "validation_error"),
+        ({"name": "\ud800"}, "validation_error"),  # a lone surrogate: refused by the JSON parser
+        ({"name": "evil\u202etxt.exe"}, "validation_error"),  # a direction override would spoof listings
+        ({"name": "x" * 101}, "validation_error"),
+        ({"name": "ci", "expires_in_days": 0}, "validation_error"),
+        ({"name": "ci", "expires_in_days": 2**63}, "validation_error"),
+        ({"name": "ci", "expires_in_days": 3651}, "invalid_expiry"),
+        ({"name": "ci", "expires_in_days": 1.5}, "validation_error"),
+        ({"name": "ci", "expires_in_days": True}, "validation_error"),
+        ({"name": "ci", "expires_in_days": "7"}, "validation_error"),
+        ({"name": "ci", "extra": 1}, "validation_error"),
+        ({}, "validation_error"),
+    ],
+)
 async def test_bad_input_is_422(auth, body, code):
     # json.dumps escapes a lone surrogate as \ud800, as any JSON client may send it
     r = await auth.post("/api-keys", content=json.dumps(body), headers={"Content-Type": "application/json"})
@@ -104,7 +107,7 @@ async def test_the_schema_states_the_configured_limits(client):
 async def test_expiry_is_set_from_days(client, token):
     created = await create_key(client, token, expires_in_days=30.0)  # JSON Schema's integer 30
     expires = datetime.fromisoformat(created["expires_at"].replace("Z", "+00:00"))
-    assert abs(expires - datetime.now(timezone.utc) - timedelta(days=30)) < timedelta(minutes=1)
+    assert abs(expires - datetime.now(UTC) - timedelta(days=30)) < timedelta(minutes=1)
 
 
 async def test_keys_per_user_are_limited(tmp_path):
@@ -117,7 +120,7 @@ async def test_keys_per_user_are_limited(tmp_path):
             r = await c.post("/api-keys", json={"name": "third"}, headers={"Authorization": f"Bearer {token}"})
             assert r.status_code == 409 and r.json()["code"] == "too_many_api_keys"
             # an expired key takes no room
-            await set_key_column(server, first["id"], expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+            await set_key_column(server, first["id"], expires_at=datetime.now(UTC) - timedelta(seconds=1))
             await create_key(c, token, "third")
     finally:
         await server.stop()
@@ -135,18 +138,22 @@ async def test_last_used_is_written_at_most_once_per_interval(server, client, to
     assert first is not None
     await client.get("/sessions", headers=as_key)
     assert await last_used() == first  # within API_KEY_TOUCH_INTERVAL: not written again
-    old = datetime.now(timezone.utc) - timedelta(minutes=2)
+    old = datetime.now(UTC) - timedelta(minutes=2)
     await set_key_column(server, created["id"], last_used_at=old)
-    assert await last_used() not in (None, first) and datetime.fromisoformat(
-        (await last_used()).replace("Z", "+00:00")) > old
+    assert (
+        await last_used() not in (None, first)
+        and datetime.fromisoformat((await last_used()).replace("Z", "+00:00")) > old
+    )
 
 
 def test_cli_creates_a_key_that_signs_in(tmp_path):
     env = {"DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
 
     def run(*args, **kw):
-        return subprocess.run([sys.executable, "-m", "manage", *args], capture_output=True,
-                              text=True, env=env, timeout=60, **kw)
+        return subprocess.run(
+            [sys.executable, "-m", "manage", *args], capture_output=True, text=True, env=env, timeout=60, **kw
+        )
+
     assert run("create-user", "cleo", "--password-stdin", input=PASSWORD + "\n").returncode == 0
     made = run("create-api-key", "cleo", "--name", "deploy", "--expires-in-days", "7")
     assert made.returncode == 0, made.stderr
@@ -166,4 +173,5 @@ def test_cli_creates_a_key_that_signs_in(tmp_path):
                 assert row["name"] == "deploy" and row["expires_at"] is not None
         finally:
             await server.stop()
+
     asyncio.run(use())

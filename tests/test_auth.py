@@ -30,11 +30,14 @@ async def test_taken_username_is_409(client, token):
     assert r.status_code == 409 and r.json()["code"] == "username_taken"
 
 
-@pytest.mark.parametrize("body, code", [
-    ({"username": "x", "password": PASSWORD}, "invalid_username"),
-    ({"username": "bob", "password": "short"}, "invalid_password"),
-    ({"username": "bob"}, "validation_error"),
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({"username": "x", "password": PASSWORD}, "invalid_username"),
+        ({"username": "bob", "password": "short"}, "invalid_password"),
+        ({"username": "bob"}, "validation_error"),
+    ],
+)
 async def test_bad_registration_is_422(client, body, code):
     r = await client.post("/users", json=body)
     assert r.status_code == 422 and r.json()["code"] == code and r.json()["detail"]
@@ -54,12 +57,15 @@ async def test_wrong_password_and_unknown_user_look_the_same(client, token):
     wrong = await client.post("/token", data={"username": "alice", "password": "wrong-password"})
     unknown = await client.post("/token", data={"username": "nobody", "password": "wrong-password"})
     assert wrong.status_code == unknown.status_code == 401
-    assert wrong.json() == unknown.json() == {"code": "invalid_credentials", "detail": "Incorrect username or password."}
+    assert (
+        wrong.json() == unknown.json() == {"code": "invalid_credentials", "detail": "Incorrect username or password."}
+    )
 
     async def timed(username):
         start = time.perf_counter()
         await client.post("/token", data={"username": username, "password": "wrong-password"})
         return time.perf_counter() - start
+
     known = statistics.median([await timed("alice") for _ in range(3)])
     missing = statistics.median([await timed("ghost") for _ in range(3)])
     # Both paths run one argon2 verification: same order of magnitude, not 10x apart.
@@ -71,8 +77,10 @@ async def test_repeated_failures_are_rate_limited(tmp_path):
     try:
         async with server.client() as c:
             await register(c, "carol")
-            codes = [(await c.post("/token", data={"username": "carol", "password": "nope-nope"})).status_code
-                     for _ in range(4)]
+            codes = [
+                (await c.post("/token", data={"username": "carol", "password": "nope-nope"})).status_code
+                for _ in range(4)
+            ]
             assert codes == [401, 401, 401, 429]
             r = await c.post("/token", data={"username": "carol", "password": PASSWORD})
             assert r.status_code == 429 and "Retry-After" in r.headers
@@ -93,15 +101,21 @@ async def test_token_validation_is_strict(server, client, token):
     user_id = jwt.decode(token, cfg.secret_key, algorithms=["HS256"], audience=cfg.audience)["sub"]
     good = jwt.encode(_claims(server, sub=user_id), cfg.secret_key, algorithm="HS256")
     bad_tokens = {
-        "expired": jwt.encode(_claims(server, sub=user_id, exp=int(time.time()) - 60), cfg.secret_key, algorithm="HS256"),
-        "forged": jwt.encode(_claims(server, sub=user_id), "another-secret-key-of-enough-length-000", algorithm="HS256"),
+        "expired": jwt.encode(
+            _claims(server, sub=user_id, exp=int(time.time()) - 60), cfg.secret_key, algorithm="HS256"
+        ),
+        "forged": jwt.encode(
+            _claims(server, sub=user_id), "another-secret-key-of-enough-length-000", algorithm="HS256"
+        ),
         "alg none": jwt.encode(_claims(server, sub=user_id), None, algorithm="none"),
         "other alg": jwt.encode(_claims(server, sub=user_id), cfg.secret_key, algorithm="HS512"),
         "wrong audience": jwt.encode(_claims(server, sub=user_id, aud="elsewhere"), cfg.secret_key, algorithm="HS256"),
         "wrong issuer": jwt.encode(_claims(server, sub=user_id, iss="elsewhere"), cfg.secret_key, algorithm="HS256"),
         "no exp": jwt.encode(_claims(server, sub=user_id, exp=None), cfg.secret_key, algorithm="HS256"),
         "no iat": jwt.encode(_claims(server, sub=user_id, iat=None), cfg.secret_key, algorithm="HS256"),
-        "unknown user": jwt.encode(_claims(server, sub="01ARZ3NDEKTSV4RRFFQ69G5FAV"), cfg.secret_key, algorithm="HS256"),
+        "unknown user": jwt.encode(
+            _claims(server, sub="01ARZ3NDEKTSV4RRFFQ69G5FAV"), cfg.secret_key, algorithm="HS256"
+        ),
         "garbage": "not.a.jwt",
     }
     assert (await client.get("/sessions", headers={"Authorization": f"Bearer {good}"})).status_code == 200
@@ -116,8 +130,9 @@ async def test_token_validation_is_strict(server, client, token):
             assert r.status_code == 401 and r.json()["code"] in {"token_expired", "invalid_token"}, (name, body)
         # So does a socket, which looks the user up only when its session is not found.
         for path in (f"/ws/{sid}", "/ws", "/ws/not-a-ulid"):
-            async with websockets.connect(f"{server.ws_base}{path}",
-                                          additional_headers={"Authorization": f"Bearer {bad}"}) as conn:
+            async with websockets.connect(
+                f"{server.ws_base}{path}", additional_headers={"Authorization": f"Bearer {bad}"}
+            ) as conn:
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     await asyncio.wait_for(conn.recv(), 5)
                 assert closed.value.rcvd.code == 4401, (name, path)
@@ -139,12 +154,24 @@ def test_weak_secret_key_is_refused(tmp_path, weak):
 
 def test_cli_creates_a_user_and_seeding_from_settings(tmp_path):
     env = {"DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "manage", "create-user", "dave", "--password-stdin"],
-                            input=PASSWORD + "\n", capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "manage", "create-user", "dave", "--password-stdin"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "created user dave" in result.stdout
-    again = subprocess.run([sys.executable, "-m", "manage", "create-user", "dave", "--password-stdin"],
-                           input=PASSWORD + "\n", capture_output=True, text=True, env=env, timeout=60)
+    again = subprocess.run(
+        [sys.executable, "-m", "manage", "create-user", "dave", "--password-stdin"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert again.returncode == 1 and "taken" in again.stderr
 
 

@@ -10,15 +10,28 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = {"one_stream", "paced_200x50", "paced_1000x25", "unpaced", "ramp"}
-RUN_FIGURES = {"cpu_us_per_token", "tokens_per_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms",
-               "fell_behind", "tokens"}
+RUN_FIGURES = {
+    "cpu_us_per_token",
+    "tokens_per_s",
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "itl_p50_ms",
+    "itl_p99_ms",
+    "fell_behind",
+    "tokens",
+}
 
 
 @pytest.mark.timeout(600)
 def test_quick_benchmark_runs_and_writes_results(tmp_path):
     out = tmp_path / "results"
-    proc = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=540)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     results = json.loads((out / "results.json").read_text())
     assert (out / "results.md").read_text().startswith("# Benchmark results")

@@ -39,10 +39,13 @@ class TerminatedConnections:
 
     async def _terminate(self) -> None:
         import asyncpg
+
         conn = await asyncpg.connect(_pg_admin_url())
         try:
-            rows = await conn.fetch("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                    "WHERE datname = $1 AND pid <> pg_backend_pid()", self.db_name)
+            rows = await conn.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                self.db_name,
+            )
             self.terminated += len(rows)
         finally:
             await conn.close()
@@ -66,20 +69,34 @@ def stack(tmp_path_factory):
     try:
         redis.start()
         rabbit.start()
-        env = ns.env(REDIS_URL=redis.url, RABBITMQ_URL=rabbit.url, DATA_DIR=root / "data",
-                     DEFAULT_MODEL="offline/simulated", TIME_BETWEEN_CHUNKS=0.002, FLUSH_INTERVAL=0.25,
-                     REAPER_INTERVAL=1, WORKER_HEARTBEAT_TIMEOUT=15,
-                     # One user sends a message into a new session every 0.25 s and answers pile
-                     # up while a server is down: lift the per-user limits (test_user_limits.py).
-                     USER_MAX_RUNNING_GENERATIONS=10_000, USER_MAX_QUEUED_GENERATIONS=100_000,
-                     USER_SESSIONS_PER_HOUR=1_000_000, USER_REQUESTS_PER_MINUTE=1_000_000)
+        env = ns.env(
+            REDIS_URL=redis.url,
+            RABBITMQ_URL=rabbit.url,
+            DATA_DIR=root / "data",
+            DEFAULT_MODEL="offline/simulated",
+            TIME_BETWEEN_CHUNKS=0.002,
+            FLUSH_INTERVAL=0.25,
+            REAPER_INTERVAL=1,
+            WORKER_HEARTBEAT_TIMEOUT=15,
+            # One user sends a message into a new session every 0.25 s and answers pile
+            # up while a server is down: lift the per-user limits (test_user_limits.py).
+            USER_MAX_RUNNING_GENERATIONS=10_000,
+            USER_MAX_QUEUED_GENERATIONS=100_000,
+            USER_SESSIONS_PER_HOUR=1_000_000,
+            USER_REQUESTS_PER_MINUTE=1_000_000,
+        )
         api = Proc.api("api", free_port(), env, root)
         worker = Proc.worker("worker", env, root)
         procs = [api.start(), worker.start()]
         for proc in procs:
             proc.wait_ready(120)
-        yield {"redis": redis, "rabbitmq": rabbit, "api": api, "worker": worker,
-               "postgresql": TerminatedConnections(ns.db_name)}
+        yield {
+            "redis": redis,
+            "rabbitmq": rabbit,
+            "api": api,
+            "worker": worker,
+            "postgresql": TerminatedConnections(ns.db_name),
+        }
     finally:
         for proc in procs:
             proc.stop()
@@ -91,8 +108,13 @@ def stack(tmp_path_factory):
 async def ask(client: httpx.AsyncClient, session_id: str, n: int) -> dict:
     sent = time.monotonic()
     r = await client.post("/chat", json={"session_id": session_id, "message": f"message {n}"})
-    return {"n": n, "sent": sent, "answered": time.monotonic(), "status_code": r.status_code,
-            "body": r.json() if r.status_code == 200 else r.text}
+    return {
+        "n": n,
+        "sent": sent,
+        "answered": time.monotonic(),
+        "status_code": r.status_code,
+        "body": r.json() if r.status_code == 200 else r.text,
+    }
 
 
 async def restart_mid_stream(stack, which: str) -> dict:
@@ -105,8 +127,7 @@ async def restart_mid_stream(stack, which: str) -> dict:
     headers = {"Authorization": f"Bearer {token}"}
     # a caller that waits longer than the old 60 s sweep would hide the defect
     async with httpx.AsyncClient(base_url=api.base, headers=headers, timeout=120) as client:
-        sessions = [(await client.post("/set-llm", json={"max_tokens": 1000})).json()["session_id"]
-                    for _ in range(60)]
+        sessions = [(await client.post("/set-llm", json={"max_tokens": 1000})).json()["session_id"] for _ in range(60)]
         calls, n = [], 0
 
         async def send_for(seconds: float):
@@ -137,8 +158,10 @@ def check(run: dict, which: str) -> float:
     during = [r for r in results if r["sent"] < back]
     assert during, "no message was sent while the broker was down"
     worst = max(r["answered"] - max(back, r["sent"]) for r in during)
-    print(f"\n{which}: {len(results)} messages, {len(during)} sent before it was back; "
-          f"down {back - run['stopped']:.1f} s, worst answer {worst:.2f} s after it was back")
+    print(
+        f"\n{which}: {len(results)} messages, {len(during)} sent before it was back; "
+        f"down {back - run['stopped']:.1f} s, worst answer {worst:.2f} s after it was back"
+    )
     assert worst <= ANSWER_BOUND, f"an answer came {worst:.1f} s after {which} was back"
     return worst
 

@@ -35,7 +35,11 @@ async def test_cancel_running_closes_the_upstream_and_keeps_the_text(upstream, u
     done = rest[-1]
     assert done["status"] == "cancelled" and done["finish_reason"] == "cancelled"
     stored = (await up.get(f"/generations/{gen}")).json()
-    assert stored["status"] == "cancelled" and stored["content"] == text_of(seen + rest) and stored["last_seq"] == done["seq"]
+    assert (
+        stored["status"] == "cancelled"
+        and stored["content"] == text_of(seen + rest)
+        and stored["last_seq"] == done["seq"]
+    )
     await wait_disconnected(fake)
 
     again = await up.post(f"/generations/{gen}/cancel")  # idempotent on a finished generation
@@ -71,7 +75,9 @@ async def test_cancel_finished_changes_nothing(auth, token):
 
 async def test_cancel_someone_elses_generation_is_404(auth, token, client):
     sid = await new_session(auth, token)
-    gen = (await auth.post("/chat", json={"session_id": sid, "message": "hi", "background": True})).json()["generation_id"]
+    gen = (await auth.post("/chat", json={"session_id": sid, "message": "hi", "background": True})).json()[
+        "generation_id"
+    ]
     other = await register(client, "mallory")
     r = await client.post(f"/generations/{gen}/cancel", headers={"Authorization": f"Bearer {other}"})
     assert r.status_code == 404
@@ -88,11 +94,21 @@ GUARDS = [
 ]
 
 
-@pytest.mark.parametrize("overrides, behaviour, config, status, reason, content", GUARDS,
-                         ids=["first-token", "idle", "total", "max-tokens", "loop"])
-async def test_guards_end_the_generation_incomplete(tmp_path, fake, overrides, behaviour, config, status, reason, content):
-    settings = make_settings(tmp_path, openai_base_url=fake.openai_base_url, openai_api_key="k",
-                             default_model="openai/fake-model", **overrides)
+@pytest.mark.parametrize(
+    "overrides, behaviour, config, status, reason, content",
+    GUARDS,
+    ids=["first-token", "idle", "total", "max-tokens", "loop"],
+)
+async def test_guards_end_the_generation_incomplete(
+    tmp_path, fake, overrides, behaviour, config, status, reason, content
+):
+    settings = make_settings(
+        tmp_path,
+        openai_base_url=fake.openai_base_url,
+        openai_api_key="k",
+        default_model="openai/fake-model",
+        **overrides,
+    )
     server = await Server(settings).start()
     try:
         async with server.client() as c:
@@ -136,6 +152,7 @@ async def test_a_message_into_an_idle_session_is_claimed_as_it_is_stored(upstrea
     """The fast start: stored and claimed in one transaction, so it is already running when
     submit returns, and already stoppable before its drainer task has started."""
     from auth.security import decode_token
+
     await behave(fake, n=10_000, tps=20)
     sid = await new_session(up, upstream.token)
     services = upstream.services

@@ -49,8 +49,9 @@ async def test_more_concurrent_chats_than_pooled_connections(tmp_path):
             token = await register(c, "busy")
         async with server.client(token) as c:
             sids = [await new_session(c, token) for _ in range(40)]
-            replies = await asyncio.wait_for(asyncio.gather(
-                *(c.post("/chat", json={"session_id": sid, "message": "hi"}) for sid in sids)), 25)
+            replies = await asyncio.wait_for(
+                asyncio.gather(*(c.post("/chat", json={"session_id": sid, "message": "hi"}) for sid in sids)), 25
+            )
         assert [r.status_code for r in replies] == [200] * 40
         assert all(r.json()["status"] == "completed" for r in replies)
     finally:

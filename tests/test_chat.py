@@ -58,7 +58,7 @@ async def test_client_msg_id_makes_sending_idempotent(auth, token):
 
 async def _chunks(body: bytes, size: int = 65536):
     for i in range(0, len(body), size):
-        yield body[i:i + size]
+        yield body[i : i + size]
 
 
 async def test_errors_are_json_with_code_and_detail(auth, token, client):
@@ -66,11 +66,22 @@ async def test_errors_are_json_with_code_and_detail(auth, token, client):
     cases = [
         (await auth.post("/chat", json={"session_id": sid, "message": ""}), 422, "empty_message"),
         (await auth.post("/chat", json={"session_id": sid, "message": "x" * 40_000}), 422, "message_too_long"),
-        (await auth.post("/chat", content=b"{not json", headers={"content-type": "application/json"}), 422, "validation_error"),
+        (
+            await auth.post("/chat", content=b"{not json", headers={"content-type": "application/json"}),
+            422,
+            "validation_error",
+        ),
         (await auth.post("/chat", json={"message": "x" * 2_000_000}), 413, "payload_too_large"),
         # the same body without a Content-Length (chunked): counted as it arrives
-        (await auth.post("/chat", content=_chunks(b'{"message": "' + b"x" * 2_000_000 + b'"}'),
-                         headers={"content-type": "application/json"}), 413, "payload_too_large"),
+        (
+            await auth.post(
+                "/chat",
+                content=_chunks(b'{"message": "' + b"x" * 2_000_000 + b'"}'),
+                headers={"content-type": "application/json"},
+            ),
+            413,
+            "payload_too_large",
+        ),
         (await auth.get("/no/such/route"), 404, "not_found"),
         (await auth.delete("/users"), 405, "method_not_allowed"),
         (await client.post("/chat", json={"message": "hi"}), 401, "not_authenticated"),

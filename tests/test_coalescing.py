@@ -79,8 +79,13 @@ async def test_length_guard_counts_tokens_not_frames(tmp_path):
 
 @pytest.fixture
 async def coalescing(tmp_path, fake):
-    settings = make_settings(tmp_path, openai_base_url=fake.openai_base_url, openai_api_key="test-key",
-                             default_model="openai/fake-model", coalesce_window_ms=20)
+    settings = make_settings(
+        tmp_path,
+        openai_base_url=fake.openai_base_url,
+        openai_api_key="test-key",
+        default_model="openai/fake-model",
+        coalesce_window_ms=20,
+    )
     srv = await Server(settings).start()
     async with srv.client() as c:
         srv.token = await register(c, "cora")

@@ -23,10 +23,9 @@ def env_for(tmp_path, **extra) -> dict:
 
 def run_to_exit(env: dict, *extra_args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     import os
-    cmd = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(free_port()),
-           *extra_args]
-    return subprocess.run(cmd, cwd=ROOT_DIR, env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=timeout)
+
+    cmd = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(free_port()), *extra_args]
+    return subprocess.run(cmd, cwd=ROOT_DIR, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
 
 
 async def test_second_process_on_the_same_data_dir_refuses_to_start(tmp_path):
@@ -65,12 +64,15 @@ async def test_the_lock_goes_with_a_killed_holder(tmp_path):
         await second.stop()
 
 
-@pytest.mark.parametrize("argv, environ, expected", [
-    (["uvicorn", "main:app"], {}, 1),
-    (["uvicorn", "main:app", "--workers", "3"], {}, 3),
-    (["uvicorn", "main:app", "--workers=2"], {}, 2),
-    (["uvicorn", "main:app"], {"WEB_CONCURRENCY": "4"}, 4),
-    (["uvicorn", "main:app", "--workers", "1"], {"WEB_CONCURRENCY": "4"}, 1),
-])
+@pytest.mark.parametrize(
+    "argv, environ, expected",
+    [
+        (["uvicorn", "main:app"], {}, 1),
+        (["uvicorn", "main:app", "--workers", "3"], {}, 3),
+        (["uvicorn", "main:app", "--workers=2"], {}, 2),
+        (["uvicorn", "main:app"], {"WEB_CONCURRENCY": "4"}, 4),
+        (["uvicorn", "main:app", "--workers", "1"], {"WEB_CONCURRENCY": "4"}, 1),
+    ],
+)
 def test_requested_workers(argv, environ, expected):
     assert requested_workers(argv, environ) == expected

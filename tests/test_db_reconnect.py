@@ -35,12 +35,14 @@ async def pg(tmp_path):
 def writer(calls: list, lose_first: int):
     """A unit of work that inserts a row, its connection killed by the server on the first
     `lose_first` calls, after the insert and before the commit."""
+
     def unit(conn) -> int:
         calls.append(1)
         conn.execute(text("INSERT INTO notes VALUES ('kept')"))
         if len(calls) <= lose_first:
             conn.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
         return len(calls)
+
     return unit
 
 

@@ -36,6 +36,7 @@ class Harness:
 
         async def send(batch) -> None:  # a transport's send, through the relay they all use
             out.extend(json.loads(frame.data) for frame in batch)
+
         async with asyncio.timeout(timeout):
             await self.api.generations.relay(generation_id, after, send)
         return out
@@ -49,8 +50,13 @@ class Harness:
 
 
 def fake_settings(fake, tmp, **values):
-    return make_settings(tmp, openai_base_url=fake.openai_base_url, openai_api_key="test-key",
-                         default_model="openai/fake-model", **values)
+    return make_settings(
+        tmp,
+        openai_base_url=fake.openai_base_url,
+        openai_api_key="test-key",
+        default_model="openai/fake-model",
+        **values,
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["local", "rabbit"])
@@ -64,10 +70,18 @@ async def harness(request, fake_upstream, tmp_path_factory):
         await api.stop()
         return
     from services.scaleout.worker import Worker
+
     ns = await Namespace("dispatch").acreate()
-    common = dict(database_url=ns.database_url, redis_url=ns_redis(), rabbitmq_url=ns_rabbit(),
-                  redis_key_prefix=ns.prefix, rabbitmq_queue=ns.queue, worker_heartbeat_timeout=3.0,
-                  reaper_interval=1.0, worker_shutdown_grace=1.0)
+    common = dict(
+        database_url=ns.database_url,
+        redis_url=ns_redis(),
+        rabbitmq_url=ns_rabbit(),
+        redis_key_prefix=ns.prefix,
+        rabbitmq_queue=ns.queue,
+        worker_heartbeat_timeout=3.0,
+        reaper_interval=1.0,
+        worker_shutdown_grace=1.0,
+    )
     api = build(fake_settings(fake_upstream, tmp, **common))
     await api.start()
     workers = [Worker(fake_settings(fake_upstream, tmp, **common), worker_id=f"w{i}") for i in (1, 2)]
@@ -82,11 +96,13 @@ async def harness(request, fake_upstream, tmp_path_factory):
 
 def ns_redis():
     from tests.scaleout_support import REDIS_URL
+
     return REDIS_URL
 
 
 def ns_rabbit():
     from tests.scaleout_support import RABBITMQ_URL
+
     return RABBITMQ_URL
 
 
@@ -109,7 +125,9 @@ async def test_one_generation_per_session_in_submission_order(harness):
     submitted = {}
     for i in range(4):  # interleaved across sessions, as clients would send them
         for chat in chats:
-            submitted.setdefault(chat.id, []).append((await harness.api.generations.submit(chat, f"m{i}")).generation_id)
+            submitted.setdefault(chat.id, []).append(
+                (await harness.api.generations.submit(chat, f"m{i}")).generation_id
+            )
     for ids in submitted.values():
         for generation_id in ids:
             assert (await harness.frames_of(generation_id))[-1]["status"] == "completed"
@@ -143,6 +161,7 @@ async def test_cancel_running_stops_the_upstream_request(harness):
             seen.append(json.loads(frame.data))
             if len(seen) == 3:
                 raise ConnectionResetError
+
     with pytest.raises(ConnectionResetError):
         async with asyncio.timeout(20):
             await harness.api.generations.relay(accepted.generation_id, 0, send)
@@ -169,8 +188,15 @@ async def test_cancel_queued_never_runs(harness):
     row = await harness.api.generations.cancel(second.generation_id, chat.user_id)
     assert row.status == "cancelled" and row.started_at is None
     assert (await harness.frames_of(second.generation_id)) == [
-        {"type": "done", "generation_id": second.generation_id, "seq": 1, "status": "cancelled",
-         "finish_reason": "cancelled", "usage": {"prompt_tokens": 0, "completion_tokens": 0}}]
+        {
+            "type": "done",
+            "generation_id": second.generation_id,
+            "seq": 1,
+            "status": "cancelled",
+            "finish_reason": "cancelled",
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0},
+        }
+    ]
     assert (await harness.row(first.generation_id)).status in ("queued", "running")
     await harness.api.generations.cancel(first.generation_id, chat.user_id)
     await asyncio.sleep(0.3)
@@ -194,15 +220,20 @@ async def test_reaper_ends_a_dead_workers_generation_from_the_log(harness):
         text += f"g{seq} "
         await log.append(gen, frames.chunk(gen, seq, f"g{seq} "), f"g{seq} ")
     async with harness.api.db.sessionmaker() as db:  # flushed 2 chunks, then went silent
-        await db.execute(update(Message).where(Message.id == gen).values(
-            content="g1 g2 ", last_seq=2, heartbeat_at=utcnow() - timedelta(seconds=60)))
+        await db.execute(
+            update(Message)
+            .where(Message.id == gen)
+            .values(content="g1 g2 ", last_seq=2, heartbeat_at=utcnow() - timedelta(seconds=60))
+        )
         await db.commit()
     follower = asyncio.create_task(harness.frames_of(gen, after=2))
     await harness.api.reaper.run_once()  # this one, or a worker's reaper running meanwhile
     got = await asyncio.wait_for(follower, 10)
     assert [f["seq"] for f in got] == [3, 4, 5, 6]
     done = got[-1]
-    assert done["status"] == "failed" and done["finish_reason"] == "interrupted" and done["error"]["code"] == "interrupted"
+    assert (
+        done["status"] == "failed" and done["finish_reason"] == "interrupted" and done["error"]["code"] == "interrupted"
+    )
     row = await harness.row(gen)
     assert (row.status, row.finish_reason, row.content, row.last_seq) == ("failed", "interrupted", text, 6)
     assert await harness.api.reaper.run_once() == 0  # ended once: nothing left to do
@@ -223,11 +254,19 @@ async def test_worker_shutdown_requeues_unstarted_jobs(harness):
     """SIGTERM path: running generations get the grace period then end interrupted; jobs not
     started go back to the queue and another worker runs them, in order."""
     from services.scaleout.worker import Worker
+
     ns = harness.ns
     queue = unique("dispatch.shutdown")
-    common = dict(database_url=ns.database_url, redis_url=ns_redis(), rabbitmq_url=ns_rabbit(),
-                  redis_key_prefix=ns.prefix, rabbitmq_queue=queue, worker_heartbeat_timeout=3.0,
-                  reaper_interval=1.0, worker_shutdown_grace=0.5)
+    common = dict(
+        database_url=ns.database_url,
+        redis_url=ns_redis(),
+        rabbitmq_url=ns_rabbit(),
+        redis_key_prefix=ns.prefix,
+        rabbitmq_queue=queue,
+        worker_heartbeat_timeout=3.0,
+        reaper_interval=1.0,
+        worker_shutdown_grace=0.5,
+    )
     api = build(fake_settings(harness.fake, harness.tmp, **common))
     await api.start()
     first = Worker(fake_settings(harness.fake, harness.tmp, **common), worker_id="shutdown-1")
@@ -256,4 +295,5 @@ async def test_worker_shutdown_requeues_unstarted_jobs(harness):
     finally:
         await api.stop()
         from tests.scaleout_support import delete_queue
+
         await delete_queue(queue)

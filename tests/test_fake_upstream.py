@@ -126,8 +126,16 @@ def test_raw_wire_formats(http: httpx.Client) -> None:
     with http.stream("POST", "/v1/messages", json=body) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [line.removeprefix("event: ") for line in response.iter_lines() if line.startswith("event: ")]
-    assert events == ["message_start", "content_block_start", "ping", "content_block_delta", "content_block_delta",
-                      "content_block_stop", "message_delta", "message_stop"]
+    assert events == [
+        "message_start",
+        "content_block_start",
+        "ping",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
     with http.stream("POST", "/v1/chat/completions", json=body) as response:
         lines = [line for line in response.iter_lines() if line]
     assert len(lines) == 5 and all(line.startswith("data: {") for line in lines[:-1])
@@ -212,11 +220,13 @@ def test_api_key_enforced() -> None:
             openai.OpenAI(base_url=fake.openai_base_url, api_key="wrong", max_retries=0).models.list()
         with pytest.raises(anthropic.AuthenticationError):
             anthropic.Anthropic(base_url=fake.base_url, api_key="wrong", max_retries=0).messages.create(
-                model="c", max_tokens=5, messages=USER)
+                model="c", max_tokens=5, messages=USER
+            )
         good = openai.OpenAI(base_url=fake.openai_base_url, api_key="sekrit")
         assert good.chat.completions.create(model="m@n=1", messages=USER).choices[0].message.content == "t0 "
         reply = anthropic.Anthropic(base_url=fake.base_url, api_key="sekrit").messages.create(
-            model="c@n=1", max_tokens=5, messages=USER)
+            model="c@n=1", max_tokens=5, messages=USER
+        )
         assert reply.content[0].text == "t0 "
         headers = {"x-api-key": "sekrit", "anthropic-version": "2023-06-01"}
         assert httpx.get(f"{fake.base_url}/v1/models", headers=headers).status_code == 200
@@ -235,7 +245,9 @@ def test_models_in_both_formats(oai: openai.OpenAI, claude: anthropic.Anthropic)
 def test_cli_prints_its_address_and_serves() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "fakeupstream", "--port", "0", "--models", "a,b"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

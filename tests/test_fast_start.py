@@ -19,9 +19,13 @@ MODEL = "openai/fake-model@tps=40,n=8"  # 0.2 s each: none ends while the test l
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def services(request, tmp_path, fake):
     ns = await Namespace("fast").acreate() if request.param == "postgresql" else None
-    settings = make_settings(tmp_path, openai_base_url=fake.openai_base_url, openai_api_key="test-key",
-                             default_model="openai/fake-model",
-                             database_url=ns.database_url if ns else None)
+    settings = make_settings(
+        tmp_path,
+        openai_base_url=fake.openai_base_url,
+        openai_api_key="test-key",
+        default_model="openai/fake-model",
+        database_url=ns.database_url if ns else None,
+    )
     api = build(settings)
     await api.start()
     try:
@@ -37,8 +41,9 @@ async def test_sends_racing_into_an_idle_session_claim_exactly_one(services):
     accepted = await asyncio.gather(*(services.generations.submit(chat, f"message {i}") for i in range(6)))
     rows = [await services.store.get(a.generation_id) for a in accepted]
     assert sorted(a.position for a in accepted) == list(range(6))
-    assert [r.status for r, a in sorted(zip(rows, accepted), key=lambda p: p[1].position)] == \
-        ["running"] + ["queued"] * 5
+    assert [r.status for r, a in sorted(zip(rows, accepted), key=lambda p: p[1].position)] == ["running"] + [
+        "queued"
+    ] * 5
     for a in sorted(accepted, key=lambda a: a.position):
         await asyncio.wait_for(services.generations.wait_done(a.generation_id), 20)
     done = [await services.store.get(a.generation_id) for a in sorted(accepted, key=lambda a: a.position)]

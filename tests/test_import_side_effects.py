@@ -32,15 +32,28 @@ print(json.dumps(report))
 
 def _probe(tmp_path: Path, *args: str) -> dict:
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path / "data"), "OLLAMA_PROBE_TIMEOUT": "0"}
-    out = subprocess.run([sys.executable, "-c", _PROBE, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def test_importing_main_builds_nothing(tmp_path: Path) -> None:
     report = _probe(tmp_path)
-    assert report == {"settings_reads": 0, "root_handlers": 0, "root_level": 30, "access_filters": 0,
-                      "threads": 1, "app_built": False}
+    assert report == {
+        "settings_reads": 0,
+        "root_handlers": 0,
+        "root_level": 30,
+        "access_filters": 0,
+        "threads": 1,
+        "app_built": False,
+    }
     assert not (tmp_path / "data").exists()  # no database, no secret key file
 
 
@@ -51,8 +64,11 @@ def test_main_app_is_built_once_on_first_access(tmp_path: Path) -> None:
 
 
 def test_create_app_configures_no_logging(tmp_path: Path) -> None:
-    code = ("import logging, main; from tests.support import make_settings; from pathlib import Path; "
-            f"main.create_app(make_settings(Path({str(tmp_path)!r}))); print(len(logging.getLogger().handlers))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                         check=True).stdout
+    code = (
+        "import logging, main; from tests.support import make_settings; from pathlib import Path; "
+        f"main.create_app(make_settings(Path({str(tmp_path)!r}))); print(len(logging.getLogger().handlers))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     assert out.strip().splitlines()[-1] == "0"

@@ -49,13 +49,29 @@ async def _exercise(base: str) -> dict:
 
 
 async def test_every_line_is_json_with_request_and_generation_events(tmp_path):
-    config = subprocess.run([sys.executable, "-m", "services.observability.logs"], cwd=ROOT, check=True,
-                            capture_output=True, text=True, env={**os.environ, "LOG_FORMAT": "json"}).stdout
+    config = subprocess.run(
+        [sys.executable, "-m", "services.observability.logs"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LOG_FORMAT": "json"},
+    ).stdout
     (tmp_path / "log.json").write_text(config)
     port = free_port()
     env = {**os.environ, "LOG_FORMAT": "json", "DATA_DIR": str(tmp_path / "data"), "TIME_BETWEEN_CHUNKS": "0"}
-    cmd = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port),
-           "--log-config", str(tmp_path / "log.json")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-config",
+        str(tmp_path / "log.json"),
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         await _wait_up(f"http://127.0.0.1:{port}", proc)

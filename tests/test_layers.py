@@ -35,21 +35,27 @@ def _imports(path: Path) -> set[str]:
 def _offenders(places: tuple[str, ...], forbidden: tuple[str, ...]) -> dict[str, list[str]]:
     found = {}
     for path in _modules(*places):
-        bad = sorted(n for n in _imports(path) if n.split(".")[0] in forbidden or n in forbidden
-                     or any(n.startswith(f + ".") for f in forbidden))
+        bad = sorted(
+            n
+            for n in _imports(path)
+            if n.split(".")[0] in forbidden or n in forbidden or any(n.startswith(f + ".") for f in forbidden)
+        )
         if bad:
             found[str(path.relative_to(ROOT))] = bad
     return found
 
 
-@pytest.mark.parametrize("places, forbidden", [
-    (("auth",), ("services", "api", "main", "serve", "manage", "worker")),
-    (("models",), ("services", "api", "auth", "main")),
-    (("services",), ("api", "main", "serve", "manage", "worker")),
-    (PRODUCT + ENTRY_POINTS, ("fakeupstream",)),
-    (("services/providers",), ("services.db", "services.generations", "models.db")),
-    (("services/db.py", "models/db.py"), ("services.providers",)),
-])
+@pytest.mark.parametrize(
+    "places, forbidden",
+    [
+        (("auth",), ("services", "api", "main", "serve", "manage", "worker")),
+        (("models",), ("services", "api", "auth", "main")),
+        (("services",), ("api", "main", "serve", "manage", "worker")),
+        (PRODUCT + ENTRY_POINTS, ("fakeupstream",)),
+        (("services/providers",), ("services.db", "services.generations", "models.db")),
+        (("services/db.py", "models/db.py"), ("services.providers",)),
+    ],
+)
 def test_imports_point_down_only(places: tuple[str, ...], forbidden: tuple[str, ...]) -> None:
     assert _offenders(places, forbidden) == {}
 

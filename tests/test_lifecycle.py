@@ -1,6 +1,5 @@
 """Process lifecycle: graceful SIGTERM and crash recovery, with the real server process."""
 
-import asyncio
 import signal
 
 import pytest
@@ -13,8 +12,13 @@ from tests.test_resume import behave
 
 @pytest.fixture
 def env(tmp_path, fake):
-    return {"DATA_DIR": tmp_path / "data", "OPENAI_BASE_URL": fake.openai_base_url, "OPENAI_API_KEY": "k",
-            "DEFAULT_MODEL": "openai/fake-model", "FLUSH_INTERVAL": "0.2"}
+    return {
+        "DATA_DIR": tmp_path / "data",
+        "OPENAI_BASE_URL": fake.openai_base_url,
+        "OPENAI_API_KEY": "k",
+        "DEFAULT_MODEL": "openai/fake-model",
+        "FLUSH_INTERVAL": "0.2",
+    }
 
 
 async def test_sigterm_interrupts_stores_and_closes_1001(env, fake):
@@ -101,8 +105,10 @@ async def test_sigterm_delivers_the_done_frame_to_every_open_stream(env, fake):
             token = await register(c, "ada")
             sids = [await new_session(c, token) for _ in range(2)]
         await behave(fake, n=100_000, tps=40)
-        async with WS.connect(f"{server.ws_base}/ws/{sids[0]}", token) as ws1, \
-                WS.connect(f"{server.ws_base}/ws/{sids[1]}", token) as ws2:
+        async with (
+            WS.connect(f"{server.ws_base}/ws/{sids[0]}", token) as ws1,
+            WS.connect(f"{server.ws_base}/ws/{sids[1]}", token) as ws2,
+        ):
             await ws1.send("first")
             await ws2.send("second")
             gens = [(await ws1.recv())["generation_id"], (await ws2.recv())["generation_id"]]

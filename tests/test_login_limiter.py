@@ -15,8 +15,7 @@ from tests.support import PASSWORD, Server, make_settings, register
 
 async def _fail(client, username: str, xff: str | None = None) -> int:
     headers = {"X-Forwarded-For": xff} if xff else {}
-    r = await client.post("/token", data={"username": username, "password": "not-the-password"},
-                          headers=headers)
+    r = await client.post("/token", data={"username": username, "password": "not-the-password"}, headers=headers)
     return r.status_code
 
 
@@ -33,8 +32,9 @@ async def test_an_account_is_limited_whatever_address_the_guesses_come_from(prox
         await register(c, "victim")
         codes = [await _fail(c, "victim", f"198.51.100.{i}") for i in range(5)]
         assert codes == [401, 401, 401, 429, 429]
-        r = await c.post("/token", data={"username": "VICTIM", "password": PASSWORD},
-                         headers={"X-Forwarded-For": "203.0.113.9"})
+        r = await c.post(
+            "/token", data={"username": "VICTIM", "password": PASSWORD}, headers={"X-Forwarded-For": "203.0.113.9"}
+        )
         assert r.status_code == 429 and r.json()["code"] == "rate_limited"
         assert int(r.headers["Retry-After"]) >= 1 and r.headers["X-RateLimit-Limit"] == "3"
         # Other accounts, from those same addresses, are not affected.
@@ -66,8 +66,9 @@ async def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(tmp_p
 
 
 async def test_a_trusted_proxy_gives_each_client_its_own_count(tmp_path):
-    server = await Server(make_settings(tmp_path, login_max_failures_per_client=3,
-                                        trusted_proxies="127.0.0.0/8, ::1")).start()
+    server = await Server(
+        make_settings(tmp_path, login_max_failures_per_client=3, trusted_proxies="127.0.0.0/8, ::1")
+    ).start()
     try:
         async with server.client() as c:
             # Two clients behind the proxy, three failures each (different accounts): no 429.

@@ -23,8 +23,10 @@ def test_a_repeated_phrase_is_a_loop_soon():
 
 
 def test_a_repeated_paragraph_is_a_loop():
-    paragraph = ("The quarterly report shows revenue growth across all regions, with the strongest "
-                 "gains in the northern markets and a modest decline in the south. ")
+    paragraph = (
+        "The quarterly report shows revenue growth across all regions, with the strongest "
+        "gains in the northern markets and a modest decline in the south. "
+    )
     at = feed_words("Intro text here. " + paragraph * 6)
     assert at is not None and at < len(paragraph) * 5
 
@@ -39,8 +41,15 @@ def test_normal_prose_lists_tables_and_code_are_not_loops():
     code = "\n".join(f"    result_{i} = compute(data[{i}], weight={i % 5})" for i in range(200))
     same_lines_few = "- item\n" * 4 + "done.\n"
     separator = "Heading\n" + "=" * 60 + "\nBody text follows here and goes on for a while.\n"
-    for name, text in [("prose", prose), ("numbered", numbered), ("bullets", bullets), ("table", table),
-                       ("code", code), ("few same lines", same_lines_few), ("separator", separator)]:
+    for name, text in [
+        ("prose", prose),
+        ("numbered", numbered),
+        ("bullets", bullets),
+        ("table", table),
+        ("code", code),
+        ("few same lines", same_lines_few),
+        ("separator", separator),
+    ]:
         assert feed_words(text) is None, name
 
 

@@ -20,8 +20,13 @@ def settings(tmp_path):
 
 
 async def run(*args: str, env: dict | None = None, timeout: float = 240) -> str:
-    proc = await asyncio.create_subprocess_exec(*args, cwd=NODE_DIR, env={**os.environ, **(env or {})},
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        cwd=NODE_DIR,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode == 0, err.decode()[-2000:]
     return out.decode()

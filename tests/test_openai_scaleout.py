@@ -11,6 +11,7 @@ import pytest
 
 from tests.support import register
 from tests.test_openai_sdk import poll
+
 # The cluster fixture is module-scoped: this module gets a cluster of its own.
 from tests.test_scaleout_cluster import behave, cluster, expected  # noqa: F401
 
@@ -53,8 +54,9 @@ async def test_chat_stream_models_and_ownership_on_replicas(cluster, fake):
     token = await token_for(cluster)
     b = sdk(cluster.b, token)
     assert MODEL in [m.id async for m in b.models.list()]
-    stream = await b.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
-                                             stream=True, stream_options={"include_usage": True})
+    stream = await b.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}
+    )
     chunks = [c async for c in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == expected(12)
     assert chunks[-1].usage.completion_tokens == 12

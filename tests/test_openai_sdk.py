@@ -4,12 +4,11 @@ pacing or an error."""
 
 import asyncio
 
-import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
 
-from tests.support import create_key, register
+from tests.support import create_key
 
 
 def sdk(server, token: str) -> AsyncOpenAI:
@@ -42,10 +41,15 @@ async def test_models_need_auth(server):
 async def test_chat_completion_is_a_stored_generation(server, auth, token):
     client = sdk(server, token)
     raw = await client.chat.completions.with_raw_response.create(
-        model="offline/simulated", temperature=0.3,
-        messages=[{"role": "system", "content": "Be brief."},
-                  {"role": "user", "content": "first"}, {"role": "assistant", "content": "ok"},
-                  {"role": "user", "content": [{"type": "text", "text": "Hello "}, {"type": "text", "text": "there"}]}])
+        model="offline/simulated",
+        temperature=0.3,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": "Hello "}, {"type": "text", "text": "there"}]},
+        ],
+    )
     completion = raw.parse()
     generation_id = raw.headers["x-generation-id"]
     assert completion.id == "chatcmpl-" + generation_id
@@ -67,8 +71,11 @@ async def test_chat_completion_is_a_stored_generation(server, auth, token):
 
 async def test_chat_stream_with_usage(server, auth, token):
     stream = await sdk(server, token).chat.completions.create(
-        model="offline/simulated", messages=[{"role": "user", "content": "Stream it"}],
-        stream=True, stream_options={"include_usage": True})
+        model="offline/simulated",
+        messages=[{"role": "user", "content": "Stream it"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = [c async for c in stream]
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -83,20 +90,24 @@ async def test_chat_stream_with_usage(server, auth, token):
 async def test_chat_stream_without_usage_and_stop_sequence(server, token):
     client = sdk(server, token)
     stream = await client.chat.completions.create(
-        model="offline/simulated", messages=[{"role": "user", "content": "cut me"}], stream=True, stop=["You wrote"])
+        model="offline/simulated", messages=[{"role": "user", "content": "cut me"}], stream=True, stop=["You wrote"]
+    )
     chunks = [c async for c in stream]
     assert all(c.usage is None for c in chunks) and chunks[-1].choices[0].finish_reason == "stop"
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text.startswith("**Simulated reply**") and "You wrote" not in text
 
 
-@pytest.mark.parametrize("kwargs, param", [
-    ({"n": 2}, None),
-    ({"messages": []}, "messages"),
-    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, None),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, None),
-    ({"messages": [{"role": "assistant", "content": "no user turn"}]}, None),
-])
+@pytest.mark.parametrize(
+    "kwargs, param",
+    [
+        ({"n": 2}, None),
+        ({"messages": []}, "messages"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, None),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, None),
+        ({"messages": [{"role": "assistant", "content": "no user turn"}]}, None),
+    ],
+)
 async def test_chat_refusals_are_bad_requests(server, token, kwargs, param):
     args = {"model": "offline/simulated", "messages": [{"role": "user", "content": "hi"}], **kwargs}
     with pytest.raises(openai.BadRequestError) as err:
@@ -110,7 +121,8 @@ async def test_chat_refusals_are_bad_requests(server, token, kwargs, param):
 async def test_unknown_model_is_not_found(server, token):
     with pytest.raises(openai.NotFoundError) as err:
         await sdk(server, token).chat.completions.create(
-            model="offline/nope", messages=[{"role": "user", "content": "hi"}])
+            model="offline/nope", messages=[{"role": "user", "content": "hi"}]
+        )
     assert err.value.body["code"] == "unknown_model"
 
 
@@ -123,13 +135,15 @@ async def test_a_deleted_users_token_is_refused(server, token):
     from sqlalchemy import delete
 
     from models.db import User
+
     async with server.services.db.sessionmaker() as db:
         await db.execute(delete(User))
         await db.commit()
     client = sdk(server, token)
-    for call in (lambda: client.chat.completions.create(model="offline/simulated",
-                                                        messages=[{"role": "user", "content": "hi"}]),
-                 lambda: client.responses.create(model="offline/simulated", input="hi")):
+    for call in (
+        lambda: client.chat.completions.create(model="offline/simulated", messages=[{"role": "user", "content": "hi"}]),
+        lambda: client.responses.create(model="offline/simulated", input="hi"),
+    ):
         with pytest.raises(openai.AuthenticationError) as err:
             await call()
         assert err.value.body["code"] == "invalid_token"
@@ -139,14 +153,16 @@ async def test_an_api_key_works_until_revoked(server, client, token):
     key = await create_key(client, token, name="sdk")
     keyed = sdk(server, key["key"])
     completion = await keyed.chat.completions.create(
-        model="offline/simulated", messages=[{"role": "user", "content": "hi"}])
+        model="offline/simulated", messages=[{"role": "user", "content": "hi"}]
+    )
     assert completion.choices[0].finish_reason == "stop"
     r = await client.delete(f"/api-keys/{key['id']}", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 204
-    for call in (lambda: keyed.models.list(),
-                 lambda: keyed.chat.completions.create(model="offline/simulated",
-                                                       messages=[{"role": "user", "content": "hi"}]),
-                 lambda: keyed.responses.create(model="offline/simulated", input="hi")):
+    for call in (
+        lambda: keyed.models.list(),
+        lambda: keyed.chat.completions.create(model="offline/simulated", messages=[{"role": "user", "content": "hi"}]),
+        lambda: keyed.responses.create(model="offline/simulated", input="hi"),
+    ):
         with pytest.raises(openai.AuthenticationError) as err:
             await call()
         assert err.value.body["code"] == "invalid_api_key"

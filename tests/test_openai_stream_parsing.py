@@ -23,9 +23,12 @@ TRANSPORTS = ["aiohttp", "httpx"]
 
 
 def _chunk(text: str | None = None, finish: str | None = None, usage: dict | None = None) -> bytes:
-    body = {"id": "c1", "object": "chat.completion.chunk", "model": "m",
-            "choices": [] if usage else [{"index": 0, "delta": {"content": text} if text else {},
-                                           "finish_reason": finish}]}
+    body = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "model": "m",
+        "choices": [] if usage else [{"index": 0, "delta": {"content": text} if text else {}, "finish_reason": finish}],
+    }
     if usage:
         body["usage"] = usage
     return b"data: " + json.dumps(body).encode()
@@ -48,7 +51,9 @@ class RawUpstream:
                 for piece in self.pieces:
                     yield piece
                     await asyncio.sleep(0.005)  # separate writes, so separate reads
+
             return StreamingResponse(body(), media_type="text/event-stream", headers=self.headers)
+
         self.app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
@@ -86,8 +91,14 @@ def _body(*events: bytes, sep: bytes = b"\n\n") -> bytes:
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_events_split_anywhere_across_reads_arrive_whole_and_in_order(raw, transport):
     body = b": keep-alive comment\n\nevent: message\n" + _body(
-        _chunk("Hel"), _chunk("lo, "), _chunk("wörld"), _chunk(finish="length"),
-        _chunk(usage={"prompt_tokens": 3, "completion_tokens": 4}), b"data: [DONE]", sep=b"\r\n\r\n")
+        _chunk("Hel"),
+        _chunk("lo, "),
+        _chunk("wörld"),
+        _chunk(finish="length"),
+        _chunk(usage={"prompt_tokens": 3, "completion_tokens": 4}),
+        b"data: [DONE]",
+        sep=b"\r\n\r\n",
+    )
     cuts = [0, 7, 8, 41, 42, 43, 90, 150, len(body) - 3, len(body)]  # mid-line, mid-JSON, mid-UTF-8
     raw.pieces = [body[a:b] for a, b in zip(cuts, cuts[1:])]
     events = await _read(raw.url, transport)

@@ -3,7 +3,8 @@
 import re
 
 import httpx
-from tests.support import Server, WS, free_port, make_settings, new_session, register
+
+from tests.support import WS, Server, free_port, make_settings, new_session, register
 
 
 def sample(text: str, name: str, **labels) -> float:
@@ -154,9 +155,11 @@ async def test_a_broker_outage_leaves_a_replica_ready_but_redis_does_not(tmp_pat
     """Scale-out dispatch with RabbitMQ unreachable: messages are still accepted, so /readyz
     is 200 while /health reports the broker down; with Redis unreachable, /readyz is 503."""
     from tests.scaleout_support import REDIS_URL, unique
+
     dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
-    settings = make_settings(tmp_path / "a", redis_url=REDIS_URL, rabbitmq_url=dead,
-                             redis_key_prefix=unique("readyz") + ":")
+    settings = make_settings(
+        tmp_path / "a", redis_url=REDIS_URL, rabbitmq_url=dead, redis_key_prefix=unique("readyz") + ":"
+    )
     srv = await Server(settings).start()
     try:
         async with srv.client() as c:

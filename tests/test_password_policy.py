@@ -6,26 +6,29 @@ import logging
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
 
+from alembic import command
 from auth.passwords import common_passwords, normalize_username
 from services.db import ROOT
 from tests.support import PASSWORD, Server, make_settings
 
 
-@pytest.mark.parametrize("username, password, code", [
-    ("bob", "password", "common_password"),
-    ("bob", "12345678", "common_password"),
-    ("bob", "PassWord1", "common_password"),  # case does not make a common password rare
-    ("bob", "qwertyuiop", "common_password"),
-    ("bob", " " * 8, "invalid_password"),
-    ("bob", "\t \n \u3000  ", "invalid_password"),
-    ("carol.smith", "carol.smith", "password_is_username"),
-    ("carol.smith", "Carol.Smith", "password_is_username"),
-    ("carol.smith", "carol.smith carol.smith", "password_is_username"),
-    ("ada", "adaadaada", "password_is_username"),
-])
+@pytest.mark.parametrize(
+    "username, password, code",
+    [
+        ("bob", "password", "common_password"),
+        ("bob", "12345678", "common_password"),
+        ("bob", "PassWord1", "common_password"),  # case does not make a common password rare
+        ("bob", "qwertyuiop", "common_password"),
+        ("bob", " " * 8, "invalid_password"),
+        ("bob", "\t \n \u3000  ", "invalid_password"),
+        ("carol.smith", "carol.smith", "password_is_username"),
+        ("carol.smith", "Carol.Smith", "password_is_username"),
+        ("carol.smith", "carol.smith carol.smith", "password_is_username"),
+        ("ada", "adaadaada", "password_is_username"),
+    ],
+)
 async def test_weak_passwords_are_refused(client, username, password, code):
     r = await client.post("/users", json={"username": username, "password": password})
     assert r.status_code == 422 and r.json()["code"] == code, r.text
@@ -77,13 +80,15 @@ async def test_migration_keeps_colliding_accounts_apart_and_reports_them(tmp_pat
     settings.data_dir.mkdir(parents=True)
     engine = sa.create_engine(f"sqlite:///{settings.data_dir / 'chat.db'}")
     from auth.security import hash_password
+
     pw_hash = hash_password(PASSWORD)
     with engine.begin() as conn:
         command.upgrade(_alembic(conn), "0001")
         for i, name in enumerate(["Ada", "ada", "bob", "ADA"]):
-            conn.execute(sa.text("INSERT INTO users (id, username, password_hash, created_at) "
-                                 "VALUES (:id, :u, :h, :t)"),
-                         {"id": f"01J{i:023d}", "u": name, "h": pw_hash, "t": f"2026-01-0{i + 1} 00:00:00"})
+            conn.execute(
+                sa.text("INSERT INTO users (id, username, password_hash, created_at) VALUES (:id, :u, :h, :t)"),
+                {"id": f"01J{i:023d}", "u": name, "h": pw_hash, "t": f"2026-01-0{i + 1} 00:00:00"},
+            )
     with caplog.at_level(logging.WARNING), engine.begin() as conn:
         command.upgrade(_alembic(conn), "head")
         rows = dict(conn.execute(sa.text("SELECT username, username_normalized FROM users")).all())

@@ -47,15 +47,28 @@ def quiet(tmp_path):
 
 
 def test_presets_are_enabled_by_their_key_alone(quiet):
-    env = {"GROQ_API_KEY": "g", "MISTRAL_API_KEY": "m", "DEEPSEEK_API_KEY": "d", "OPENROUTER_API_KEY": "o",
-           "TOGETHER_API_KEY": "t", "GEMINI_API_KEY": "ge", "ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "sk"}
+    env = {
+        "GROQ_API_KEY": "g",
+        "MISTRAL_API_KEY": "m",
+        "DEEPSEEK_API_KEY": "d",
+        "OPENROUTER_API_KEY": "o",
+        "TOGETHER_API_KEY": "t",
+        "GEMINI_API_KEY": "ge",
+        "ANTHROPIC_API_KEY": "a",
+        "OPENAI_API_KEY": "sk",
+    }
     configs = found(quiet, env)
     assert list(configs) == ["openai", "anthropic", "groq", "mistral", "deepseek", "openrouter", "together", "gemini"]
     assert {n: c.base_url for n, c in configs.items()} == {
-        "openai": None, "anthropic": "https://api.anthropic.com", "groq": "https://api.groq.com/openai/v1",
-        "mistral": "https://api.mistral.ai/v1", "deepseek": "https://api.deepseek.com/v1",
-        "openrouter": "https://openrouter.ai/api/v1", "together": "https://api.together.xyz/v1",
-        "gemini": "https://generativelanguage.googleapis.com/v1beta/openai/"}
+        "openai": None,
+        "anthropic": "https://api.anthropic.com",
+        "groq": "https://api.groq.com/openai/v1",
+        "mistral": "https://api.mistral.ai/v1",
+        "deepseek": "https://api.deepseek.com/v1",
+        "openrouter": "https://openrouter.ai/api/v1",
+        "together": "https://api.together.xyz/v1",
+        "gemini": "https://generativelanguage.googleapis.com/v1beta/openai/",
+    }
     assert configs["anthropic"].kind == "anthropic" and configs["groq"].api_key == "g"
     assert configs["openai"].max_tokens_param == "max_completion_tokens"
     assert configs["groq"].max_tokens_param == "max_tokens"
@@ -64,12 +77,22 @@ def test_presets_are_enabled_by_their_key_alone(quiet):
 
 
 def test_base_urls_models_local_servers_and_generic_providers(quiet):
-    env = {"GROQ_API_KEY": "g", "GROQ_BASE_URL": "http://proxy/v1", "GROQ_MODELS": " a, b ,,",
-           "LLAMACPP_BASE_URL": "http://127.0.0.1:8080/v1", "VLLM_BASE_URL": "http://gpu:8000/v1",
-           "OLLAMA_BASE_URL": "http://box:11434/v1",
-           "FOO_API_KEY": "f", "FOO_BASE_URL": "http://foo/v1", "FOO_MODELS": "x",
-           "LANGCHAIN_API_KEY": "unrelated", "OFFLINE_API_KEY": "k", "OFFLINE_BASE_URL": "http://no",
-           "ORPHAN_BASE_URL": "http://no-key", "VLLM_MODELS": "m"}
+    env = {
+        "GROQ_API_KEY": "g",
+        "GROQ_BASE_URL": "http://proxy/v1",
+        "GROQ_MODELS": " a, b ,,",
+        "LLAMACPP_BASE_URL": "http://127.0.0.1:8080/v1",
+        "VLLM_BASE_URL": "http://gpu:8000/v1",
+        "OLLAMA_BASE_URL": "http://box:11434/v1",
+        "FOO_API_KEY": "f",
+        "FOO_BASE_URL": "http://foo/v1",
+        "FOO_MODELS": "x",
+        "LANGCHAIN_API_KEY": "unrelated",
+        "OFFLINE_API_KEY": "k",
+        "OFFLINE_BASE_URL": "http://no",
+        "ORPHAN_BASE_URL": "http://no-key",
+        "VLLM_MODELS": "m",
+    }
     configs = found(quiet, env)
     assert list(configs) == ["groq", "ollama", "llamacpp", "vllm", "foo"]
     assert (configs["groq"].base_url, configs["groq"].models) == ("http://proxy/v1", ["a", "b"])
@@ -77,18 +100,21 @@ def test_base_urls_models_local_servers_and_generic_providers(quiet):
     assert configs["ollama"].base_url == "http://box:11434/v1"
     foo = configs["foo"]
     assert (foo.kind, foo.base_url, foo.api_key, foo.models, foo.source) == (
-        "openai-compatible", "http://foo/v1", "f", ["x"], "generic")
+        "openai-compatible",
+        "http://foo/v1",
+        "f",
+        ["x"],
+        "generic",
+    )
     assert "llamacpp" not in found(quiet, {"LLAMACPP_API_KEY": "k"})  # no URL is known for it
 
 
 def test_typed_settings_and_the_env_file_are_read(tmp_path):
     dotenv = tmp_path / ".env"
     dotenv.write_text("FOO_API_KEY=from-file\nFOO_BASE_URL=http://foo/v1\nBAR_API_KEY=b\nBAR_BASE_URL=http://bar\n")
-    settings = Settings(_env_file=dotenv, data_dir=tmp_path, ollama_probe_timeout=0,
-                        openai_base_url="http://typed/v1")
+    settings = Settings(_env_file=dotenv, data_dir=tmp_path, ollama_probe_timeout=0, openai_base_url="http://typed/v1")
     os.environ["BAR_API_KEY"] = "from-environment"  # removed again by no_provider_environment
-    settings = Settings(_env_file=dotenv, data_dir=tmp_path, ollama_probe_timeout=0,
-                        openai_base_url="http://typed/v1")
+    settings = Settings(_env_file=dotenv, data_dir=tmp_path, ollama_probe_timeout=0, openai_base_url="http://typed/v1")
     configs = found(settings)
     assert configs["foo"].api_key == "from-file" and configs["bar"].api_key == "from-environment"
     assert configs["openai"].base_url == "http://typed/v1"
@@ -122,6 +148,7 @@ async def test_ollama_is_picked_up_when_it_answers_on_its_default_url(tmp_path):
 
 def registry(*providers, default="offline/simulated", **kw) -> ProviderRegistry:
     from services.providers.offline import OfflineProvider
+
     return ProviderRegistry([OfflineProvider(0), *providers], default, **kw)
 
 
@@ -166,9 +193,12 @@ def test_scrub_removes_configured_keys_and_credential_shapes():
     secrets.remember("correct-horse-9f8e7d")
     secrets.remember("abc")  # too short to redact safely
     assert "correct-horse-9f8e7d" in scrub("correct-horse-9f8e7d") and "correct-horse" in Secrets().scrub(
-        "correct-horse-9f8e7d")  # the keys belong to one registry's Secrets, not to the process
-    text = secrets.scrub("key correct-horse-9f8e7d, sk-proj-AbC123xyz789, Authorization: Bearer eyJhbGciOi.x.y, "
-                 "x-api-key: k-123456, url ?key=AIzaSyA-0123456789abcdefghijklmnopqrstu&x=1, abc ok")
+        "correct-horse-9f8e7d"
+    )  # the keys belong to one registry's Secrets, not to the process
+    text = secrets.scrub(
+        "key correct-horse-9f8e7d, sk-proj-AbC123xyz789, Authorization: Bearer eyJhbGciOi.x.y, "
+        "x-api-key: k-123456, url ?key=AIzaSyA-0123456789abcdefghijklmnopqrstu&x=1, abc ok"
+    )
     for leaked in ("correct-horse", "sk-proj", "eyJhbGciOi", "k-123456", "AIzaSy"):
         assert leaked not in text
     assert text.endswith("&x=1, abc ok") and text.count("[redacted]") == 5

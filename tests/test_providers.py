@@ -65,8 +65,9 @@ async def ask(client, sid: str, message: str = "hello there friend") -> tuple[st
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_openai_compatible_streams_and_stores_usage_from_the_stream(tmp_path, fake, transport):
-    async with serve(tmp_path, openai_env(fake), default_model="openai/fake-model",
-                     provider_http_transport=transport) as c:
+    async with serve(
+        tmp_path, openai_env(fake), default_model="openai/fake-model", provider_http_transport=transport
+    ) as c:
         await behave(fake, n=5)
         sid = await new_session(c, c.token)
         text, done = await ask(c, sid)
@@ -80,8 +81,12 @@ async def test_openai_compatible_streams_and_stores_usage_from_the_stream(tmp_pa
 
 
 async def test_generic_provider_from_environment_needs_no_code(tmp_path, fake):
-    env = {"FOO_API_KEY": "foo-key-123456", "FOO_BASE_URL": fake.openai_base_url, "FOO_MODELS": "extra-model",
-           "UNRELATED_API_KEY": "ignored-without-a-base-url"}
+    env = {
+        "FOO_API_KEY": "foo-key-123456",
+        "FOO_BASE_URL": fake.openai_base_url,
+        "FOO_MODELS": "extra-model",
+        "UNRELATED_API_KEY": "ignored-without-a-base-url",
+    }
     async with serve(tmp_path, env, default_model="foo/fake-model") as c:
         body = (await c.get("/models")).json()
         assert [p["name"] for p in body["providers"]] == ["offline", "foo"]
@@ -116,16 +121,21 @@ async def test_models_reports_a_down_provider_and_set_llm_lists_the_available(tm
 
 
 ERRORS = [  # fake upstream status -> error code, requests made (retryable ones: 1 + 2 retries)
-    (401, "provider_auth_failed", 1), (403, "provider_auth_failed", 1), (404, "model_not_found", 1),
-    (429, "provider_rate_limited", 3), (500, "upstream_error", 3), (503, "upstream_error", 3),
+    (401, "provider_auth_failed", 1),
+    (403, "provider_auth_failed", 1),
+    (404, "model_not_found", 1),
+    (429, "provider_rate_limited", 3),
+    (500, "upstream_error", 3),
+    (503, "upstream_error", 3),
     (400, "provider_bad_request", 2),  # 400: once more without stream_options, then given up
 ]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_each_error_class_ends_as_a_failed_done_frame(tmp_path, fake, transport):
-    async with serve(tmp_path, openai_env(fake), default_model="openai/fake-model",
-                     provider_http_transport=transport) as c:
+    async with serve(
+        tmp_path, openai_env(fake), default_model="openai/fake-model", provider_http_transport=transport
+    ) as c:
         sid = await new_session(c, c.token)
         for status, code, requests in ERRORS:
             await behave(fake, status=status)
@@ -142,8 +152,9 @@ async def test_each_error_class_ends_as_a_failed_done_frame(tmp_path, fake, tran
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_error_mid_stream_keeps_the_text_and_is_never_retried(tmp_path, fake, transport):
-    async with serve(tmp_path, openai_env(fake), default_model="openai/fake-model",
-                     provider_http_transport=transport) as c:
+    async with serve(
+        tmp_path, openai_env(fake), default_model="openai/fake-model", provider_http_transport=transport
+    ) as c:
         await behave(fake, error_after=3)
         sid = await new_session(c, c.token, fallback_models=["openai/fake-model-2"])
         text, done = await ask(c, sid)
@@ -165,11 +176,13 @@ async def test_transient_failures_before_the_first_token_are_retried(tmp_path, f
 
 
 async def test_fallback_model_answers_when_the_primary_keeps_failing(tmp_path, fake):
-    env = openai_env(fake, OPENAI_MODELS="fake-model@status=503",
-                     FOO_API_KEY="foo-key-123456", FOO_BASE_URL=fake.openai_base_url)
+    env = openai_env(
+        fake, OPENAI_MODELS="fake-model@status=503", FOO_API_KEY="foo-key-123456", FOO_BASE_URL=fake.openai_base_url
+    )
     async with serve(tmp_path, env, default_model="openai/fake-model") as c:
-        sid = await new_session(c, c.token, model_name="openai/fake-model@status=503",
-                                fallback_models=["foo/fake-model"])
+        sid = await new_session(
+            c, c.token, model_name="openai/fake-model@status=503", fallback_models=["foo/fake-model"]
+        )
         await behave(fake, n=2)
         text, done = await ask(c, sid)
         assert text == "t0 t1 " and done["status"] == "completed" and done["model"] == "foo/fake-model"
@@ -219,11 +232,13 @@ async def test_test_and_check_report_latency_or_the_error(tmp_path, fake):
         assert r.status_code == 422 and r.json()["code"] == "unknown_model"
         r = await c.get("/models/down/m1/check")
         assert (r.status_code, r.json()["code"]) == (503, "upstream_unavailable")
-        for behaviour, status, code in [({"status": 401}, 502, "provider_auth_failed"),
-                                        ({"status": 404}, 404, "model_not_found"),
-                                        ({"status": 429}, 429, "provider_rate_limited"),
-                                        ({"status": 500}, 502, "upstream_error"),
-                                        ({"ttft": 3}, 504, "upstream_timeout")]:
+        for behaviour, status, code in [
+            ({"status": 401}, 502, "provider_auth_failed"),
+            ({"status": 404}, 404, "model_not_found"),
+            ({"status": 429}, 429, "provider_rate_limited"),
+            ({"status": 500}, 502, "upstream_error"),
+            ({"ttft": 3}, 504, "upstream_timeout"),
+        ]:
             await behave(fake, **behaviour)
             r = await c.get("/test")
             body = r.json()

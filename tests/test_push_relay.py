@@ -158,6 +158,7 @@ async def test_silence_pings_and_frames_after_it_still_arrive(tmp_path):
 
     async def ping():
         pings.append(len(reader.seqs))
+
     task = asyncio.create_task(_service(tmp_path, log, sse_ping_interval=0.05).relay(GEN, 0, reader.send, ping))
     await _caught_up(log, task)
     _append(log, 1)
@@ -214,6 +215,7 @@ async def test_waiting_for_the_end_is_a_pushed_reader_that_returns_at_done(tmp_p
     await asyncio.wait_for(waiter, 1)
     assert log._logs[GEN].pushers == []
 
+
 REQUEST = contextvars.ContextVar("request")
 
 
@@ -228,6 +230,7 @@ async def test_a_pushed_send_sees_the_readers_task_context_and_timeouts(tmp_path
     async def reader() -> bool:
         REQUEST.set("reader's request")  # a per-request contextvar, as a transport sets it
         return await _service(tmp_path, log).relay(GEN, 0, send)
+
     task = asyncio.create_task(reader())
     await _caught_up(log, task)
     REQUEST.set("producer's")

@@ -31,10 +31,15 @@ async def test_seed_001_api_v1_chat_help_health(auth):
 async def test_seed_002_token_set_llm_chat_and_ws(server, client, token):
     """POST /token (form), POST /set-llm, POST /chat, then ws://.../ws/{session_id} plain text."""
     headers = {"Authorization": f"Bearer {token}"}
-    r = await client.post("/set-llm", headers=headers,
-                          json={"model_name": "offline/simulated", "temperature": 0.8, "max_tokens": 2000, "top_p": 0.95})
+    r = await client.post(
+        "/set-llm",
+        headers=headers,
+        json={"model_name": "offline/simulated", "temperature": 0.8, "max_tokens": 2000, "top_p": 0.95},
+    )
     sid = r.json()["session_id"]
-    r = await client.post("/chat", headers=headers, json={"session_id": sid, "message": "Hello, how can you help me today?"})
+    r = await client.post(
+        "/chat", headers=headers, json={"session_id": sid, "message": "Hello, how can you help me today?"}
+    )
     assert r.json()["response"]
     async with WS.connect(f"{server.ws_base}/ws/{sid}", token) as ws:
         await ws.send("Hello, how can you help me today?")
@@ -46,7 +51,9 @@ async def test_seed_002_token_set_llm_chat_and_ws(server, client, token):
 
 async def test_seed_003_curl_chat_stream_and_stream_by_session(auth):
     """`curl -N -X POST /chat -d '{"message": ...}'` streamed; `GET /stream/{session_id}`; /health; /test."""
-    async with auth.stream("POST", "/chat", json={"message": "Bonjour !"}, headers={"Accept": "text/event-stream"}) as r:
+    async with auth.stream(
+        "POST", "/chat", json={"message": "Bonjour !"}, headers={"Accept": "text/event-stream"}
+    ) as r:
         sid = r.headers["X-Session-ID"]
         events = await read_sse(r)
     assert events[0] == {"type": "session", "session_id": sid, "_id": None, "_event": "session"}

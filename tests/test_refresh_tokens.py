@@ -76,7 +76,7 @@ async def test_logout_revokes_and_clears(server):
     access = (await _refresh(c)).json()["access_token"]
     current = c.cookies.get(COOKIE, path="/token/refresh")
     r = await c.post("/logout", headers={"Authorization": f"Bearer {access}"})
-    assert r.status_code == 204 and 'max-age=0' in _cookie_header(r).lower()
+    assert r.status_code == 204 and "max-age=0" in _cookie_header(r).lower()
     for old in (token, current):
         assert (await _refresh(c, old)).status_code == 401
     assert (await c.post("/logout")).status_code == 401  # signing out needs a credential

@@ -51,8 +51,9 @@ async def test_disconnect_mid_answer_never_cancels(upstream, up, fake):
 @pytest.mark.parametrize("after", [0, 5, N, N + 1])
 async def test_ws_resume_at_every_boundary(upstream, up, fake, after):
     gen = await finished_generation(upstream, up, fake)
-    async with WS.connect(f"{upstream.ws_base}/ws/{(await up.get(f'/generations/{gen}')).json()['session_id']}",
-                          upstream.token) as ws:
+    async with WS.connect(
+        f"{upstream.ws_base}/ws/{(await up.get(f'/generations/{gen}')).json()['session_id']}", upstream.token
+    ) as ws:
         await ws.send({"type": "resume", "generation_id": gen, "after_seq": after})
         if after > N:
             await ws.send({"type": "ping"})
@@ -92,8 +93,13 @@ async def test_resume_while_running_on_both_transports(upstream, up, fake):
 
 
 async def test_expired_log_resumes_from_a_stored_snapshot(tmp_path, fake):
-    settings = make_settings(tmp_path, openai_base_url=fake.openai_base_url, openai_api_key="k",
-                             default_model="openai/fake-model", stream_log_ttl=0.05)
+    settings = make_settings(
+        tmp_path,
+        openai_base_url=fake.openai_base_url,
+        openai_api_key="k",
+        default_model="openai/fake-model",
+        stream_log_ttl=0.05,
+    )
     server = await Server(settings).start()
     try:
         async with server.client() as c:
@@ -114,8 +120,13 @@ async def test_expired_log_resumes_from_a_stored_snapshot(tmp_path, fake):
 
 
 async def test_slow_reader_falls_behind_and_continues_from_a_snapshot(tmp_path, fake):
-    settings = make_settings(tmp_path, openai_base_url=fake.openai_base_url, openai_api_key="k",
-                             default_model="openai/fake-model", stream_log_max_frames=16)
+    settings = make_settings(
+        tmp_path,
+        openai_base_url=fake.openai_base_url,
+        openai_api_key="k",
+        default_model="openai/fake-model",
+        stream_log_max_frames=16,
+    )
     server = await Server(settings).start()
     try:
         async with server.client() as c:
@@ -134,8 +145,9 @@ async def test_slow_reader_falls_behind_and_continues_from_a_snapshot(tmp_path, 
 
 async def test_post_chat_streams_sse_and_background_then_stream(auth, token):
     sid = await new_session(auth, token)
-    async with auth.stream("POST", "/chat", json={"session_id": sid, "message": "sse please"},
-                           headers={"Accept": "text/event-stream"}) as r:
+    async with auth.stream(
+        "POST", "/chat", json={"session_id": sid, "message": "sse please"}, headers={"Accept": "text/event-stream"}
+    ) as r:
         gen = r.headers["X-Generation-ID"]
         events = await read_sse(r)
     assert events[0]["type"] == "accepted" and events[0]["_id"] is None
@@ -156,20 +168,34 @@ async def test_post_chat_streams_sse_and_background_then_stream(auth, token):
 async def test_generation_state_while_running(upstream, up, fake):
     await behave(fake, n=200, tps=100)
     sid = await new_session(up, upstream.token)
-    gen = (await up.post("/chat", json={"session_id": sid, "message": "go", "background": True})).json()["generation_id"]
+    gen = (await up.post("/chat", json={"session_id": sid, "message": "go", "background": True})).json()[
+        "generation_id"
+    ]
     await asyncio.sleep(0.5)
     body = (await up.get(f"/generations/{gen}")).json()
     assert body["status"] == "running" and body["last_seq"] > 0
     assert body["content"] == "".join(f"t{i} " for i in range(body["last_seq"]))
-    assert set(body) >= {"id", "session_id", "status", "finish_reason", "content", "last_seq", "usage", "created_at", "finished_at"}
+    assert set(body) >= {
+        "id",
+        "session_id",
+        "status",
+        "finish_reason",
+        "content",
+        "last_seq",
+        "usage",
+        "created_at",
+        "finished_at",
+    }
     await up.post(f"/generations/{gen}/cancel")
 
 
 async def test_stalled_reader_never_slows_the_generation_or_other_readers(upstream, up, fake):
     await behave(fake, n=20_000)  # ~2 MB of frames: far more than the socket buffers hold
     sid = await new_session(up, upstream.token, max_tokens=30_000)
-    async with WS.connect(f"{upstream.ws_base}/ws/{sid}", upstream.token, max_queue=1) as stalled, \
-            WS.connect(f"{upstream.ws_base}/ws/{sid}", upstream.token) as live:
+    async with (
+        WS.connect(f"{upstream.ws_base}/ws/{sid}", upstream.token, max_queue=1) as stalled,
+        WS.connect(f"{upstream.ws_base}/ws/{sid}", upstream.token) as live,
+    ):
         await stalled.send("go")
         gen = (await stalled.recv())["generation_id"]  # then it stops reading
         await live.send({"type": "resume", "generation_id": gen, "after_seq": 0})

@@ -4,7 +4,9 @@ resumes from its last seq ends with exactly the stored content (PROTOCOL.md, Fra
 import asyncio
 import json
 
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from models.schemas import SetLLM
 from services.container import build
@@ -56,6 +58,7 @@ class World:
                     seen += 1
                     if seen >= reads:
                         raise Gone  # the connection drops mid-batch, as a socket's send raises
+
             try:
                 if await self.services.generations.relay(gen, last, send):
                     return text, (await self.services.store.get(gen)).content
@@ -72,11 +75,13 @@ class World:
 def test_any_interleaving_reassembles_the_stored_content(tmp_path):
     world = World(tmp_path)
     try:
+
         @hsettings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
         @given(plan=visits, message=st.text(min_size=1, max_size=60).filter(str.strip))
         def check(plan, message):
             text, stored = world.loop.run_until_complete(world.scenario(plan, message))
             assert text == stored and stored
+
         check()
     finally:
         world.close()

@@ -28,18 +28,22 @@ def checkout(tmp_path):
 
 
 def run(checkout: Path, *args: str) -> str:
-    result = subprocess.run(["bash", str(checkout / "scripts" / "run.sh"), *args], capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        ["bash", str(checkout / "scripts" / "run.sh"), *args], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-@pytest.mark.parametrize("args, url", [
-    ((), "http://127.0.0.1:8000"),
-    (("--port", "8100"), "http://127.0.0.1:8100"),
-    (("--port=8101", "--reload"), "http://127.0.0.1:8101"),
-    (("--host", "0.0.0.0", "--port", "8102"), "http://0.0.0.0:8102"),
-])
+@pytest.mark.parametrize(
+    "args, url",
+    [
+        ((), "http://127.0.0.1:8000"),
+        (("--port", "8100"), "http://127.0.0.1:8100"),
+        (("--port=8101", "--reload"), "http://127.0.0.1:8101"),
+        (("--host", "0.0.0.0", "--port", "8102"), "http://0.0.0.0:8102"),
+    ],
+)
 def test_prints_the_address_uvicorn_serves_on(checkout, args, url):
     out = run(checkout, *args)
     banner = next(line for line in out.splitlines() if line.startswith("==> serving on"))

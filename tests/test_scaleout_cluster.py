@@ -65,10 +65,18 @@ class Cluster:
 def cluster(fake_upstream, tmp_path_factory):
     ns = Namespace("cluster").setup()
     log_dir = tmp_path_factory.mktemp("cluster-logs")
-    env = ns.env(OPENAI_BASE_URL=fake_upstream.openai_base_url, OPENAI_API_KEY="test-key",
-                 DEFAULT_MODEL="openai/fake-model", DATA_DIR=log_dir / "data", FLUSH_INTERVAL=0.25,
-                 WORKER_HEARTBEAT_TIMEOUT=2, REAPER_INTERVAL=1, WORKER_SHUTDOWN_GRACE=2,
-                 RABBITMQ_PREFETCH=8, SSE_PING_INTERVAL=2)
+    env = ns.env(
+        OPENAI_BASE_URL=fake_upstream.openai_base_url,
+        OPENAI_API_KEY="test-key",
+        DEFAULT_MODEL="openai/fake-model",
+        DATA_DIR=log_dir / "data",
+        FLUSH_INTERVAL=0.25,
+        WORKER_HEARTBEAT_TIMEOUT=2,
+        REAPER_INTERVAL=1,
+        WORKER_SHUTDOWN_GRACE=2,
+        RABBITMQ_PREFETCH=8,
+        SSE_PING_INTERVAL=2,
+    )
     cluster = Cluster(ns, env, log_dir)
     try:
         cluster.start()
@@ -109,8 +117,9 @@ async def background(proc: Proc, token: str, message: str, session_id: str | Non
         return r.json()
 
 
-async def sse(proc: Proc, token: str, generation_id: str, after: int = 0, limit: int | None = None,
-              timeout: float = 30) -> list[dict]:
+async def sse(
+    proc: Proc, token: str, generation_id: str, after: int = 0, limit: int | None = None, timeout: float = 30
+) -> list[dict]:
     async with client(proc, token) as c:
         headers = {"Last-Event-ID": str(after)} if after else {}
         async with asyncio.timeout(timeout):
@@ -203,8 +212,10 @@ async def test_worker_killed_mid_stream(cluster, user, fake):
     gen = job["generation_id"]
     reader = asyncio.create_task(sse(cluster.b, user, gen, timeout=60))
     async with asyncio.timeout(10):
-        while not (row := await cluster.db("SELECT worker_id, last_seq FROM messages WHERE id = $1", gen)) \
-                or row["last_seq"] < 5:
+        while (
+            not (row := await cluster.db("SELECT worker_id, last_seq FROM messages WHERE id = $1", gen))
+            or row["last_seq"] < 5
+        ):
             await asyncio.sleep(0.05)
     owner = next(w for w in cluster.workers if w.proc.pid == int(row["worker_id"].split("-")[-2]))
     survivor = next(w for w in cluster.workers if w is not owner)

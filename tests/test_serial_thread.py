@@ -24,6 +24,7 @@ async def test_an_error_reaches_the_caller_and_the_thread_goes_on():
 
     def boom():
         raise ValueError("bad statement")
+
     with pytest.raises(ValueError, match="bad statement"):
         await worker.call(boom)
     assert await worker.call(lambda a, b: a + b, 2, 3) == 5

@@ -8,13 +8,27 @@ MISSING = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 
 
 async def test_set_llm_creates_a_session(auth):
-    r = await auth.post("/set-llm", json={"model_name": "offline/simulated", "temperature": 0.3,
-                                          "max_tokens": 200, "top_p": 0.9, "system_prompt": "Be brief."})
+    r = await auth.post(
+        "/set-llm",
+        json={
+            "model_name": "offline/simulated",
+            "temperature": 0.3,
+            "max_tokens": 200,
+            "top_p": 0.9,
+            "system_prompt": "Be brief.",
+        },
+    )
     assert r.status_code == 201
     body = r.json()
     assert len(body["session_id"]) == 26
-    assert body["config"] == {"model_name": "offline/simulated", "temperature": 0.3, "max_tokens": 200,
-                              "top_p": 0.9, "system_prompt": "Be brief.", "fallback_models": []}
+    assert body["config"] == {
+        "model_name": "offline/simulated",
+        "temperature": 0.3,
+        "max_tokens": 200,
+        "top_p": 0.9,
+        "system_prompt": "Be brief.",
+        "fallback_models": [],
+    }
 
 
 async def test_bare_model_name_resolves_against_default_provider(auth):
@@ -22,14 +36,17 @@ async def test_bare_model_name_resolves_against_default_provider(auth):
     assert r.status_code == 201 and r.json()["config"]["model_name"] == "offline/simulated"
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ({"temperature": 3}, "temperature"),
-    ({"top_p": 0}, "top_p"),
-    ({"max_tokens": 0}, "max_tokens"),
-    ({"model_name": "offline/gpt-17"}, "available: offline/simulated"),
-    ({"model_name": "nope/model"}, "available"),
-    ({"unexpected": 1}, "unexpected"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"temperature": 3}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"model_name": "offline/gpt-17"}, "available: offline/simulated"),
+        ({"model_name": "nope/model"}, "available"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
 async def test_invalid_config_is_422_with_a_clear_message(auth, body, fragment):
     r = await auth.post("/set-llm", json=body)
     assert r.status_code == 422
@@ -59,8 +76,12 @@ async def test_another_users_session_is_exactly_a_missing_one(server, auth, clie
     sid = (await auth.post("/set-llm", json={})).json()["session_id"]
     other = await register(client, "mallory")
     headers = {"Authorization": f"Bearer {other}"}
-    for method, path, body in [("GET", "/sessions/{}", None), ("PATCH", "/sessions/{}", {"title": "x"}),
-                               ("DELETE", "/sessions/{}", None), ("GET", "/stream/{}", None)]:
+    for method, path, body in [
+        ("GET", "/sessions/{}", None),
+        ("PATCH", "/sessions/{}", {"title": "x"}),
+        ("DELETE", "/sessions/{}", None),
+        ("GET", "/stream/{}", None),
+    ]:
         theirs = await client.request(method, path.format(sid), json=body, headers=headers)
         missing = await client.request(method, path.format(MISSING), json=body, headers=headers)
         assert theirs.status_code == missing.status_code == 404, path
@@ -75,7 +96,9 @@ async def test_another_users_session_is_exactly_a_missing_one(server, auth, clie
     assert mine.status_code == 200 and mine.json()["history"] == []  # untouched
 
 
-@pytest.mark.parametrize("bad", ["123", "not-a-ulid-at-all-000000000", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ", "01ARZ3NDEKTSV4RRFFQ69G5FAU!"])
+@pytest.mark.parametrize(
+    "bad", ["123", "not-a-ulid-at-all-000000000", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ", "01ARZ3NDEKTSV4RRFFQ69G5FAU!"]
+)
 async def test_invalid_ids_are_422(auth, bad):
     r = await auth.get(f"/sessions/{bad}")
     assert r.status_code == 422 and r.json()["code"] == "validation_error"
@@ -84,5 +107,5 @@ async def test_invalid_ids_are_422(auth, bad):
 
 
 async def test_a_huge_offset_is_a_validation_error_not_a_500(auth):
-    r = await auth.get("/sessions", params={"offset": 10 ** 20})
+    r = await auth.get("/sessions", params={"offset": 10**20})
     assert r.status_code == 422 and r.json()["code"] == "validation_error"

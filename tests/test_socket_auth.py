@@ -3,7 +3,7 @@
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
@@ -57,7 +57,7 @@ async def test_socket_closes_4401_when_its_jwt_expires(server, client, token):
 
 async def test_socket_closes_4401_when_its_key_expires(server, client, token):
     created = await create_key(client, token, expires_in_days=1)
-    await set_key_column(server, created["id"], expires_at=datetime.now(timezone.utc) + timedelta(seconds=2))
+    await set_key_column(server, created["id"], expires_at=datetime.now(UTC) + timedelta(seconds=2))
     sid = await new_session(client, token)
     async with WS.connect(f"{server.ws_base}/ws/{sid}", created["key"]) as ws:
         await ws.send({"type": "ping"})
@@ -77,8 +77,10 @@ async def test_close_user_ends_only_that_users_sockets(server, client, token):
     bob = await register(client, "bob")
     mine, theirs = await new_session(client, token), await new_session(client, bob)
     alice_id = jwt.decode(token, options={"verify_signature": False})["sub"]
-    async with WS.connect(f"{server.ws_base}/ws/{mine}", token) as a, \
-            WS.connect(f"{server.ws_base}/ws/{theirs}", bob) as b:
+    async with (
+        WS.connect(f"{server.ws_base}/ws/{mine}", token) as a,
+        WS.connect(f"{server.ws_base}/ws/{theirs}", bob) as b,
+    ):
         for ws in (a, b):  # both counted as open before closing
             await ws.send({"type": "ping"})
             assert await ws.recv() == {"type": "pong"}
@@ -87,4 +89,3 @@ async def test_close_user_ends_only_that_users_sockets(server, client, token):
         assert closed.rcvd.code == 4401 and closed.rcvd.reason == "user disabled"
         await b.send({"type": "ping"})
         assert await b.recv() == {"type": "pong"}
-

@@ -16,7 +16,17 @@ from tests.scaleout_support import new_chat
 from tests.support import make_settings
 
 DATETIMES = ("created_at", "started_at", "heartbeat_at", "finished_at")
-IGNORED = {"pk", "id", "generation_id", "session_id", "parent_id", "created_at", "started_at", "heartbeat_at", "finished_at"}
+IGNORED = {
+    "pk",
+    "id",
+    "generation_id",
+    "session_id",
+    "parent_id",
+    "created_at",
+    "started_at",
+    "heartbeat_at",
+    "finished_at",
+}
 
 
 @pytest.fixture
@@ -36,8 +46,10 @@ async def _scenario(services, impl) -> tuple[ChatSession, list[Message]]:
         await s.commit()
     first = await db.run(impl.create_turn, chat.id, chat.model_name, "hello", "c-1", "Hello", 3, "w1", 50, None, 8)
     assert first.created and first.status == "running" and first.position == 0
-    assert first.job.request.messages == [{"role": "system", "content": "be brief"},
-                                          {"role": "user", "content": "hello"}]
+    assert first.job.request.messages == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hello"},
+    ]
     assert first.job.fallback_models == ["offline/echo"] and first.job.model == "offline/echo"
     again = await db.run(impl.create_turn, chat.id, chat.model_name, "hello", "c-1", None, 3, "w1", 50)
     assert (again.generation_id, again.created) == (first.generation_id, False)
@@ -52,18 +64,33 @@ async def _scenario(services, impl) -> tuple[ChatSession, list[Message]]:
     await db.run(impl.flush, [(first.generation_id, "Hi", 1, 300)], [])
     await db.run(impl.flush, [(first.generation_id, "Hi the", 2, 100)], [second.generation_id])
     assert (await services.store.get(first.generation_id)).seq_reserved == 300
-    assert await db.run(impl.finalize, first.generation_id, dict(
-        status="completed", finish_reason="stop", last_seq=4, usage={"prompt_tokens": 3, "completion_tokens": 2},
-        error=None, finished_at=utcnow(), content="Hi there",
-        model="offline/echo"), ("queued", "running"))
+    assert await db.run(
+        impl.finalize,
+        first.generation_id,
+        dict(
+            status="completed",
+            finish_reason="stop",
+            last_seq=4,
+            usage={"prompt_tokens": 3, "completion_tokens": 2},
+            error=None,
+            finished_at=utcnow(),
+            content="Hi there",
+            model="offline/echo",
+        ),
+        ("queued", "running"),
+    )
     assert not await db.run(impl.finalize, first.generation_id, dict(status="failed"), ("queued", "running"))
     assert await db.run(impl.next_runnable, chat.id) == second.generation_id
     job = await db.run(impl.claim, second.generation_id, "w2", 50, 16)
     assert [m["content"] for m in job.request.messages] == ["be brief", "hello", "Hi there", "more"]
     assert await db.run(impl.claim, second.generation_id, "w3", 50) is None  # taken
     # With an owner: only into that user's session; its row gives the model, and its title stays.
-    assert await db.run(impl.create_turn, chat.id, None, "not mine", None, "Not mine", 3, None, 50,
-                        "01ARZ3NDEKTSV4RRFFQ69G5FAV") is None
+    assert (
+        await db.run(
+            impl.create_turn, chat.id, None, "not mine", None, "Not mine", 3, None, 50, "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+        )
+        is None
+    )
     mine = await db.run(impl.create_turn, chat.id, None, "mine", None, "Mine", 3, None, 50, chat.user_id)
     assert (mine.created, mine.status, mine.position) == (True, "queued", 2)
     async with db.sessionmaker() as s:
@@ -80,10 +107,12 @@ async def test_both_statement_sets_leave_the_same_rows(services):
     core_chat, core_rows = await _scenario(services, store_sql)
     fast_chat, fast_rows = await _scenario(services, store_sqlite)
     assert [_columns(r) for r in fast_rows] == [_columns(r) for r in core_rows]
+
     # The same tree: each row's parent is the same row (by position) under both.
     def parents(rows):
         at = {r.id: i for i, r in enumerate(rows)}
         return [at.get(r.parent_id) for r in rows]
+
     assert parents(fast_rows) == parents(core_rows) == [None, *range(len(core_rows) - 1)]
     assert fast_chat.active_leaf_id == fast_rows[-1].id and core_chat.active_leaf_id == core_rows[-1].id
     assert fast_chat.title == core_chat.title == "Hello"
@@ -98,11 +127,15 @@ async def test_both_statement_sets_leave_the_same_rows(services):
     assert fast_rows[1].worker_id == "w1" and fast_rows[3].worker_id == "w2"
     assert [r.content for r in fast_rows if r.role == "user"][-1] == "mine"  # "not mine" left nothing
     assert fast_rows[-1].model == fast_chat.model_name
+
     # Stored as the same text, not just read back alike: SQLite compares these as strings
     # (stale heartbeats), so '...+00:00' or a 'T' would sort differently.
     def stored(conn, ids):
-        return [conn.exec_driver_sql(f"SELECT {', '.join(DATETIMES)}, usage, error FROM messages WHERE id = ?",
-                                     (i,)).one() for i in ids]
+        return [
+            conn.exec_driver_sql(f"SELECT {', '.join(DATETIMES)}, usage, error FROM messages WHERE id = ?", (i,)).one()
+            for i in ids
+        ]
+
     core_raw = await services.db.run(stored, [r.id for r in core_rows])
     fast_raw = await services.db.run(stored, [r.id for r in fast_rows])
     shape = [[None if v is None else re.sub(r"\d", "0", v) for v in row] for row in core_raw]

@@ -21,13 +21,14 @@ GEN = "01JCAPAB1L1T1ESAAAAAAAAAAA"
 
 # What each log declares: the embedded one appends synchronously and pushes; the Redis one
 # is shared by processes, so another one can end a generation and seal its log.
-DECLARED = {"memory": {"nowait": True, "pushes": True, "seals": False},
-            "redis": {"nowait": False, "pushes": False, "seals": True}}
+DECLARED = {
+    "memory": {"nowait": True, "pushes": True, "seals": False},
+    "redis": {"nowait": False, "pushes": False, "seals": True},
+}
 
 
 def declared(stream_log: StreamLog) -> dict[str, bool]:
-    return {"nowait": stream_log.nowait_append() is not None, "pushes": stream_log.pushes,
-            "seals": stream_log.seals}
+    return {"nowait": stream_log.nowait_append() is not None, "pushes": stream_log.pushes, "seals": stream_log.seals}
 
 
 async def test_each_log_declares_its_abilities(logs: Any, kind: str) -> None:  # noqa: F811
@@ -57,8 +58,10 @@ async def test_attach_pushes_only_on_a_log_that_pushes(logs: Any) -> None:  # no
     stream_log = await logs()
     await stream_log.create(GEN)
     await write(stream_log, GEN, 2, done=False)
+
     async def send(batch: Sequence[Frame]) -> None:
         raise AssertionError("the log never sends: the reader's own task does (streaming/push.py)")
+
     pusher = Pusher(send).rearm(2)
     attached = stream_log.attach(GEN, 2, pusher)
     assert attached is stream_log.pushes

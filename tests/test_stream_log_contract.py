@@ -20,6 +20,7 @@ async def make_log(kind: str, max_frames: int = 10_000):
     if kind == "memory":
         return MemoryStreamLog(max_frames), None
     from services.streaming.redis_log import RedisStreamLog
+
     prefix = unique("logtest") + ":"
     return RedisStreamLog(REDIS_URL, max_frames, prefix), prefix
 
@@ -38,6 +39,7 @@ async def logs(kind):
         stream_log, prefix = await make_log(kind, max_frames)
         made.append((stream_log, prefix))
         return stream_log
+
     yield factory
     for stream_log, prefix in made:
         await stream_log.aclose()
@@ -175,6 +177,7 @@ async def test_generations_are_independent_and_ordered_under_concurrency(logs):
     async def produce(gen):
         await stream_log.create(gen)
         return await write(stream_log, gen, 60)
+
     texts = await asyncio.gather(*(produce(gen) for gen in gens))
     for gen, text in zip(gens, texts):
         result = await stream_log.read(gen, 0)
@@ -184,6 +187,7 @@ async def test_generations_are_independent_and_ordered_under_concurrency(logs):
 
 
 # Redis only: what the scale-out mode relies on beyond the shared contract
+
 
 @pytest.fixture
 async def redis_log():
@@ -195,6 +199,7 @@ async def redis_log():
 
 async def test_redis_seq_is_written_once(redis_log):
     from services.streaming.redis_log import StreamConflict
+
     await write(redis_log, GEN, 3, done=False)
     await redis_log.append(GEN, frames.chunk(GEN, 3, "other"), "other")  # queued: chunks do not wait
     with pytest.raises(StreamConflict):
@@ -206,6 +211,7 @@ async def test_redis_seq_is_written_once(redis_log):
 
 async def test_redis_seal_stops_the_old_producer(redis_log):
     from services.streaming.redis_log import StreamConflict
+
     await write(redis_log, GEN, 3, done=False)
     assert await redis_log.seal(GEN) == ("w1 w2 w3 ", 3)
     with pytest.raises(StreamConflict):
@@ -235,7 +241,7 @@ async def test_redis_reconnects_after_connections_are_killed(redis_log):
     waiter = asyncio.create_task(redis_log.wait(GEN, 0, 10.0))
     await asyncio.sleep(0.3)
     admin = redis_log.redis.client()
-    name = (await redis_log.redis.client_getname())
+    name = await redis_log.redis.client_getname()
     killed = 0
     for client in await admin.client_list():  # every connection of this log, pub/sub included
         if client.get("name") == (name.decode() if isinstance(name, bytes) else name):

@@ -34,8 +34,10 @@ async def test_the_model_titles_a_chat_after_its_first_answer(upstream, up, fake
     await upstream.services.titles.idle()
     assert await _title(up, sid) == "Balcony kiwifruit in the cold"
     asked = httpx.get(f"{fake.base_url}/_fake/stats").json()["last_request"]
-    assert asked["max_tokens"] == upstream.settings.auto_title_max_tokens or \
-        asked.get("max_completion_tokens") == upstream.settings.auto_title_max_tokens
+    assert (
+        asked["max_tokens"] == upstream.settings.auto_title_max_tokens
+        or asked.get("max_completion_tokens") == upstream.settings.auto_title_max_tokens
+    )
     assert asked["messages"][0]["content"] == QUESTION and "title" in asked["messages"][-1]["content"]
     history = (await up.get(f"/sessions/{sid}")).json()["history"]
     assert [m["role"] for m in history] == ["user", "assistant"]  # the title request is no message

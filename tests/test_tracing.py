@@ -36,8 +36,7 @@ def test_off_unless_the_otel_variables_ask():
 
 async def test_request_and_generation_spans_are_linked(spans, upstream, up):
     sid = await new_session(up, upstream.token)
-    r = await up.post("/chat", json={"session_id": sid, "message": "trace me"},
-                      headers={"traceparent": TRACEPARENT})
+    r = await up.post("/chat", json={"session_id": sid, "message": "trace me"}, headers={"traceparent": TRACEPARENT})
     assert r.status_code == 200 and r.json()["status"] == "completed"
     finished = {s.name: s for s in spans.get_finished_spans()}
     http = finished["POST /chat"]
@@ -47,16 +46,23 @@ async def test_request_and_generation_spans_are_linked(spans, upstream, up):
     assert http.attributes["http.route"] == "/chat" and http.attributes["http.response.status_code"] == 200
     usage = r.json()["usage"]
     assert dict(gen.attributes) == {
-        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "fake-model",
-        "gen_ai.response.model": "fake-model", "gen_ai.usage.input_tokens": usage["prompt_tokens"],
-        "gen_ai.usage.output_tokens": usage["completion_tokens"], "gen_ai.response.finish_reasons": ("stop",),
-        "chat.generation_id": r.json()["generation_id"], "chat.status": "completed"}
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "fake-model",
+        "gen_ai.response.model": "fake-model",
+        "gen_ai.usage.input_tokens": usage["prompt_tokens"],
+        "gen_ai.usage.output_tokens": usage["completion_tokens"],
+        "gen_ai.response.finish_reasons": ("stop",),
+        "chat.generation_id": r.json()["generation_id"],
+        "chat.status": "completed",
+    }
 
 
 def test_the_job_carries_the_trace_context_to_the_worker(spans):
     """API replica: the context captured at submit goes into the job body; worker: the body's
     context parents the generation's span."""
     from opentelemetry import context, propagate
+
     ctx = propagate.extract({"traceparent": TRACEPARENT})
     token = context.attach(ctx)
     try:
@@ -68,7 +74,9 @@ def test_the_job_carries_the_trace_context_to_the_worker(spans):
     assert tracing.carrier("G1") is None  # handed on, not kept
     tracing.adopt("G1", body["trace"])  # what the worker does with a job
     span = tracing.start_generation("G1", "openai/gpt-x")
-    tracing.end_generation(span, "openai/gpt-x-2", "completed", "stop", {"prompt_tokens": 1, "completion_tokens": 2}, None)
+    tracing.end_generation(
+        span, "openai/gpt-x-2", "completed", "stop", {"prompt_tokens": 1, "completion_tokens": 2}, None
+    )
     (done,) = spans.get_finished_spans()
     assert format(done.context.trace_id, "032x") == TRACEPARENT.split("-")[1]
     assert done.attributes["gen_ai.response.model"] == "gpt-x-2"

@@ -8,8 +8,10 @@ import asyncio
 import httpx
 import pytest
 import uvicorn
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTraceServiceRequest,
-                                                                       ExportTraceServiceResponse)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
@@ -33,8 +35,7 @@ class Collector:
     async def receive(self, request):
         body = ExportTraceServiceRequest.FromString(await request.body())
         for resource_spans in body.resource_spans:
-            service = next(a.value.string_value for a in resource_spans.resource.attributes
-                           if a.key == "service.name")
+            service = next(a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name")
             for scope_spans in resource_spans.scope_spans:
                 self.spans.extend((service, span) for span in scope_spans.spans)
         return Response(ExportTraceServiceResponse().SerializeToString(), media_type="application/x-protobuf")
@@ -45,8 +46,13 @@ async def test_generation_span_on_the_worker_is_a_child_of_the_request_span(tmp_
     task = asyncio.create_task(collector.server.serve())
     ns = await Namespace("traces").acreate()
     metrics_port = free_port()
-    env = ns.env(DATA_DIR=tmp_path / "data", OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector.port}",
-                 OTEL_BSP_SCHEDULE_DELAY=100, TIME_BETWEEN_CHUNKS=0, WORKER_METRICS_PORT=metrics_port)
+    env = ns.env(
+        DATA_DIR=tmp_path / "data",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector.port}",
+        OTEL_BSP_SCHEDULE_DELAY=100,
+        TIME_BETWEEN_CHUNKS=0,
+        WORKER_METRICS_PORT=metrics_port,
+    )
     api = Proc.api("api", free_port(), env, tmp_path)
     worker = Proc.worker("worker", {**env, "OTEL_SERVICE_NAME": "chat-worker"}, tmp_path)
     try:
@@ -57,8 +63,11 @@ async def test_generation_span_on_the_worker_is_a_child_of_the_request_span(tmp_
         async with httpx.AsyncClient(base_url=api.base, timeout=30) as c:
             await c.post("/users", json={"username": "tracy", "password": PASSWORD})
             token = (await c.post("/token", data={"username": "tracy", "password": PASSWORD})).json()["access_token"]
-            r = await c.post("/chat", json={"message": "trace me"},
-                             headers={"Authorization": f"Bearer {token}", "traceparent": TRACEPARENT})
+            r = await c.post(
+                "/chat",
+                json={"message": "trace me"},
+                headers={"Authorization": f"Bearer {token}", "traceparent": TRACEPARENT},
+            )
             assert r.status_code == 200 and r.json()["status"] == "completed", r.text
             scraped = (await c.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
         assert 'chat_generations_ended_total{finish_reason="stop",provider="offline",status="completed"} 1.0' in scraped

@@ -56,7 +56,8 @@ async def path(client: httpx.AsyncClient, sid: str) -> list[dict[str, Any]]:
 
 
 async def test_regenerate_keeps_both_answers_and_the_model_sees_one(
-        upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
+    upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream
+) -> None:
     sid = await new_session(up, upstream.token)
     await behave(fake, n=2)
     first = await say(up, sid, "Hello")
@@ -73,12 +74,16 @@ async def test_regenerate_keeps_both_answers_and_the_model_sees_one(
     assert r.status_code == 200 and r.json()["active_leaf_id"] == first["generation_id"]
     assert [m["content"] for m in await path(up, sid)] == ["Hello", "t0 t1 "]
     await say(up, sid, "And then?")
-    assert await sent(fake) == [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "t0 t1 "},
-                                {"role": "user", "content": "And then?"}]
+    assert await sent(fake) == [
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": "t0 t1 "},
+        {"role": "user", "content": "And then?"},
+    ]
 
 
 async def test_edit_branches_from_the_message_and_keeps_the_old_branch(
-        upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
+    upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream
+) -> None:
     sid = await new_session(up, upstream.token)
     await behave(fake, n=1)
     a1 = await say(up, sid, "first")
@@ -99,26 +104,32 @@ async def test_edit_branches_from_the_message_and_keeps_the_old_branch(
 
 
 async def test_continue_extends_an_answer_cut_short(
-        upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
+    upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream
+) -> None:
     sid = await new_session(up, upstream.token, max_tokens=3)
     await behave(fake, n=10)
     cut = await say(up, sid, "Tell me more")
     assert (cut["status"], cut["finish_reason"], cut["response"]) == ("incomplete", "length", "t0 t1 t2 ")
     more = await branch(up, sid, cut["generation_id"], "continue")
-    assert await sent(fake) == [{"role": "user", "content": "Tell me more"},
-                                {"role": "assistant", "content": "t0 t1 t2 "},
-                                {"role": "user", "content": CONTINUE_PROMPT}]
+    assert await sent(fake) == [
+        {"role": "user", "content": "Tell me more"},
+        {"role": "assistant", "content": "t0 t1 t2 "},
+        {"role": "user", "content": CONTINUE_PROMPT},
+    ]
     history = await path(up, sid)
     assert [m["id"] for m in history][1:] == [cut["generation_id"], more["generation_id"]]
     assert history[2]["parent_id"] == cut["generation_id"] and history[2]["content"] == "t0 t1 t2 "
     await say(up, sid, "Thanks")  # the answer and its continuation are one turn for the model
-    assert await sent(fake) == [{"role": "user", "content": "Tell me more"},
-                                {"role": "assistant", "content": "t0 t1 t2 t0 t1 t2 "},
-                                {"role": "user", "content": "Thanks"}]
+    assert await sent(fake) == [
+        {"role": "user", "content": "Tell me more"},
+        {"role": "assistant", "content": "t0 t1 t2 t0 t1 t2 "},
+        {"role": "user", "content": "Thanks"},
+    ]
 
 
 async def test_only_answers_cut_short_continue_and_running_ones_wait(
-        upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
+    upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream
+) -> None:
     sid = await new_session(up, upstream.token)
     await behave(fake, n=2)
     done = await say(up, sid, "Hi")
@@ -139,8 +150,7 @@ async def test_only_answers_cut_short_continue_and_running_ones_wait(
     assert (await finish(up, slow["generation_id"]))["status"] == "cancelled"
 
 
-async def test_retry_a_failed_answer(
-        upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
+async def test_retry_a_failed_answer(upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
     sid = await new_session(up, upstream.token)
     await behave(fake, status=400)
     failed = await say(up, sid, "Try this")
@@ -149,12 +159,16 @@ async def test_retry_a_failed_answer(
     retry = await branch(up, sid, failed["generation_id"], "regenerate")
     history = await path(up, sid)
     assert (history[-1]["id"], history[-1]["status"], history[-1]["content"]) == (
-        retry["generation_id"], "completed", "t0 t1 ")
+        retry["generation_id"],
+        "completed",
+        "t0 t1 ",
+    )
     assert history[-1]["versions"] == [failed["generation_id"], retry["generation_id"]]
 
 
-async def test_another_users_session_and_messages_are_missing(server: Server, auth: httpx.AsyncClient, token: str,
-                                                     client: httpx.AsyncClient) -> None:
+async def test_another_users_session_and_messages_are_missing(
+    server: Server, auth: httpx.AsyncClient, token: str, client: httpx.AsyncClient
+) -> None:
     sid = await new_session(auth, token)
     answer = (await auth.post("/chat", json={"session_id": sid, "message": "mine"})).json()["generation_id"]
     mallory = await register(client, "mallory")
@@ -174,7 +188,8 @@ async def test_another_users_session_and_messages_are_missing(server: Server, au
 
 
 async def test_socket_frames_regenerate_edit_continue_and_switch(
-        upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream) -> None:
+    upstream: Upstream, up: httpx.AsyncClient, fake: FakeUpstream
+) -> None:
     sid = await new_session(up, upstream.token, max_tokens=2)
     await behave(fake, n=5)
     cut = await say(up, sid, "Go")

@@ -8,8 +8,8 @@ from alembic.config import Config
 from alembic import command
 from auth.security import hash_password
 from config import Settings
-from services.db import ROOT
 from fakeupstream import FakeUpstream
+from services.db import ROOT
 from tests.support import PASSWORD, Server
 
 USER = "01J" + "0" * 23
@@ -25,22 +25,34 @@ def _alembic(conn: sa.Connection) -> Config:
 
 def _old_history(conn: sa.Connection) -> dict[str, list[str]]:
     """Two sessions written the old way (no parents), their turns interleaved by pk."""
-    conn.execute(sa.text("INSERT INTO users (id, username, password_hash, created_at, username_normalized) "
-                         "VALUES (:id, 'ada', :h, '2026-01-01 00:00:00', 'ada')"),
-                 {"id": USER, "h": hash_password(PASSWORD)})
+    conn.execute(
+        sa.text(
+            "INSERT INTO users (id, username, password_hash, created_at, username_normalized) "
+            "VALUES (:id, 'ada', :h, '2026-01-01 00:00:00', 'ada')"
+        ),
+        {"id": USER, "h": hash_password(PASSWORD)},
+    )
     for sid in SESSIONS:
-        conn.execute(sa.text("INSERT INTO chat_sessions (id, user_id, title, model_name, temperature, max_tokens, "
-                             "top_p, fallback_models, kind, created_at, updated_at) VALUES (:id, :u, 'old', "
-                             "'openai/fake-model', 0.5, 64, 1.0, '[]', 'chat', '2026-01-01', '2026-01-01')"),
-                     {"id": sid, "u": USER})
+        conn.execute(
+            sa.text(
+                "INSERT INTO chat_sessions (id, user_id, title, model_name, temperature, max_tokens, "
+                "top_p, fallback_models, kind, created_at, updated_at) VALUES (:id, :u, 'old', "
+                "'openai/fake-model', 0.5, 64, 1.0, '[]', 'chat', '2026-01-01', '2026-01-01')"
+            ),
+            {"id": sid, "u": USER},
+        )
     ids: dict[str, list[str]] = {sid: [] for sid in SESSIONS}
     for n in range(6):
         sid = SESSIONS[n % 2]
         role = "user" if n // 2 % 2 == 0 else "assistant"
         mid = f"01M{n:023d}"
-        conn.execute(sa.text("INSERT INTO messages (id, session_id, role, content, status, created_at, last_seq) "
-                             "VALUES (:id, :s, :r, :c, 'completed', '2026-01-01', 0)"),
-                     {"id": mid, "s": sid, "r": role, "c": f"{role} {n}"})
+        conn.execute(
+            sa.text(
+                "INSERT INTO messages (id, session_id, role, content, status, created_at, last_seq) "
+                "VALUES (:id, :s, :r, :c, 'completed', '2026-01-01', 0)"
+            ),
+            {"id": mid, "s": sid, "r": role, "c": f"{role} {n}"},
+        )
         ids[sid].append(mid)
     return ids
 
@@ -54,7 +66,8 @@ async def test_linear_history_becomes_the_active_branch(upstream_settings: Setti
         command.upgrade(_alembic(conn), "head")
         parents: dict[str, str | None] = dict(conn.execute(sa.text("SELECT id, parent_id FROM messages")).all())
         leaves: dict[str, str | None] = dict(
-            conn.execute(sa.text("SELECT id, active_leaf_id FROM chat_sessions")).all())
+            conn.execute(sa.text("SELECT id, active_leaf_id FROM chat_sessions")).all()
+        )
     for sid, chain in ids.items():
         assert [parents[m] for m in chain] == [None, *chain[:-1]]
         assert leaves[sid] == chain[-1]

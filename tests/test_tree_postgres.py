@@ -27,5 +27,11 @@ def namespace() -> Iterator[Namespace]:  # a database per test: each registers i
 
 @pytest.fixture
 def upstream_settings(tmp_path: Path, fake: FakeUpstream, namespace: Namespace) -> Settings:
-    return make_settings(tmp_path, database_url=namespace.database_url, openai_base_url=fake.openai_base_url,
-                         openai_api_key="test-key", default_model="openai/fake-model", provider_retry_backoff=0.05)
+    return make_settings(
+        tmp_path,
+        database_url=namespace.database_url,
+        openai_base_url=fake.openai_base_url,
+        openai_api_key="test-key",
+        default_model="openai/fake-model",
+        provider_retry_backoff=0.05,
+    )

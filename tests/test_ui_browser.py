@@ -7,8 +7,19 @@ import time
 import pytest
 
 from tests.ui_support import (
-    CHROMIUM, CHROMIUM_ARGS, Api, LiveServer, assistants, open_session, rendered_text_of, send,
-    set_mode, shot, sign_in, wait_seq, wait_status,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Api,
+    LiveServer,
+    assistants,
+    open_session,
+    rendered_text_of,
+    send,
+    set_mode,
+    shot,
+    sign_in,
+    wait_seq,
+    wait_status,
 )
 
 # No skip when chromium is missing: .ci/run installs it, and a missing browser must fail loudly.
@@ -41,6 +52,7 @@ def _poll_outside_the_page(page) -> None:
     """page.wait_for_function evaluates its predicate with eval() inside the page, which the
     UI's Content-Security-Policy refuses (no 'unsafe-eval'); page.evaluate runs through the
     DevTools protocol, outside it. The same condition, polled with a deadline."""
+
     def wait_for_function(expression, arg=None, timeout=None, polling=None):
         deadline = time.monotonic() + (20000 if timeout is None else timeout) / 1000
         while not (value := page.evaluate(expression, arg)):
@@ -48,6 +60,7 @@ def _poll_outside_the_page(page) -> None:
                 raise sync_api.TimeoutError(f"wait_for_function timed out: {expression}")
             page.wait_for_timeout(50)
         return value
+
     page.wait_for_function = wait_for_function
 
 
@@ -64,13 +77,20 @@ def make_page(browser):
         page.set_default_timeout(20000)
         page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
         # The UI runs under the service's CSP: a violation is a bug in the page.
-        page.on("console", lambda m: m.type == "error" and "Content Security Policy" in m.text
-                and problems.append(f"csp: {m.text}"))
+        page.on(
+            "console",
+            lambda m: m.type == "error" and "Content Security Policy" in m.text and problems.append(f"csp: {m.text}"),
+        )
         _poll_outside_the_page(page)
         page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
         # Everything is served by the service itself: no CDN, no third-party request.
-        page.on("request", lambda r: r.url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:", "data:"))
-                or problems.append(f"external request: {r.url}"))
+        page.on(
+            "request",
+            lambda r: (
+                r.url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:", "data:"))
+                or problems.append(f"external request: {r.url}")
+            ),
+        )
         return page
 
     yield make
@@ -204,9 +224,11 @@ def test_two_messages_stream_and_complete_in_order(chat_page, user):
     wait_status(page, 1, "queued", timeout=5000)
     # The badge may be drawn a moment after the status (the branch is re-rendered once the new
     # chat's URL is set): wait for it, rather than read it once.
-    page.wait_for_function("() => (document.querySelectorAll('[data-role=assistant]')[1]"
-                           "?.querySelector('[data-testid=msg-status]')?.textContent || '').includes('Queued')",
-                           timeout=5000)
+    page.wait_for_function(
+        "() => (document.querySelectorAll('[data-role=assistant]')[1]"
+        "?.querySelector('[data-testid=msg-status]')?.textContent || '').includes('Queued')",
+        timeout=5000,
+    )
     assert page.is_visible("#stop")
     wait_seq(page, 0, 10)
     # While one reply streams and one waits: one Stop control, one typing indicator (the
@@ -312,8 +334,10 @@ def test_lost_socket_reconnects_and_resumes(make_page, user, live_server):
 
 def test_markdown_is_sanitized_against_xss(chat_page, user):
     page = chat_page
-    payload = ('Hi <img src=x onerror="window.__xss=1"> and [click](javascript:window.__xss=2) '
-               '<script>window.__xss=3</script> ![pic](https://tracker.example/p.png) <a href="#" onclick="window.__xss=4">a</a>')
+    payload = (
+        'Hi <img src=x onerror="window.__xss=1"> and [click](javascript:window.__xss=2) '
+        '<script>window.__xss=3</script> ![pic](https://tracker.example/p.png) <a href="#" onclick="window.__xss=4">a</a>'
+    )
     send(page, payload)
     wait_status(page, 0, "completed")
     check_against_api(page, user, 0)
@@ -448,9 +472,17 @@ def test_frames_apply_idempotently(make_page, live_server):
         log.push([kg.text, kg.done, kg.status, kg.model]);
         return log;
     }""")
-    assert result == ["queued", "Hello", True, "Hello, world", "Hello, world",
-                      ["Hello, world", "completed", 7, 0], "stored so far", "stored so far, and more",
-                      ["one ", True, "failed", "openai/fake-model"]]
+    assert result == [
+        "queued",
+        "Hello",
+        True,
+        "Hello, world",
+        "Hello, world",
+        ["Hello, world", "completed", 7, 0],
+        "stored so far",
+        "stored so far, and more",
+        ["one ", True, "failed", "openai/fake-model"],
+    ]
 
 
 def test_switching_transport_mid_stream(chat_page, user):

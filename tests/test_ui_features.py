@@ -37,8 +37,9 @@ def page_for(make_page, live_server, user, **options):  # noqa: F811
 
 
 def test_settings_panel_holds_transport_status_and_theme(make_page, live_server, user):  # noqa: F811
-    page = page_for(make_page, live_server, user, viewport={"width": 375, "height": 740},
-                    is_mobile=True, has_touch=True)
+    page = page_for(
+        make_page, live_server, user, viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True
+    )
     send(page, "a chat, so the header has its title, model and export")
     wait_status(page, 0, "completed")
     # The header is one row at 375 px: every visible control shares the top bar's line.
@@ -195,8 +196,11 @@ def test_markdown_alignment_math_and_removed_links(make_page, live_server):  # n
 def test_jump_to_latest_while_streaming(make_page, live_server, user):  # noqa: F811
     page = page_for(make_page, live_server, user, viewport={"width": 900, "height": 420})
     send(page, "please write a long answer about scrolling")
-    page.wait_for_function("""() => { const s = document.getElementById('scroller');
-        return s.scrollHeight > s.clientHeight + 150; }""", timeout=30000)
+    page.wait_for_function(
+        """() => { const s = document.getElementById('scroller');
+        return s.scrollHeight > s.clientHeight + 150; }""",
+        timeout=30000,
+    )
     assert assistants(page).nth(0).get_attribute("data-status") == "running"
     assert page.is_hidden("#jump-latest")
     page.eval_on_selector("#scroller", "e => { e.scrollTop = 0; }")

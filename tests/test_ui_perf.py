@@ -43,9 +43,14 @@ def fake_upstream():
 
 @pytest.fixture(scope="module")
 def perf_server(tmp_path_factory, fake_upstream):
-    srv = LiveServer(tmp_path_factory.mktemp("ui-perf") / "data", time_between_chunks=0,
-                     openai_base_url=fake_upstream.openai_base_url, openai_api_key="test-key",
-                     openai_models=FAST_MODEL, max_history_messages=4).start(timeout=120)
+    srv = LiveServer(
+        tmp_path_factory.mktemp("ui-perf") / "data",
+        time_between_chunks=0,
+        openai_base_url=fake_upstream.openai_base_url,
+        openai_api_key="test-key",
+        openai_models=FAST_MODEL,
+        max_history_messages=4,
+    ).start(timeout=120)
     yield srv
     srv.stop()
 
@@ -66,10 +71,13 @@ def test_500_messages_open_and_scroll_without_long_tasks(make_page, perf_server)
     page = _probe_page(make_page)
     sign_in(page, perf_server.base, api.username)
     page.evaluate("() => { __perf.longtasks = []; }")
-    opened = page.evaluate("""async (id) => { const t0 = performance.now(); location.hash = '#/s/' + id;
+    opened = page.evaluate(
+        """async (id) => { const t0 = performance.now(); location.hash = '#/s/' + id;
         while (document.querySelectorAll('#messages .msg').length < 500) await new Promise((r) => setTimeout(r, 10));
         await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-        return performance.now() - t0; }""", sid)
+        return performance.now() - t0; }""",
+        sid,
+    )
     on_open = page.evaluate("__perf.longtasks.splice(0)")
     scrolled = page.evaluate("""async () => {
         const s = document.getElementById('scroller'), t0 = performance.now();
@@ -78,9 +86,11 @@ def test_500_messages_open_and_scroll_without_long_tasks(make_page, perf_server)
         for (let y = 0; y <= s.scrollHeight; y += 600) { s.scrollTop = y; await frame(); }
         return performance.now() - t0; }""")
     on_scroll = page.evaluate("__perf.longtasks")
-    print(f"\n500 messages: opened in {opened:.0f} ms ({len(on_open)} long tasks, longest "
-          f"{max(on_open, default=0):.0f} ms), scrolled top and back in {scrolled:.0f} ms ({len(on_scroll)} "
-          f"long tasks, longest {max(on_scroll, default=0):.0f} ms)")
+    print(
+        f"\n500 messages: opened in {opened:.0f} ms ({len(on_open)} long tasks, longest "
+        f"{max(on_open, default=0):.0f} ms), scrolled top and back in {scrolled:.0f} ms ({len(on_scroll)} "
+        f"long tasks, longest {max(on_scroll, default=0):.0f} ms)"
+    )
     assert max(on_open + on_scroll, default=0) <= LONG_TASK_MS, (on_open, on_scroll)
 
 
@@ -101,7 +111,9 @@ def test_a_10000_token_answer_streams_without_falling_behind(make_page, perf_ser
     assert gen["usage"]["completion_tokens"] == TOKENS and msg.get_attribute("data-raw") == gen["content"]
     lag = perf["shownAt"] - perf["doneAt"]
     longest = max(perf["longtasks"], default=0)
-    print(f"\n{TOKENS}-token answer: streamed in {perf['doneAt'] - perf['sentAt']:.0f} ms, shown complete "
-          f"{lag:.0f} ms after its done frame; {len(perf['longtasks'])} long tasks, longest {longest:.0f} ms")
+    print(
+        f"\n{TOKENS}-token answer: streamed in {perf['doneAt'] - perf['sentAt']:.0f} ms, shown complete "
+        f"{lag:.0f} ms after its done frame; {len(perf['longtasks'])} long tasks, longest {longest:.0f} ms"
+    )
     assert perf["doneAt"] > 0 and 0 <= lag <= 1000, perf
     assert longest <= LONG_TASK_MS, perf["longtasks"]

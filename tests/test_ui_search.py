@@ -46,8 +46,9 @@ def test_order_search_and_titles(make_page, user, live_server):  # noqa: F811
     open_session(page, fruit)
     send(page, "and in winter?")
     wait_status(page, 1, "completed")
-    page.wait_for_function("id => document.querySelector('[data-testid=session-item]').dataset.sessionId === id",
-                           arg=fruit)
+    page.wait_for_function(
+        "id => document.querySelector('[data-testid=session-item]').dataset.sessionId === id", arg=fruit
+    )
 
     box = page.get_by_role("searchbox", name="Search chats")
     box.fill("kiwi")
@@ -58,8 +59,11 @@ def test_order_search_and_titles(make_page, user, live_server):  # noqa: F811
     assert page.inner_text("#search-status") == "1 chat found"
     shot(page, "42-search-light")
     box.fill("lisbon")  # a title
-    page.wait_for_function("id => [...document.querySelectorAll('[data-testid=session-item]')]"
-                           ".map((e) => e.dataset.sessionId).join() === id", arg=trip)
+    page.wait_for_function(
+        "id => [...document.querySelectorAll('[data-testid=session-item]')]"
+        ".map((e) => e.dataset.sessionId).join() === id",
+        arg=trip,
+    )
     box.fill("<img src=x onerror=alert(1)>")  # shown as text, never parsed
     page.wait_for_selector("#session-empty:not([hidden])")
     assert "<img src=x" in page.inner_text("#session-empty")

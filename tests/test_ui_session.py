@@ -79,8 +79,9 @@ def test_renewal_mid_stream_does_not_interrupt_it(make_page, user, live_server):
 
 @pytest.fixture(scope="module")
 def short_token_server(tmp_path_factory):
-    srv = LiveServer(tmp_path_factory.mktemp("ui-exp") / "data", access_token_expire_minutes=1,
-                     time_between_chunks=0.09).start(timeout=120)
+    srv = LiveServer(
+        tmp_path_factory.mktemp("ui-exp") / "data", access_token_expire_minutes=1, time_between_chunks=0.09
+    ).start(timeout=120)
     yield srv
     srv.stop()
 

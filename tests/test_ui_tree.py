@@ -11,7 +11,6 @@ import pytest
 from playwright.sync_api import Locator, Page
 
 from fakeupstream import FakeUpstream
-
 from tests.test_ui_browser import browser, make_page  # noqa: F401 (fixtures)
 from tests.ui_support import (
     Api,
@@ -27,11 +26,14 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def tree_server(tmp_path_factory: pytest.TempPathFactory,
-                fake_upstream: FakeUpstream) -> Iterator[LiveServer]:
-    srv = LiveServer(tmp_path_factory.mktemp("tree") / "data", openai_base_url=fake_upstream.openai_base_url,
-                     openai_api_key="test-key", default_model="openai/fake-model",
-                     provider_retry_backoff=0.05).start()
+def tree_server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[LiveServer]:
+    srv = LiveServer(
+        tmp_path_factory.mktemp("tree") / "data",
+        openai_base_url=fake_upstream.openai_base_url,
+        openai_api_key="test-key",
+        default_model="openai/fake-model",
+        provider_retry_backoff=0.05,
+    ).start()
     yield srv
     srv.stop()
 
@@ -40,6 +42,7 @@ def tree_server(tmp_path_factory: pytest.TempPathFactory,
 def fake_says(fake: FakeUpstream) -> Callable[..., None]:
     def say(**options: Any) -> None:
         httpx.post(f"{fake.base_url}/_fake/behaviour", json=options).raise_for_status()
+
     return say
 
 
@@ -48,8 +51,12 @@ def person(tree_server: LiveServer) -> Api:
     return Api(tree_server.base).signup()
 
 
-def page_in(make_page: Callable[..., Page], tree_server: LiveServer, person: Api,  # noqa: F811
-            **options: Any) -> Page:
+def page_in(
+    make_page: Callable[..., Page],
+    tree_server: LiveServer,
+    person: Api,  # noqa: F811
+    **options: Any,
+) -> Page:
     page = make_page(**options)
     sign_in(page, tree_server.base, person.username)
     return page
@@ -65,8 +72,11 @@ def label_of(msg: Locator) -> str:
 
 
 def test_regenerate_keeps_versions_and_the_switch_is_stored(
-        make_page: Callable[..., Page], tree_server: LiveServer,  # noqa: F811
-        person: Api, fake_says: Callable[..., None]) -> None:
+    make_page: Callable[..., Page],
+    tree_server: LiveServer,  # noqa: F811
+    person: Api,
+    fake_says: Callable[..., None],
+) -> None:
     fake_says(text="The first answer.")
     page = page_in(make_page, tree_server, person)
     send(page, "Say something")
@@ -96,8 +106,11 @@ def test_regenerate_keeps_versions_and_the_switch_is_stored(
 
 
 def test_edit_opens_a_focused_box_and_saving_makes_a_new_branch(
-        make_page: Callable[..., Page], tree_server: LiveServer,  # noqa: F811
-        person: Api, fake_says: Callable[..., None]) -> None:
+    make_page: Callable[..., Page],
+    tree_server: LiveServer,  # noqa: F811
+    person: Api,
+    fake_says: Callable[..., None],
+) -> None:
     fake_says(text="Answer one.")
     page = page_in(make_page, tree_server, person)
     send(page, "My first question")
@@ -125,8 +138,11 @@ def test_edit_opens_a_focused_box_and_saving_makes_a_new_branch(
 
 
 def test_continue_an_answer_cut_short_streams_with_one_stop(
-        make_page: Callable[..., Page], tree_server: LiveServer,  # noqa: F811
-        person: Api, fake_says: Callable[..., None]) -> None:
+    make_page: Callable[..., Page],
+    tree_server: LiveServer,  # noqa: F811
+    person: Api,
+    fake_says: Callable[..., None],
+) -> None:
     person.create_session(model_name="openai/fake-model", max_tokens=4, title="short")
     fake_says(n=40)
     page = page_in(make_page, tree_server, person, permissions=["clipboard-read", "clipboard-write"])
@@ -166,11 +182,15 @@ def test_continue_an_answer_cut_short_streams_with_one_stop(
 
 
 def test_retry_a_failed_answer_and_per_message_details_on_touch(
-        make_page: Callable[..., Page], tree_server: LiveServer,  # noqa: F811
-        person: Api, fake_says: Callable[..., None]) -> None:
+    make_page: Callable[..., Page],
+    tree_server: LiveServer,  # noqa: F811
+    person: Api,
+    fake_says: Callable[..., None],
+) -> None:
     fake_says(status=400)
-    page = page_in(make_page, tree_server, person, viewport={"width": 390, "height": 780},
-                   is_mobile=True, has_touch=True)
+    page = page_in(
+        make_page, tree_server, person, viewport={"width": 390, "height": 780}, is_mobile=True, has_touch=True
+    )
     send(page, "Will this work?")
     assert wait_status(page, 0, "failed") == "failed"
     fake_says(text="It works now.")

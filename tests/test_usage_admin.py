@@ -10,7 +10,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.support import PASSWORD, Server, WS, make_settings, new_session, register
+from tests.support import PASSWORD, WS, Server, make_settings, new_session, register
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,10 +45,16 @@ async def test_usage_is_recorded_per_day_and_model(ops):
         assert r.status_code == 200
         body = r.json()
         today = date.today().isoformat()  # the test machine runs in UTC
-        assert body["to"] == today and body["usage"] == [{
-            "day": today, "model": "offline/simulated", "generations": 2, "estimated_generations": 0,
-            "prompt_tokens": sum(x["usage"]["prompt_tokens"] for x in answers),
-            "completion_tokens": sum(x["usage"]["completion_tokens"] for x in answers)}]
+        assert body["to"] == today and body["usage"] == [
+            {
+                "day": today,
+                "model": "offline/simulated",
+                "generations": 2,
+                "estimated_generations": 0,
+                "prompt_tokens": sum(x["usage"]["prompt_tokens"] for x in answers),
+                "completion_tokens": sum(x["usage"]["completion_tokens"] for x in answers),
+            }
+        ]
         assert body["total"]["generations"] == 2
         # deleting the session keeps what was spent
         assert (await a.delete(f"/sessions/{sid}")).status_code == 204
@@ -167,8 +173,15 @@ async def test_admin_routes_validate_and_hide_nothing_they_should_not(ops):
 
 def cli(tmp_path, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path / "data")}
-    return subprocess.run([sys.executable, "-m", "manage", *args], cwd=ROOT, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "manage", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 async def test_cli_manages_roles_budgets_and_accounts(tmp_path):
@@ -204,6 +217,7 @@ async def test_usage_rows_are_the_same_from_core_and_from_the_sqlite_cursor(ops)
     from sqlalchemy import delete, select
 
     from services.usage import record_usage, record_usage_sqlite, usage_t
+
     async with ops.client() as c:
         token = await register(c, "dora")
     async with ops.client(token) as a:
@@ -212,8 +226,10 @@ async def test_usage_rows_are_the_same_from_core_and_from_the_sqlite_cursor(ops)
     db, gen = ops.services.db, answer["generation_id"]
 
     def rows(conn):
-        return [{k: v for k, v in r._mapping.items() if k not in ("pk", "created_at")}
-                for r in conn.execute(select(usage_t))]
+        return [
+            {k: v for k, v in r._mapping.items() if k not in ("pk", "created_at")}
+            for r in conn.execute(select(usage_t))
+        ]
 
     by_cursor = await db.run(rows)  # written by the runner, through the SQLite cursor
     assert by_cursor[0]["generation_id"] == gen and by_cursor[0]["session_id"] == sid

@@ -63,8 +63,7 @@ async def test_sessions_per_hour(limited):
         assert (await c.get("/sessions")).json()["total"] == 2
 
 
-@pytest.mark.parametrize("limited", [{"user_max_queued_generations": 3, "time_between_chunks": 0.3}],
-                         indirect=True)
+@pytest.mark.parametrize("limited", [{"user_max_queued_generations": 3, "time_between_chunks": 0.3}], indirect=True)
 async def test_queued_answers_in_total(limited):
     async with limited.client(limited.token) as c:
         a, b = await new_session(c, limited.token), await new_session(c, limited.token)
@@ -81,8 +80,7 @@ async def test_queued_answers_in_total(limited):
             assert (await ws.recv())["type"] == "pong"  # a refused message keeps the socket
 
 
-@pytest.mark.parametrize("limited", [{"user_max_running_generations": 2, "time_between_chunks": 0.3}],
-                         indirect=True)
+@pytest.mark.parametrize("limited", [{"user_max_running_generations": 2, "time_between_chunks": 0.3}], indirect=True)
 async def test_sessions_answering_at_once(limited):
     async with limited.client(limited.token) as c:
         a, b, third = [await new_session(c, limited.token) for _ in range(3)]
@@ -93,8 +91,7 @@ async def test_sessions_answering_at_once(limited):
         assert r.status_code == 202 and r.json()["position"] == 1  # a busy session still queues
 
 
-@pytest.mark.parametrize("limited", [{"user_max_open_streams": 2, "time_between_chunks": 0.3}],
-                         indirect=True)
+@pytest.mark.parametrize("limited", [{"user_max_open_streams": 2, "time_between_chunks": 0.3}], indirect=True)
 async def test_open_streams_across_websocket_and_sse(limited):
     async with limited.client(limited.token) as c:
         sid = await new_session(c, limited.token)
@@ -105,8 +102,11 @@ async def test_open_streams_across_websocket_and_sse(limited):
             async with c.stream("GET", f"/generations/{gen}/events") as sse:
                 assert sse.status_code == 200
                 _refused(await c.get(f"/stream/{gen}"), "too_many_streams", 2)
-                _refused(await c.post("/chat", json={"session_id": sid, "message": "s", "stream": True}),
-                         "too_many_streams", 2)
+                _refused(
+                    await c.post("/chat", json={"session_id": sid, "message": "s", "stream": True}),
+                    "too_many_streams",
+                    2,
+                )
                 async with WS.connect(f"{limited.ws_base}/ws/{sid}", limited.token) as third:
                     assert await _closed_with(third.conn) == 4429
         deadline = time.monotonic() + 10  # both slots come back once their streams end
@@ -125,8 +125,7 @@ async def test_sign_ups_per_address(limited):
     async with limited.client() as c:  # the fixture's own sign-up was the first
         for name in ("second", "third"):
             assert (await c.post("/users", json={"username": name, "password": PASSWORD})).status_code == 201
-        _refused(await c.post("/users", json={"username": "fourth", "password": PASSWORD}),
-                 "too_many_registrations", 3)
+        _refused(await c.post("/users", json={"username": "fourth", "password": PASSWORD}), "too_many_registrations", 3)
 
 
 @pytest.mark.parametrize("limited", [{"user_requests_per_minute": 3}], indirect=True)

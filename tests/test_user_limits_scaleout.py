@@ -21,10 +21,18 @@ async def replicas(tmp_path):
     servers = []
     try:
         for tag in ("a", "b"):
-            settings = make_settings(tmp_path / tag, database_url=url, redis_url=REDIS_URL, redis_key_prefix=prefix,
-                                     secret_key=SECRET, user_requests_per_minute=8, user_max_open_streams=1,
-                                     login_max_failures=2, user_max_running_generations=1,
-                                     time_between_chunks=0.3)
+            settings = make_settings(
+                tmp_path / tag,
+                database_url=url,
+                redis_url=REDIS_URL,
+                redis_key_prefix=prefix,
+                secret_key=SECRET,
+                user_requests_per_minute=8,
+                user_max_open_streams=1,
+                login_max_failures=2,
+                user_max_running_generations=1,
+                time_between_chunks=0.3,
+            )
             servers.append(await Server(settings).start())
         yield servers
     finally:
@@ -63,8 +71,9 @@ async def test_open_streams_are_counted_across_replicas(replicas):
     async with WS.connect(f"{a.ws_base}/ws/{sid}", token) as ws:
         await ws.send({"type": "ping"})
         assert (await ws.recv())["type"] == "pong"
-        async with websockets.connect(f"{b.ws_base}/ws/{sid}",
-                                      additional_headers={"Authorization": f"Bearer {token}"}) as other:
+        async with websockets.connect(
+            f"{b.ws_base}/ws/{sid}", additional_headers={"Authorization": f"Bearer {token}"}
+        ) as other:
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await asyncio.wait_for(other.recv(), 5)
             assert closed.value.rcvd.code == 4429

@@ -27,9 +27,11 @@ async def test_a_disabled_account_is_refused_on_v1_with_a_token_or_a_key(ops):  
         assert (await root.patch(f"/admin/users/{uid}", json={"disabled": True})).status_code == 200
     for credential in (token, key):
         async with ops.client(credential) as a:
-            for method, path, body in (("POST", "/v1/chat/completions", CHAT),
-                                       ("POST", "/v1/responses", {"model": "offline/simulated", "input": "hi"}),
-                                       ("GET", "/api-keys", None)):
+            for method, path, body in (
+                ("POST", "/v1/chat/completions", CHAT),
+                ("POST", "/v1/responses", {"model": "offline/simulated", "input": "hi"}),
+                ("GET", "/api-keys", None),
+            ):
                 r = await a.request(method, path, json=body)
                 assert r.status_code == 403, (path, r.text)
                 code = r.json()["error"]["code"] if path.startswith("/v1") else r.json()["code"]

@@ -47,21 +47,36 @@ def reachable(root: object, depth: int = 3) -> list[object]:
 
 
 def worker_settings(fake: Any, ns: Namespace, tmp_path: Path, **values: Any) -> Settings:
-    return make_settings(tmp_path, openai_base_url=fake.openai_base_url, openai_api_key="test-key",
-                         default_model="openai/fake-model", database_url=ns.database_url,
-                         redis_url=REDIS_URL, rabbitmq_url=RABBITMQ_URL,
-                         redis_key_prefix=ns.prefix, rabbitmq_queue=ns.queue, **values)
+    return make_settings(
+        tmp_path,
+        openai_base_url=fake.openai_base_url,
+        openai_api_key="test-key",
+        default_model="openai/fake-model",
+        database_url=ns.database_url,
+        redis_url=REDIS_URL,
+        rabbitmq_url=RABBITMQ_URL,
+        redis_key_prefix=ns.prefix,
+        rabbitmq_queue=ns.queue,
+        **values,
+    )
 
 
 async def test_the_worker_holds_no_api_side_service_and_one_runner(fake_upstream: Any, tmp_path: Path) -> None:
     from services.scaleout.worker import Worker
+
     ns = Namespace("builds")  # not created: building connects to nothing
     ns.database_url = "postgresql://postgres@127.0.0.1:5432/unused"
     worker = Worker(worker_settings(fake_upstream, ns, tmp_path, secret_key=WEAK_KEY), worker_id="builds-1")
     try:
         assert {f.name for f in dataclasses.fields(worker.core)} == {
-            "settings", "db", "providers", "log", "store", "usage",
-            "titles"}  # the runner's end hook asks for a first answer's title
+            "settings",
+            "db",
+            "providers",
+            "log",
+            "store",
+            "usage",
+            "titles",
+        }  # the runner's end hook asks for a first answer's title
         held = reachable(worker)
         assert not [type(obj).__name__ for obj in held if isinstance(obj, NOT_BUILT)]
         assert sum(isinstance(obj, GenerationRunner) for obj in held) == 1
@@ -73,6 +88,7 @@ async def test_the_worker_holds_no_api_side_service_and_one_runner(fake_upstream
 
 async def test_a_worker_without_a_usable_secret_key_runs_generations(fake_upstream: Any, tmp_path: Path) -> None:
     from services.scaleout.worker import Worker
+
     ns = await Namespace("builds").acreate()
     httpx.post(f"{fake_upstream.base_url}/_fake/reset")
     api_settings = worker_settings(fake_upstream, ns, tmp_path / "api", secret_key=SECRET)
@@ -88,6 +104,7 @@ async def test_a_worker_without_a_usable_secret_key_runs_generations(fake_upstre
 
         async def send(batch: Sequence[Frame]) -> None:  # as the transports relay
             got.extend(json.loads(frame.data) for frame in batch)
+
         async with asyncio.timeout(20):
             assert await api.generations.relay(accepted.generation_id, 0, send)
         assert got[-1]["status"] == "completed" and len(got) == 6

@@ -34,10 +34,20 @@ SESSIONS = 4
 def procs(fake_upstream, tmp_path_factory):
     ns = Namespace("kill").setup()
     log_dir = tmp_path_factory.mktemp("kill-logs")
-    env = ns.env(OPENAI_BASE_URL=fake_upstream.openai_base_url, OPENAI_API_KEY="test-key",
-                 DEFAULT_MODEL="openai/fake-model", DATA_DIR=log_dir / "data", FLUSH_INTERVAL=TIMEOUT / 3,
-                 WORKER_HEARTBEAT_TIMEOUT=TIMEOUT, REAPER_INTERVAL=0.25, DEAD_WORKER_CHECK_INTERVAL=1,
-                 STUCK_QUEUE_AFTER=120, WORKER_SHUTDOWN_GRACE=1, RABBITMQ_PREFETCH=8, SEQ_RESERVE=8)
+    env = ns.env(
+        OPENAI_BASE_URL=fake_upstream.openai_base_url,
+        OPENAI_API_KEY="test-key",
+        DEFAULT_MODEL="openai/fake-model",
+        DATA_DIR=log_dir / "data",
+        FLUSH_INTERVAL=TIMEOUT / 3,
+        WORKER_HEARTBEAT_TIMEOUT=TIMEOUT,
+        REAPER_INTERVAL=0.25,
+        DEAD_WORKER_CHECK_INTERVAL=1,
+        STUCK_QUEUE_AFTER=120,
+        WORKER_SHUTDOWN_GRACE=1,
+        RABBITMQ_PREFETCH=8,
+        SEQ_RESERVE=8,
+    )
     api = Proc.api("api", free_port(), env, log_dir).start()
     workers = [Proc.worker(f"worker{i}", env, log_dir).start() for i in (1, 2)]
     try:
@@ -95,8 +105,8 @@ async def _one_round(procs, token: str, fake, rng: random.Random) -> list[float]
     pairs = []
     for _ in range(SESSIONS):
         sid = (await _post(api, token, "/set-llm", {}))["session_id"]
-        first = (await _post(api, token, "/chat", {"session_id": sid, "message": "long", "background": True}))
-        second = (await _post(api, token, "/chat", {"session_id": sid, "message": "next", "background": True}))
+        first = await _post(api, token, "/chat", {"session_id": sid, "message": "long", "background": True})
+        second = await _post(api, token, "/chat", {"session_id": sid, "message": "next", "background": True})
         pairs.append((sid, first["generation_id"], second["generation_id"]))
     readers = {g: Reader(api, token, g) for _, first, second in pairs for g in (first, second)}
     owners = await _owners(procs, [first for _, first, _ in pairs])
@@ -126,8 +136,9 @@ async def _one_round(procs, token: str, fake, rng: random.Random) -> list[float]
             await _post(api, token, f"/generations/{g}/cancel")
     await asyncio.wait([r.task for r in readers.values()], timeout=30)
     index = procs["workers"].index(proc)
-    procs["workers"][index] = Proc.worker(f"worker{index + 1}-{time.monotonic_ns()}", procs["env"],
-                                          procs["log_dir"]).start().wait_ready()
+    procs["workers"][index] = (
+        Proc.worker(f"worker{index + 1}-{time.monotonic_ns()}", procs["env"], procs["log_dir"]).start().wait_ready()
+    )
     return waits
 
 
@@ -142,10 +153,12 @@ async def _owners(procs, generation_ids: list[str]) -> dict[str, int]:
     try:
         async with asyncio.timeout(20):
             while True:
-                rows = await conn.fetch("SELECT id, status, last_seq, worker_id FROM messages WHERE id = ANY($1)",
-                                        generation_ids)
-                if len(rows) == len(generation_ids) and all(r["status"] == "running" and r["last_seq"] >= 1
-                                                            for r in rows):
+                rows = await conn.fetch(
+                    "SELECT id, status, last_seq, worker_id FROM messages WHERE id = ANY($1)", generation_ids
+                )
+                if len(rows) == len(generation_ids) and all(
+                    r["status"] == "running" and r["last_seq"] >= 1 for r in rows
+                ):
                     return {r["id"]: int(r["worker_id"].split("-")[-2]) for r in rows}
                 await asyncio.sleep(0.1)
     finally:

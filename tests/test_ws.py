@@ -80,7 +80,9 @@ async def test_other_users_and_missing_sessions_close_4404(server, auth, token, 
     sid = await new_session(auth, token)
     other = await register(client, "mallory")
     for path in (f"/ws/{sid}", "/ws/01ARZ3NDEKTSV4RRFFQ69G5FAV", "/ws/not-a-ulid"):
-        async with websockets.connect(server.ws_base + path, additional_headers={"Authorization": f"Bearer {other}"}) as conn:
+        async with websockets.connect(
+            server.ws_base + path, additional_headers={"Authorization": f"Bearer {other}"}
+        ) as conn:
             assert await _closed_with(conn) == 4404, path
 
 
@@ -134,8 +136,11 @@ async def test_bad_frames_get_error_frames_and_the_socket_stays_open(server, aut
     sid = await new_session(auth, token)
     async with WS.connect(f"{server.ws_base}/ws/{sid}", token) as ws:
         cases = [
-            ("{not json", "invalid_json"), ({"type": "dance"}, "unknown_type"), ({"content": "x"}, "missing_field"),
-            ({"type": "message"}, "missing_field"), ({"type": "resume", "generation_id": "nope", "after_seq": 0}, "invalid_id"),
+            ("{not json", "invalid_json"),
+            ({"type": "dance"}, "unknown_type"),
+            ({"content": "x"}, "missing_field"),
+            ({"type": "message"}, "missing_field"),
+            ({"type": "resume", "generation_id": "nope", "after_seq": 0}, "invalid_id"),
             ({"type": "resume", "generation_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "after_seq": 0}, "generation_not_found"),
             ({"type": "resume", "generation_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "after_seq": -1}, "invalid_field"),
             ({"type": "message", "content": "   "}, "empty_message"),
@@ -217,14 +222,20 @@ async def test_patch_applies_to_the_next_message_on_an_open_socket(upstream, up,
     """A socket opened before PATCH /sessions/{id} sends its next message with the new model,
     temperature, max_tokens and system prompt, and the done frame, the generation and the
     history name the model that answered."""
-    sid = await new_session(up, upstream.token, model_name="openai/fake-model", temperature=0.3,
-                            max_tokens=64, top_p=1)
+    sid = await new_session(up, upstream.token, model_name="openai/fake-model", temperature=0.3, max_tokens=64, top_p=1)
     async with WS.connect(f"{upstream.ws_base}/ws/{sid}", upstream.token) as ws:
         await ws.send("before")
         first = (await ws.recv())["generation_id"]
         assert (await ws.until_done(first))[-1]["model"] == "openai/fake-model"
-        r = await up.patch(f"/sessions/{sid}", json={"model_name": "openai/fake-model-2", "temperature": 1.5,
-                                                     "max_tokens": 200, "system_prompt": "Answer in French."})
+        r = await up.patch(
+            f"/sessions/{sid}",
+            json={
+                "model_name": "openai/fake-model-2",
+                "temperature": 1.5,
+                "max_tokens": 200,
+                "system_prompt": "Answer in French.",
+            },
+        )
         assert r.status_code == 200, r.text
         await ws.send("after")
         second = (await ws.recv())["generation_id"]

@@ -12,12 +12,18 @@ from pathlib import Path
 
 import httpx
 
-
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "correct-horse-battery"
 FINAL = ("completed", "cancelled", "incomplete", "failed")
 
@@ -35,8 +41,12 @@ class LiveServer:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
-        self.env = {**os.environ, "DATA_DIR": str(data_dir), "TIME_BETWEEN_CHUNKS": "0.05",
-                    **{k.upper(): str(v) for k, v in env.items()}}
+        self.env = {
+            **os.environ,
+            "DATA_DIR": str(data_dir),
+            "TIME_BETWEEN_CHUNKS": "0.05",
+            **{k.upper(): str(v) for k, v in env.items()},
+        }
         self.log_path = data_dir.parent / f"uvicorn-{self.port}.log"
         self.proc = None
 
@@ -45,7 +55,11 @@ class LiveServer:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -117,6 +131,7 @@ class Api:
 
 # ---- page actions ---------------------------------------------------------------------------
 
+
 def sign_in(page, base: str, username: str, password: str = PASSWORD) -> None:
     page.goto(f"{base}/")
     page.fill("#login-username", username)
@@ -156,7 +171,9 @@ def wait_status(page, index: int, statuses, timeout: float = 30000) -> str:
     page.wait_for_function(
         """([i, st]) => { const m = document.querySelectorAll('[data-role=assistant]')[i];
                           return !!m && st.includes(m.dataset.status); }""",
-        arg=[index, list(statuses)], timeout=timeout)
+        arg=[index, list(statuses)],
+        timeout=timeout,
+    )
     return assistants(page).nth(index).get_attribute("data-status")
 
 
@@ -164,7 +181,9 @@ def wait_seq(page, index: int, at_least: int, timeout: float = 20000) -> None:
     page.wait_for_function(
         """([i, n]) => { const m = document.querySelectorAll('[data-role=assistant]')[i];
                          return !!m && Number(m.dataset.seq || 0) >= n; }""",
-        arg=[index, at_least], timeout=timeout)
+        arg=[index, at_least],
+        timeout=timeout,
+    )
 
 
 def rendered_text_of(page, markdown: str) -> str:
@@ -172,7 +191,9 @@ def rendered_text_of(page, markdown: str) -> str:
     return page.evaluate(
         """async (text) => { const m = await import('/static/js/markdown.js');
                              const d = document.createElement('div'); d.append(m.renderMarkdown(text));
-                             return d.textContent; }""", markdown)
+                             return d.textContent; }""",
+        markdown,
+    )
 
 
 def shot(page, name: str) -> Path:

@@ -6,6 +6,7 @@ Create Date: 2026-11-22
 """
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0001"
@@ -45,8 +46,10 @@ def upgrade() -> None:
         sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("id", sa.String(26), nullable=False, unique=True),
         sa.Column(
-            "session_id", sa.String(26),
-            sa.ForeignKey("chat_sessions.id", ondelete="CASCADE"), nullable=False,
+            "session_id",
+            sa.String(26),
+            sa.ForeignKey("chat_sessions.id", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("content", sa.Text, nullable=False),
@@ -66,9 +69,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_messages_session_id", "messages", ["session_id"])
     op.create_index("ix_messages_session_pk", "messages", ["session_id", "pk"])
-    op.create_index(
-        "ix_messages_session_client_msg", "messages", ["session_id", "client_msg_id"], unique=True
-    )
+    op.create_index("ix_messages_session_client_msg", "messages", ["session_id", "client_msg_id"], unique=True)
     op.create_index("ix_messages_status", "messages", ["status"])
 
 

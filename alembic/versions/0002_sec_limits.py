@@ -14,8 +14,8 @@ Create Date: 2026-12-02
 import logging
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 from auth.passwords import normalize_username
 
 revision = "0002_sec_limits"
@@ -30,11 +30,15 @@ COLLISION_MARK = "#collision-"
 def upgrade() -> None:
     op.add_column("users", sa.Column("username_normalized", sa.String(300), nullable=True))
     op.add_column("users", sa.Column("limits", sa.JSON, nullable=True))
-    users = sa.table("users", sa.column("id", sa.String), sa.column("username", sa.String),
-                     sa.column("created_at"), sa.column("username_normalized", sa.String))
+    users = sa.table(
+        "users",
+        sa.column("id", sa.String),
+        sa.column("username", sa.String),
+        sa.column("created_at"),
+        sa.column("username_normalized", sa.String),
+    )
     conn = op.get_bind()
-    rows = conn.execute(sa.select(users.c.id, users.c.username)
-                        .order_by(users.c.created_at, users.c.id)).all()
+    rows = conn.execute(sa.select(users.c.id, users.c.username).order_by(users.c.created_at, users.c.id)).all()
     for key, user_id in fill_values(rows).items():
         conn.execute(users.update().where(users.c.id == user_id).values(username_normalized=key))
     op.create_index("ix_users_username_normalized", "users", ["username_normalized"], unique=True)
@@ -47,9 +51,14 @@ def fill_values(rows) -> dict[str, str]:
     for user_id, username in rows:
         key = normalize_username(username)
         if key in taken:
-            log.warning("username %r (user %s) normalises to the same name as user %s: kept "
-                        "apart as %r; rename or remove one of them", username, user_id,
-                        taken[key], key + COLLISION_MARK + user_id)
+            log.warning(
+                "username %r (user %s) normalises to the same name as user %s: kept "
+                "apart as %r; rename or remove one of them",
+                username,
+                user_id,
+                taken[key],
+                key + COLLISION_MARK + user_id,
+            )
             key = key + COLLISION_MARK + user_id
         taken[key] = user_id
     return taken

@@ -12,6 +12,7 @@ Create Date: 2026-12-03
 """
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0004_search_refresh"
@@ -36,8 +37,12 @@ SQLITE_UP = [
     "INSERT INTO messages_fts (rowid, content, session_id) SELECT pk, content, session_id FROM messages "
     "WHERE content != '' AND status NOT IN ('queued', 'running')",
 ]
-SQLITE_DOWN = ["DROP TRIGGER IF EXISTS messages_fts_insert", "DROP TRIGGER IF EXISTS messages_fts_update",
-               "DROP TRIGGER IF EXISTS messages_fts_delete", "DROP TABLE IF EXISTS messages_fts"]
+SQLITE_DOWN = [
+    "DROP TRIGGER IF EXISTS messages_fts_insert",
+    "DROP TRIGGER IF EXISTS messages_fts_update",
+    "DROP TRIGGER IF EXISTS messages_fts_delete",
+    "DROP TABLE IF EXISTS messages_fts",
+]
 PG_UP = ["CREATE INDEX ix_messages_content_fts ON messages USING GIN (to_tsvector('simple', content))"]
 PG_DOWN = ["DROP INDEX IF EXISTS ix_messages_content_fts"]
 

@@ -15,8 +15,7 @@ MAX_CANDIDATES = 16
 class LoopDetector:
     __slots__ = ("min_repeats", "min_chars", "max_period", "window", "tail", "pending", "check_every")
 
-    def __init__(self, min_repeats: int = 4, min_chars: int = 300, max_period: int = 500,
-                 check_every: int = 32):
+    def __init__(self, min_repeats: int = 4, min_chars: int = 300, max_period: int = 500, check_every: int = 32):
         self.min_repeats = min_repeats
         self.min_chars = min_chars
         self.max_period = max_period
@@ -33,7 +32,7 @@ class LoopDetector:
             return False
         self.pending = 0
         if len(self.tail) > self.window:
-            self.tail = self.tail[-self.window:]
+            self.tail = self.tail[-self.window :]
         return self.is_loop(self.tail)
 
     def is_loop(self, tail: str) -> bool:

@@ -18,8 +18,9 @@ class Persistence:
             await asyncio.sleep(self.s.flush_interval)
             states = list(self.running.values())
             dirty = [st for st in states if st.seq != st.flushed]
-            changed = [(st.generation_id, st.content(), st.seq, max(st.reserved, st.seq + self.s.seq_reserve))
-                       for st in dirty]
+            changed = [
+                (st.generation_id, st.content(), st.seq, max(st.reserved, st.seq + self.s.seq_reserve)) for st in dirty
+            ]
             unchanged = [st.generation_id for st in states if st.seq == st.flushed]
             try:
                 await self.store.flush(changed, unchanged)

@@ -25,14 +25,19 @@ log = logging.getLogger(__name__)
 
 # (status, finish_reason) for each way a generation can end
 ENDINGS = {
-    "stop": ("completed", "stop"), "length": ("incomplete", "length"),
-    "timeout": ("incomplete", "timeout"), "loop": ("incomplete", "loop"),
-    "cancelled": ("cancelled", "cancelled"), "error": ("failed", "error"),
+    "stop": ("completed", "stop"),
+    "length": ("incomplete", "length"),
+    "timeout": ("incomplete", "timeout"),
+    "loop": ("incomplete", "loop"),
+    "cancelled": ("cancelled", "cancelled"),
+    "error": ("failed", "error"),
     "shutdown": ("failed", "interrupted"),
 }
-SHUTDOWN_ERROR = {"code": "interrupted",
-                  "message": "The server stopped while this answer was generated; the text so "
-                             "far is kept. Send the message again to get a full answer."}
+SHUTDOWN_ERROR = {
+    "code": "interrupted",
+    "message": "The server stopped while this answer was generated; the text so "
+    "far is kept. Send the message again to get a full answer.",
+}
 
 
 @dataclass
@@ -62,8 +67,15 @@ class _Stop(Exception):
 
 
 class GenerationRunner(Persistence):
-    def __init__(self, settings: Settings, store: GenerationStore, log_: StreamLog,
-                 providers: ProviderRegistry, worker_id: str = "local", ended=None):
+    def __init__(
+        self,
+        settings: Settings,
+        store: GenerationStore,
+        log_: StreamLog,
+        providers: ProviderRegistry,
+        worker_id: str = "local",
+        ended=None,
+    ):
         self.s = settings
         self.ended = ended  # usage, metrics, span, log event: services/observability/generation.py
         self.store = store
@@ -86,9 +98,13 @@ class GenerationRunner(Persistence):
         state.span = tracing.start_generation(generation_id, job.model)
         metrics.GENERATIONS_STARTED.labels(metrics.provider_of(job.model)).inc()
         metrics.GENERATIONS_RUNNING.inc()
-        state.watchdog = loop.call_at(started + min(self.s.first_token_timeout, self.s.idle_timeout,
-                                              self.s.max_generation_seconds),
-                                self._watchdog, state, control, started)
+        state.watchdog = loop.call_at(
+            started + min(self.s.first_token_timeout, self.s.idle_timeout, self.s.max_generation_seconds),
+            self._watchdog,
+            state,
+            control,
+            started,
+        )
         self.running[generation_id] = state
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop())
@@ -133,8 +149,9 @@ class GenerationRunner(Persistence):
         if now >= deadline:
             control.stop("timeout")
         elif control.reason is None:
-            state.watchdog = loop.call_at(min(deadline, now + self.s.idle_timeout),
-                                          self._watchdog, state, control, started)
+            state.watchdog = loop.call_at(
+                min(deadline, now + self.s.idle_timeout), self._watchdog, state, control, started
+            )
 
     async def _consume(self, job: Job, state: _State) -> str:
         """Primary model, then fallbacks; retries only before the first token."""
@@ -148,8 +165,14 @@ class GenerationRunner(Persistence):
             except InvalidInput as exc:  # its provider is no longer configured
                 last_error = ProviderError(exc.detail, code="unknown_model")
                 continue
-            request = ChatRequest(model, job.request.messages, job.request.temperature,
-                                  job.request.max_tokens, job.request.top_p, job.request.stop)
+            request = ChatRequest(
+                model,
+                job.request.messages,
+                job.request.temperature,
+                job.request.max_tokens,
+                job.request.top_p,
+                job.request.stop,
+            )
             state.model = f"{provider.name}/{model}"
             for attempt in range(self.s.provider_max_retries + 1):
                 try:
@@ -162,7 +185,7 @@ class GenerationRunner(Persistence):
                     if not exc.retryable or attempt == self.s.provider_max_retries:
                         break
                     metrics.RETRIES.labels(provider.name).inc()
-                    await asyncio.sleep(self.s.provider_retry_backoff * 2 ** attempt)
+                    await asyncio.sleep(self.s.provider_retry_backoff * 2**attempt)
         raise last_error
 
     async def _stream(self, events, state: _State, max_tokens: int) -> str:
@@ -238,16 +261,29 @@ class GenerationRunner(Persistence):
         status, finish_reason = ENDINGS[ending]
         content = state.content()
         # The provider reported none: counted here, and said so (PROTOCOL.md).
-        usage = state.usage.as_dict() if state.usage else {
-            **Usage(prompt_tokens(request.messages), estimate_tokens(content)).as_dict(), "estimated": True}
+        usage = (
+            state.usage.as_dict()
+            if state.usage
+            else {**Usage(prompt_tokens(request.messages), estimate_tokens(content)).as_dict(), "estimated": True}
+        )
         done_seq = state.seq + 1
         try:
-            await self.store.finalize(state.generation_id, content=content, last_seq=done_seq, status=status,
-                                      finish_reason=finish_reason, usage=usage, error=error, model=state.model)
+            await self.store.finalize(
+                state.generation_id,
+                content=content,
+                last_seq=done_seq,
+                status=status,
+                finish_reason=finish_reason,
+                usage=usage,
+                error=error,
+                model=state.model,
+            )
         except Exception:
             log.exception("could not store the end of generation %s", state.generation_id)
-        await self.log.append(state.generation_id, frames.done(
-            state.generation_id, done_seq, status, finish_reason, usage, error, state.model))
+        await self.log.append(
+            state.generation_id,
+            frames.done(state.generation_id, done_seq, status, finish_reason, usage, error, state.model),
+        )
         await self.log.expire(state.generation_id, self.s.stream_log_ttl)
         if self.ended is not None:
             await self.ended(Ended(state, ending, status, finish_reason, usage, error, content))

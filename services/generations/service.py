@@ -50,16 +50,27 @@ class GenerationService:
     async def submit(self, chat: ChatSession, text: str, client_msg_id: str | None = None) -> Accepted:
         # Shielded: once the turn is stored (maybe already claimed), it must reach the
         # dispatcher even if the caller is cancelled meanwhile, or it would never run.
-        return await asyncio.shield(self._submit(
-            chat.id, lambda claim_for: self.store.create_turn(chat, text, client_msg_id, claim_for), client_msg_id))
+        return await asyncio.shield(
+            self._submit(
+                chat.id, lambda claim_for: self.store.create_turn(chat, text, client_msg_id, claim_for), client_msg_id
+            )
+        )
 
-    async def submit_owned(self, user_id: str, session_id: str, text: str,
-                           client_msg_id: str | None = None, check: Check | None = None) -> Accepted:
+    async def submit_owned(
+        self, user_id: str, session_id: str, text: str, client_msg_id: str | None = None, check: Check | None = None
+    ) -> Accepted:
         """`submit` into a session given by id, checking in the same transaction that the user
         owns it (NotFound otherwise), after `check(conn)` (the limits' count, whose refusal
         stores nothing): one database round trip before the first token, not three."""
-        return await asyncio.shield(self._submit(session_id, lambda claim_for: self.store.create_owned_turn(
-            user_id, session_id, text, client_msg_id, claim_for, check), client_msg_id))
+        return await asyncio.shield(
+            self._submit(
+                session_id,
+                lambda claim_for: self.store.create_owned_turn(
+                    user_id, session_id, text, client_msg_id, claim_for, check
+                ),
+                client_msg_id,
+            )
+        )
 
     async def submit_with(self, session_id: str, create) -> Accepted:
         """`submit` where the caller stores the turn: `create(claim_for)` writes it (and
@@ -78,8 +89,14 @@ class GenerationService:
         """Stops a queued or running generation; on a finished one, changes nothing."""
         gen = await self.store.get(generation_id, user_id)
         if gen.status == "queued" and await self.store.finalize(
-                gen.id, content=None, last_seq=1, status="cancelled", finish_reason="cancelled",
-                usage={"prompt_tokens": 0, "completion_tokens": 0}, only_if=("queued",)):
+            gen.id,
+            content=None,
+            last_seq=1,
+            status="cancelled",
+            finish_reason="cancelled",
+            usage={"prompt_tokens": 0, "completion_tokens": 0},
+            only_if=("queued",),
+        ):
             await self.log.append(gen.id, frames.done(gen.id, 1, "cancelled", "cancelled", None))
             await self.log.expire(gen.id, self.s.stream_log_ttl)
         elif gen.status in ("queued", "running"):
@@ -93,11 +110,12 @@ class GenerationService:
         for every token of an answer whose text it does not need."""
         try:
             await asyncio.wait_for(self._relay(generation_id, 0, Pusher(_discard, only_done=True), None), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
-    async def relay(self, generation_id: str, after: int, send: Send,
-                    ping: Callable[[], Awaitable[None]] | None = None) -> bool:
+    async def relay(
+        self, generation_id: str, after: int, send: Send, ping: Callable[[], Awaitable[None]] | None = None
+    ) -> bool:
         """Sends the frames with seq > after, then live ones until `done`, to `send`, in
         batches, always from the calling task: pulled from the log while behind, pushed into
         a buffer by the log once caught up (see streaming/push.py). `ping()` after every
@@ -105,8 +123,9 @@ class GenerationService:
         server is going away first."""
         return await self._relay(generation_id, after, Pusher(send), ping)
 
-    async def _relay(self, generation_id: str, after: int, pusher: Pusher,
-                     ping: Callable[[], Awaitable[None]] | None) -> bool:
+    async def _relay(
+        self, generation_id: str, after: int, pusher: Pusher, ping: Callable[[], Awaitable[None]] | None
+    ) -> bool:
         send, transport = pusher.send, TRANSPORT.get()
         if after:
             metrics.RESUMES.labels(transport).inc()
@@ -125,8 +144,9 @@ class GenerationService:
         finally:
             readers.dec()
 
-    async def follow(self, generation_id: str, after: int, ping_interval: float | None = None,
-                     pusher: Pusher | None = None) -> AsyncIterator[list[Frame] | None]:
+    async def follow(
+        self, generation_id: str, after: int, ping_interval: float | None = None, pusher: Pusher | None = None
+    ) -> AsyncIterator[list[Frame] | None]:
         """Frames with seq > after, then live ones until `done`, as the batches one wake of
         the log found, so a transport can send a batch in one write. A snapshot replaces
         frames that are no longer kept. Yields None every `ping_interval` seconds of silence.
@@ -221,15 +241,21 @@ def stored_frames(row: Message, after: int) -> list[Frame]:
         return out
     if after < done_seq - 1:
         out.append(frames.snapshot(row.id, done_seq - 1, row.content, row.status))
-    out.append(frames.done(row.id, done_seq, row.status, row.finish_reason or "error", row.usage,
-                           row.error, row.model))
+    out.append(frames.done(row.id, done_seq, row.status, row.finish_reason or "error", row.usage, row.error, row.model))
     return out
 
 
 def generation_view(row: Message) -> dict:
     return {
-        "id": row.id, "session_id": row.session_id, "status": row.status,
-        "finish_reason": row.finish_reason, "content": row.content, "last_seq": row.last_seq,
-        "usage": row.usage, "model": row.model, "error": row.error,
-        "created_at": row.created_at, "finished_at": row.finished_at,
+        "id": row.id,
+        "session_id": row.session_id,
+        "status": row.status,
+        "finish_reason": row.finish_reason,
+        "content": row.content,
+        "last_seq": row.last_seq,
+        "usage": row.usage,
+        "model": row.model,
+        "error": row.error,
+        "created_at": row.created_at,
+        "finished_at": row.finished_at,
     }

@@ -32,35 +32,56 @@ _options = _c.options.type.dialect_impl(_dialect).result_processor(_dialect, Non
 
 _ACTIVE = "status IN ('queued', 'running')"
 _COUNT_ACTIVE = f"SELECT count(*) FROM messages WHERE session_id = ? AND role = 'assistant' AND {_ACTIVE}"
-_INSERT = ("INSERT INTO messages (id, session_id, role, content, status, client_msg_id, generation_id, "
-           "created_at, last_seq, model, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)")
+_INSERT = (
+    "INSERT INTO messages (id, session_id, role, content, status, client_msg_id, generation_id, "
+    "created_at, last_seq, model, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+)
 _LEAF_OF = "SELECT active_leaf_id FROM chat_sessions WHERE id = ?"
 _SET_LEAF = "UPDATE chat_sessions SET active_leaf_id = ? WHERE id = ?"
 _SET_TITLE = "UPDATE chat_sessions SET title = ?, updated_at = ? WHERE id = ? AND title = ''"
-_CLAIM = ("UPDATE messages SET status = 'running', started_at = ?, heartbeat_at = ?, worker_id = ?, "
-          "seq_reserved = ? WHERE id = ? AND status = 'queued' RETURNING session_id, pk, model, parent_id")
+_CLAIM = (
+    "UPDATE messages SET status = 'running', started_at = ?, heartbeat_at = ?, worker_id = ?, "
+    "seq_reserved = ? WHERE id = ? AND status = 'queued' RETURNING session_id, pk, model, parent_id"
+)
 _OWNED_CHAT = "SELECT model_name, title, active_leaf_id FROM chat_sessions WHERE id = ? AND user_id = ?"
-_CONFIG = ("SELECT system_prompt, model_name, temperature, max_tokens, top_p, fallback_models, options "
-           "FROM chat_sessions WHERE id = ?")
-_HISTORY = ("WITH RECURSIVE path(id, parent_id, role, content, depth) AS ("
-            "SELECT id, parent_id, role, content, 0 FROM messages WHERE id = ? UNION ALL "
-            "SELECT m.id, m.parent_id, m.role, m.content, p.depth + 1 FROM messages AS m "
-            "JOIN path AS p ON m.id = p.parent_id WHERE p.depth < ?) "
-            "SELECT role, content FROM path ORDER BY depth")
-_FLUSH = ("UPDATE messages SET content = ?, last_seq = ?, heartbeat_at = ?, seq_reserved = max(seq_reserved, ?) "
-          "WHERE id = ? AND status = 'running'")
+_CONFIG = (
+    "SELECT system_prompt, model_name, temperature, max_tokens, top_p, fallback_models, options "
+    "FROM chat_sessions WHERE id = ?"
+)
+_HISTORY = (
+    "WITH RECURSIVE path(id, parent_id, role, content, depth) AS ("
+    "SELECT id, parent_id, role, content, 0 FROM messages WHERE id = ? UNION ALL "
+    "SELECT m.id, m.parent_id, m.role, m.content, p.depth + 1 FROM messages AS m "
+    "JOIN path AS p ON m.id = p.parent_id WHERE p.depth < ?) "
+    "SELECT role, content FROM path ORDER BY depth"
+)
+_FLUSH = (
+    "UPDATE messages SET content = ?, last_seq = ?, heartbeat_at = ?, seq_reserved = max(seq_reserved, ?) "
+    "WHERE id = ? AND status = 'running'"
+)
 _HEARTBEAT = "UPDATE messages SET heartbeat_at = ? WHERE id = ? AND status = 'running'"
-_OLDEST_ACTIVE = (f"SELECT id, status FROM messages WHERE session_id = ? AND role = 'assistant' AND {_ACTIVE} "
-                  "ORDER BY pk LIMIT 1")
+_OLDEST_ACTIVE = (
+    f"SELECT id, status FROM messages WHERE session_id = ? AND role = 'assistant' AND {_ACTIVE} ORDER BY pk LIMIT 1"
+)
 
 
 def _cursor(conn: Connection):
     return conn.connection.driver_connection
 
 
-def create_turn(conn: Connection, session_id: str, model: str | None, text: str, client_msg_id: str | None,
-                title: str | None, max_queued: int, claim_for: str | None = None, max_history: int = 0,
-                owner: str | None = None, reserve: int = 0) -> Turn | None:
+def create_turn(
+    conn: Connection,
+    session_id: str,
+    model: str | None,
+    text: str,
+    client_msg_id: str | None,
+    title: str | None,
+    max_queued: int,
+    claim_for: str | None = None,
+    max_history: int = 0,
+    owner: str | None = None,
+    reserve: int = 0,
+) -> Turn | None:
     """store_sql.create_turn. The write lock is taken first, so the owner check, the count
     and the inserts see no send (or deletion) in between, whichever connection it came from."""
     db = _cursor(conn)
@@ -81,10 +102,12 @@ def create_turn(conn: Connection, session_id: str, model: str | None, text: str,
     core.check_queue(active, max_queued)
     generation_id, user_msg_id, now = new_id(), new_id(), _when(utcnow())
     # The user's row first: its pk orders the history.
-    db.execute(_INSERT, (user_msg_id, session_id, "user", text, "completed", client_msg_id, generation_id, now,
-                         None, parent))
-    db.execute(_INSERT, (generation_id, session_id, "assistant", "", "queued", None, generation_id, now, model,
-                         user_msg_id))
+    db.execute(
+        _INSERT, (user_msg_id, session_id, "user", text, "completed", client_msg_id, generation_id, now, None, parent)
+    )
+    db.execute(
+        _INSERT, (generation_id, session_id, "assistant", "", "queued", None, generation_id, now, model, user_msg_id)
+    )
     db.execute(_SET_LEAF, (generation_id, session_id))
     if title is not None:  # conditional: a title the user chose, even meanwhile, is kept
         db.execute(_SET_TITLE, (title, now, session_id))
@@ -102,11 +125,22 @@ def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int
         return None
     session_id, _pk, model, parent_id = row
     system_prompt, model_name, temperature, max_tokens, top_p, fallbacks, options = db.execute(
-        _CONFIG, (session_id,)).fetchone()
+        _CONFIG, (session_id,)
+    ).fetchone()
     history, continuing = core.path_history(db.execute(_HISTORY, (parent_id, 2 * max_history)), max_history)
-    return core.build_job(generation_id, model, system_prompt, model_name, temperature, max_tokens, top_p,
-                          _fallbacks(fallbacks), history, _options(options) if options is not None else None,
-                          continuing)
+    return core.build_job(
+        generation_id,
+        model,
+        system_prompt,
+        model_name,
+        temperature,
+        max_tokens,
+        top_p,
+        _fallbacks(fallbacks),
+        history,
+        _options(options) if options is not None else None,
+        continuing,
+    )
 
 
 def flush(conn: Connection, changed: list[tuple[str, str, int]], unchanged: list[str]) -> None:

@@ -28,14 +28,20 @@ from services.generations.store_sql import (
 
 # The endings an answer can be continued from: cut short, not finished wrong.
 CONTINUABLE = frozenset({"length", "timeout", "interrupted", "cancelled"})
-_target = select(messages.c.id, messages.c.role, messages.c.status, messages.c.finish_reason,
-                 messages.c.content, messages.c.parent_id).where(
-    messages.c.id == bindparam("mid"), messages.c.session_id == bindparam("sid"))
+_target = select(
+    messages.c.id,
+    messages.c.role,
+    messages.c.status,
+    messages.c.finish_reason,
+    messages.c.content,
+    messages.c.parent_id,
+).where(messages.c.id == bindparam("mid"), messages.c.session_id == bindparam("sid"))
 
 
 @dataclass
 class Branch:
     """What to store: `op` is regenerate, edit or continue; `text` the edited message."""
+
     user_id: str
     session_id: str
     message_id: str
@@ -66,13 +72,16 @@ def _answer_parent(op: str, target: _Target) -> str | None:
     if op == "regenerate":
         return target.parent_id
     if target.finish_reason not in CONTINUABLE or not target.content:
-        raise Conflict("only an answer cut short (length, timeout, interruption, cancel) with text can be "
-                       "continued", code="not_continuable")
+        raise Conflict(
+            "only an answer cut short (length, timeout, interruption, cancel) with text can be continued",
+            code="not_continuable",
+        )
     return target.id
 
 
-def create_branch(conn: Connection, b: Branch, max_queued: int, claim_for: str | None, max_history: int,
-                  reserve: int) -> Turn:
+def create_branch(
+    conn: Connection, b: Branch, max_queued: int, claim_for: str | None, max_history: int, reserve: int
+) -> Turn:
     if conn.dialect.name != "sqlite":
         conn.execute(_lock_chat, {"sid": b.session_id})
     chat = conn.execute(_owned_chat, {"sid": b.session_id, "uid": b.user_id}).first()
@@ -91,16 +100,41 @@ def create_branch(conn: Connection, b: Branch, max_queued: int, claim_for: str |
     generation_id, now = new_id(), utcnow()
     if b.op == "edit":  # a sibling of the edited message: the old branch stays as it was
         parent = new_id()
-        conn.execute(_insert, dict(
-            id=parent, session_id=b.session_id, role="user", content=b.text, status="completed",
-            client_msg_id=b.client_msg_id, generation_id=generation_id, created_at=now, last_seq=0, model=None,
-            parent_id=target.parent_id))
-    conn.execute(_insert, dict(
-        id=generation_id, session_id=b.session_id, role="assistant", content="", status="queued",
-        client_msg_id=None, generation_id=generation_id, created_at=now, last_seq=0, model=chat.model_name,
-        parent_id=parent))
+        conn.execute(
+            _insert,
+            dict(
+                id=parent,
+                session_id=b.session_id,
+                role="user",
+                content=b.text,
+                status="completed",
+                client_msg_id=b.client_msg_id,
+                generation_id=generation_id,
+                created_at=now,
+                last_seq=0,
+                model=None,
+                parent_id=target.parent_id,
+            ),
+        )
+    conn.execute(
+        _insert,
+        dict(
+            id=generation_id,
+            session_id=b.session_id,
+            role="assistant",
+            content="",
+            status="queued",
+            client_msg_id=None,
+            generation_id=generation_id,
+            created_at=now,
+            last_seq=0,
+            model=chat.model_name,
+            parent_id=parent,
+        ),
+    )
     conn.execute(_set_leaf, {"sid": b.session_id, "leaf": generation_id})
     if claim_for is not None and active == 0:
-        return Turn(generation_id, "running", 0, created=True,
-                    job=claim(conn, generation_id, claim_for, max_history, reserve))
+        return Turn(
+            generation_id, "running", 0, created=True, job=claim(conn, generation_id, claim_for, max_history, reserve)
+        )
     return Turn(generation_id, "queued", active, created=True)

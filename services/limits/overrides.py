@@ -13,8 +13,13 @@ from services.db import Database
 from services.errors import InvalidInput, NotFound
 
 # The names an override may set; each defaults to the setting `USER_<NAME>`.
-OVERRIDABLE = ("requests_per_minute", "max_running_generations", "max_queued_generations",
-               "sessions_per_hour", "max_open_streams")
+OVERRIDABLE = (
+    "requests_per_minute",
+    "max_running_generations",
+    "max_queued_generations",
+    "sessions_per_hour",
+    "max_open_streams",
+)
 MAX_VALUE = 10_000_000
 _CACHE_MAX = 10_000  # users whose overrides one process remembers at once
 _users = User.__table__
@@ -28,8 +33,7 @@ def check_overrides(values: dict | None) -> dict | None:
         raise InvalidInput("limits must be an object", code="invalid_limits")
     unknown = set(values) - set(OVERRIDABLE)
     if unknown:
-        raise InvalidInput(f"unknown limits {sorted(unknown)}; known: {', '.join(OVERRIDABLE)}",
-                           code="invalid_limits")
+        raise InvalidInput(f"unknown limits {sorted(unknown)}; known: {', '.join(OVERRIDABLE)}", code="invalid_limits")
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_VALUE:
             raise InvalidInput(f"{name} must be an integer from 1 to {MAX_VALUE}", code="invalid_limits")

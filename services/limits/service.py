@@ -28,14 +28,19 @@ log = logging.getLogger(__name__)
 # What a client is told to wait when a bound on work in progress (not a rate) is hit.
 BUSY_RETRY_AFTER = 5.0
 _m, _s = Message.__table__, ChatSession.__table__
-_active = (select(_m.c.session_id).select_from(_m.join(_s, _s.c.id == _m.c.session_id))
-           .where(_s.c.user_id == bindparam("uid"), _m.c.role == "assistant", _m.c.status.in_(ACTIVE)))
+_active = (
+    select(_m.c.session_id)
+    .select_from(_m.join(_s, _s.c.id == _m.c.session_id))
+    .where(_s.c.user_id == bindparam("uid"), _m.c.role == "assistant", _m.c.status.in_(ACTIVE))
+)
 
 
 # The same query on SQLite's own cursor: it runs before every message, and one SQLAlchemy
 # execution costs many times the statement (see services/generations/store_sqlite.py).
-_ACTIVE_SQLITE = ("SELECT m.session_id FROM messages m JOIN chat_sessions s ON s.id = m.session_id "
-                  "WHERE s.user_id = ? AND m.role = 'assistant' AND m.status IN ('queued', 'running')")
+_ACTIVE_SQLITE = (
+    "SELECT m.session_id FROM messages m JOIN chat_sessions s ON s.id = m.session_id "
+    "WHERE s.user_id = ? AND m.role = 'assistant' AND m.status IN ('queued', 'running')"
+)
 assert ACTIVE == ("queued", "running")
 
 
@@ -67,8 +72,7 @@ class Limits:
         self.s = settings
         self.storage = build_storage(settings.redis_url, settings.redis_key_prefix, settings.limiter_max_entries)
         self.rate = FixedWindowRateLimiter(self.storage)
-        self.slots = (RedisSlots(settings.redis_url, settings.redis_key_prefix) if settings.redis_url
-                      else MemorySlots())
+        self.slots = RedisSlots(settings.redis_url, settings.redis_key_prefix) if settings.redis_url else MemorySlots()
         self.overrides = OverrideCache(db, settings.user_limits_cache_ttl)
         self.db = db
         self._items: dict[tuple[int, int], RateLimitItem] = {}
@@ -114,13 +118,11 @@ class Limits:
 
     async def check_request(self, user_id: str) -> None:
         n = await self.user_limit(user_id, "requests_per_minute")
-        await self._hit(n, 60, "requests", user_id, "too_many_requests",
-                        f"more than {n} requests a minute; slow down")
+        await self._hit(n, 60, "requests", user_id, "too_many_requests", f"more than {n} requests a minute; slow down")
 
     async def check_session_create(self, user_id: str) -> None:
         n = await self.user_limit(user_id, "sessions_per_hour")
-        await self._hit(n, 3600, "sessions", user_id, "too_many_sessions",
-                        f"more than {n} new sessions an hour")
+        await self._hit(n, 3600, "sessions", user_id, "too_many_sessions", f"more than {n} new sessions an hour")
 
     async def check_generation_start(self, user_id: str, session_id: str | None) -> None:
         """Before a message is stored: at most N answers queued or running in all the user's
@@ -140,12 +142,21 @@ class Limits:
         def check(conn: Connection) -> None:
             active = active_sessions(conn, user_id)
             if len(active) >= queued:
-                raise RateLimited(f"{len(active)} answers are already queued or running (at most {queued})",
-                                  code="too_many_queued", limit=queued, retry_after=BUSY_RETRY_AFTER)
+                raise RateLimited(
+                    f"{len(active)} answers are already queued or running (at most {queued})",
+                    code="too_many_queued",
+                    limit=queued,
+                    retry_after=BUSY_RETRY_AFTER,
+                )
             busy = set(active)
             if session_id not in busy and len(busy) >= running:
-                raise RateLimited(f"{len(busy)} sessions are already answering (at most {running})",
-                                  code="too_many_running", limit=running, retry_after=BUSY_RETRY_AFTER)
+                raise RateLimited(
+                    f"{len(busy)} sessions are already answering (at most {running})",
+                    code="too_many_running",
+                    limit=running,
+                    retry_after=BUSY_RETRY_AFTER,
+                )
+
         return check
 
     async def open_stream(self, user_id: str) -> StreamLease:
@@ -157,21 +168,30 @@ class Limits:
             self._unavailable(exc)
             return StreamLease(self.slots, user_id, None)
         if slot is None:
-            raise RateLimited(f"more than {n} streams open at once", code="too_many_streams",
-                              limit=n, retry_after=BUSY_RETRY_AFTER)
+            raise RateLimited(
+                f"more than {n} streams open at once", code="too_many_streams", limit=n, retry_after=BUSY_RETRY_AFTER
+            )
         return StreamLease(self.slots, user_id, slot)
 
     async def check_registration(self, client: str) -> None:
         n = self.s.registrations_per_hour_per_client
-        await self._hit(n, 3600, "registrations", client, "too_many_registrations",
-                        f"more than {n} sign-ups an hour from this address")
+        await self._hit(
+            n,
+            3600,
+            "registrations",
+            client,
+            "too_many_registrations",
+            f"more than {n} sign-ups an hour from this address",
+        )
 
     # Sign-in limiter: per account from any address, and per address across accounts
 
     def _login_limits(self, username: str, client: str):
         window = self.s.login_failure_window
-        return ((self._item(self.s.login_max_failures, window), "login-account", account_key(username)),
-                (self._item(self.s.login_max_failures_per_client, window), "login-client", client))
+        return (
+            (self._item(self.s.login_max_failures, window), "login-account", account_key(username)),
+            (self._item(self.s.login_max_failures_per_client, window), "login-client", client),
+        )
 
     async def login_attempt(self, username: str, client: str) -> None:
         """Counts an attempt before the (slow) password check, so parallel guesses cannot
@@ -183,11 +203,11 @@ class Limits:
                     refused = item, kind, ident
         except StorageError:
             log.warning("limits storage unavailable: sign-ins refused until it is back")
-            raise Unavailable("Signing in is unavailable for a moment; try again shortly.",
-                              code="limiter_unavailable")
+            raise Unavailable("Signing in is unavailable for a moment; try again shortly.", code="limiter_unavailable")
         if refused is not None:
-            raise await self._refused(*refused, "rate_limited",
-                                      "Too many failed sign-in attempts; wait before trying again.")
+            raise await self._refused(
+                *refused, "rate_limited", "Too many failed sign-in attempts; wait before trying again."
+            )
 
     async def login_succeeded(self, username: str, client: str) -> None:
         """A success forgives the account's failures and gives the address its attempt back."""

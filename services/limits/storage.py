@@ -51,6 +51,5 @@ def build_storage(redis_url: str | None, key_prefix: str, max_keys: int) -> Stor
         # redis-py (already a dependency) rather than the library's default client, coredis.
         uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
         # wrap_exceptions: every Redis failure arrives as limits' StorageError (service.py).
-        return RedisStorage(uri, implementation="redispy", key_prefix=key_prefix + "limits",
-                            wrap_exceptions=True)
+        return RedisStorage(uri, implementation="redispy", key_prefix=key_prefix + "limits", wrap_exceptions=True)
     return BoundedMemoryStorage(max_keys)

@@ -48,6 +48,7 @@ class MemorySlots:
 class RedisSlots:
     def __init__(self, redis_url: str, key_prefix: str, lease: float = 60.0):
         from redis.asyncio import Redis
+
         self.redis = Redis.from_url(redis_url)
         self.prefix = key_prefix + "streams:"
         self.lease = lease

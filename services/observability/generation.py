@@ -31,8 +31,16 @@ class GenerationEnd:
 
     async def __call__(self, end: Ended) -> None:
         st = end.state
-        metrics.record_end(metrics.provider_of(st.model), end.status, end.finish_reason, end.ending, end.usage,
-                           st.started, st.first_token_at, end.ended)
+        metrics.record_end(
+            metrics.provider_of(st.model),
+            end.status,
+            end.finish_reason,
+            end.ending,
+            end.usage,
+            st.started,
+            st.first_token_at,
+            end.ended,
+        )
         if st.span is not None:
             tracing.end_generation(st.span, st.model, end.status, end.finish_reason, end.usage, end.error)
         owner = None
@@ -42,12 +50,18 @@ class GenerationEnd:
             log.exception("could not record the usage of generation %s", st.generation_id)
         user_id, session_id = owner or (None, None)
         fields = {
-            "event": "generation_end", "generation_id": st.generation_id, "session_id": session_id,
-            "user_id": user_id, "model": st.model, "status": end.status, "finish_reason": end.finish_reason,
+            "event": "generation_end",
+            "generation_id": st.generation_id,
+            "session_id": session_id,
+            "user_id": user_id,
+            "model": st.model,
+            "status": end.status,
+            "finish_reason": end.finish_reason,
             "error_code": (end.error or {}).get("code"),
             "duration_ms": round((end.ended - st.started) * 1000, 1),
             "ttft_ms": None if st.first_token_at is None else round((st.first_token_at - st.started) * 1000, 1),
-            "prompt_tokens": end.usage.get("prompt_tokens"), "completion_tokens": end.usage.get("completion_tokens"),
+            "prompt_tokens": end.usage.get("prompt_tokens"),
+            "completion_tokens": end.usage.get("completion_tokens"),
             "usage_estimated": bool(end.usage.get("estimated")),
         }
         if self.log_message_text:

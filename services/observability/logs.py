@@ -15,16 +15,24 @@ import time
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # LogRecord's own attributes: whatever else a record carries came from `extra`.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName",
-                                                                         "color_message"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
 MODULE = "services.observability.logs"  # also when run as __main__ (scripts/run.sh)
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-               "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        out = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value
@@ -60,11 +68,17 @@ def configure(fmt: str = "text", level: str = "INFO") -> None:
 def uvicorn_config(fmt: str = "text", level: str = "INFO") -> dict:
     json_mode = fmt == "json"
     formatter = {"()": f"{MODULE}.JsonFormatter"} if json_mode else {"format": TEXT_FORMAT}
-    access = formatter if json_mode else {"()": "uvicorn.logging.AccessFormatter",
-                                          "fmt": '%(asctime)s %(levelname)s %(client_addr)s - "%(request_line)s" '
-                                                 '%(status_code)s'}
+    access = (
+        formatter
+        if json_mode
+        else {
+            "()": "uvicorn.logging.AccessFormatter",
+            "fmt": '%(asctime)s %(levelname)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+        }
+    )
     return {
-        "version": 1, "disable_existing_loggers": False,
+        "version": 1,
+        "disable_existing_loggers": False,
         "formatters": {"default": formatter, "access": access},
         "handlers": {
             "default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"},
@@ -81,5 +95,6 @@ def uvicorn_config(fmt: str = "text", level: str = "INFO") -> dict:
 
 if __name__ == "__main__":
     from config import get_settings
+
     settings = get_settings()
     print(json.dumps(uvicorn_config(settings.log_format, settings.log_level)))

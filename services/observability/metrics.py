@@ -6,9 +6,18 @@ token counts are added when a generation ends. Labels take a bounded set of valu
 session or generation id. In the scale-out mode every API replica and every worker keeps
 and serves its own (no multiprocess mode): Prometheus scrapes each process and sums."""
 
-from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram,
-                               PlatformCollector, ProcessCollector, disable_created_metrics, generate_latest,
-                               start_http_server)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 disable_created_metrics()  # a `_created` series per counter doubles the scrape for nothing here
@@ -24,42 +33,76 @@ TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
 DURATION_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
-GENERATIONS_STARTED = Counter("chat_generations_started_total", "Generations claimed and started by this process",
-                              ["provider"], registry=REGISTRY)
-GENERATIONS_ENDED = Counter("chat_generations_ended_total", "Generations ended by this process",
-                            ["status", "finish_reason", "provider"], registry=REGISTRY)
+GENERATIONS_STARTED = Counter(
+    "chat_generations_started_total", "Generations claimed and started by this process", ["provider"], registry=REGISTRY
+)
+GENERATIONS_ENDED = Counter(
+    "chat_generations_ended_total",
+    "Generations ended by this process",
+    ["status", "finish_reason", "provider"],
+    registry=REGISTRY,
+)
 GENERATIONS_RUNNING = Gauge("chat_generations_running", "Generations running in this process", registry=REGISTRY)
-GENERATIONS_QUEUED = Gauge("chat_generations_queued", "Generations waiting to start (all processes, from the database)",
-                           registry=REGISTRY)
-TTFT = Histogram("chat_time_to_first_token_seconds", "From the start of a generation to its first token",
-                 ["provider"], buckets=TTFT_BUCKETS, registry=REGISTRY)
-DURATION = Histogram("chat_generation_duration_seconds", "From the start of a generation to its end",
-                     ["provider", "status"], buckets=DURATION_BUCKETS, registry=REGISTRY)
-TOKENS = Counter("chat_tokens_total", "Tokens of ended generations (provider-reported, or counted)",
-                 ["type", "provider"], registry=REGISTRY)
-PROVIDER_ERRORS = Counter("chat_provider_errors_total", "Failed provider requests, by error code",
-                          ["provider", "code"], registry=REGISTRY)
-RETRIES = Counter("chat_provider_retries_total", "Provider requests retried before the first token",
-                  ["provider"], registry=REGISTRY)
-FALLBACKS = Counter("chat_fallbacks_total", "Generations that moved on to a fallback model",
-                    ["provider"], registry=REGISTRY)
+GENERATIONS_QUEUED = Gauge(
+    "chat_generations_queued", "Generations waiting to start (all processes, from the database)", registry=REGISTRY
+)
+TTFT = Histogram(
+    "chat_time_to_first_token_seconds",
+    "From the start of a generation to its first token",
+    ["provider"],
+    buckets=TTFT_BUCKETS,
+    registry=REGISTRY,
+)
+DURATION = Histogram(
+    "chat_generation_duration_seconds",
+    "From the start of a generation to its end",
+    ["provider", "status"],
+    buckets=DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+TOKENS = Counter(
+    "chat_tokens_total",
+    "Tokens of ended generations (provider-reported, or counted)",
+    ["type", "provider"],
+    registry=REGISTRY,
+)
+PROVIDER_ERRORS = Counter(
+    "chat_provider_errors_total", "Failed provider requests, by error code", ["provider", "code"], registry=REGISTRY
+)
+RETRIES = Counter(
+    "chat_provider_retries_total", "Provider requests retried before the first token", ["provider"], registry=REGISTRY
+)
+FALLBACKS = Counter(
+    "chat_fallbacks_total", "Generations that moved on to a fallback model", ["provider"], registry=REGISTRY
+)
 GUARDS = Counter("chat_guards_fired_total", "Generations ended by a guard", ["kind"], registry=REGISTRY)
-STREAMS_OPEN = Gauge("chat_streams_open", "Open streaming connections (SSE responses, WebSockets)",
-                     ["transport"], registry=REGISTRY)
-READERS_OPEN = Gauge("chat_readers_open", "Generation relays in progress (one per followed generation)",
-                     ["transport"], registry=REGISTRY)
-RESUMES = Counter("chat_resumes_total", "Readers that started after seq 0 (a resume)", ["transport"],
-                  registry=REGISTRY)
-SNAPSHOTS = Counter("chat_snapshots_total", "Snapshot frames served in place of frames no longer kept",
-                    registry=REGISTRY)
-WS_CONNECTIONS = Counter("chat_websocket_connections_total", "WebSocket handshakes received",
-                         registry=REGISTRY)
-HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests, by route template and status",
-                        ["method", "route", "status"], registry=REGISTRY)
-HTTP_DURATION = Histogram("http_request_duration_seconds", "HTTP request time until the response starts",
-                          ["method", "route"], buckets=HTTP_BUCKETS, registry=REGISTRY)
-QUOTA_REFUSALS = Counter("chat_quota_refusals_total", "Sends refused over a token budget", ["period"],
-                         registry=REGISTRY)
+STREAMS_OPEN = Gauge(
+    "chat_streams_open", "Open streaming connections (SSE responses, WebSockets)", ["transport"], registry=REGISTRY
+)
+READERS_OPEN = Gauge(
+    "chat_readers_open", "Generation relays in progress (one per followed generation)", ["transport"], registry=REGISTRY
+)
+RESUMES = Counter("chat_resumes_total", "Readers that started after seq 0 (a resume)", ["transport"], registry=REGISTRY)
+SNAPSHOTS = Counter(
+    "chat_snapshots_total", "Snapshot frames served in place of frames no longer kept", registry=REGISTRY
+)
+WS_CONNECTIONS = Counter("chat_websocket_connections_total", "WebSocket handshakes received", registry=REGISTRY)
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests, by route template and status",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request time until the response starts",
+    ["method", "route"],
+    buckets=HTTP_BUCKETS,
+    registry=REGISTRY,
+)
+QUOTA_REFUSALS = Counter(
+    "chat_quota_refusals_total", "Sends refused over a token budget", ["period"], registry=REGISTRY
+)
 
 GUARD_ENDINGS = {"timeout", "loop", "length"}
 
@@ -69,8 +112,16 @@ def provider_of(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else (model or "unknown")
 
 
-def record_end(provider: str, status: str, finish_reason: str, ending: str, usage: dict,
-               started: float, first_token_at: float | None, ended: float) -> None:
+def record_end(
+    provider: str,
+    status: str,
+    finish_reason: str,
+    ending: str,
+    usage: dict,
+    started: float,
+    first_token_at: float | None,
+    ended: float,
+) -> None:
     GENERATIONS_ENDED.labels(status, finish_reason, provider).inc()
     DURATION.labels(provider, status).observe(max(0.0, ended - started))
     if first_token_at is not None:

@@ -15,8 +15,9 @@ from services.observability import metrics
 
 PROBE_TIMEOUT = 2.0
 _messages = Message.__table__
-_queued = select(func.count()).select_from(_messages).where(
-    _messages.c.role == "assistant", _messages.c.status == "queued")
+_queued = (
+    select(func.count()).select_from(_messages).where(_messages.c.role == "assistant", _messages.c.status == "queued")
+)
 
 
 async def readiness(services) -> dict[str, str]:

@@ -26,8 +26,9 @@ def enabled_by_env(env: Mapping[str, str]) -> bool:
     exporter = env.get("OTEL_TRACES_EXPORTER", "").lower()
     if exporter == "none":
         return False
-    return exporter == "otlp" or bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-                                      or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    return exporter == "otlp" or bool(
+        env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
 
 
 def setup_from_env(service_name: str, env: Mapping[str, str]) -> bool:
@@ -62,15 +63,20 @@ def enabled() -> bool:
 def start_http(method: str, headers: list[tuple[bytes, bytes]]):
     """(span, context token) for a request, continuing an incoming `traceparent`."""
     from opentelemetry import context, propagate, trace
-    carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers
-               if k in (b"traceparent", b"tracestate")}
-    span = _tracer.start_span(method, context=propagate.extract(carrier), kind=trace.SpanKind.SERVER,
-                              attributes={"http.request.method": method})
+
+    carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k in (b"traceparent", b"tracestate")}
+    span = _tracer.start_span(
+        method,
+        context=propagate.extract(carrier),
+        kind=trace.SpanKind.SERVER,
+        attributes={"http.request.method": method},
+    )
     return span, context.attach(trace.set_span_in_context(span))
 
 
 def end_http(span, token, route: str, status: int) -> None:
     from opentelemetry import context
+
     span.update_name(f"{span.name} {route}")
     span.set_attribute("http.route", route)
     span.set_attribute("http.response.status_code", status)
@@ -83,6 +89,7 @@ def capture(generation_id: str) -> None:
     if _tracer is None:
         return
     from opentelemetry import propagate
+
     carrier: dict = {}
     propagate.inject(carrier)
     if carrier:
@@ -106,15 +113,25 @@ def start_generation(generation_id: str, model: str):
     if _tracer is None:
         return None
     from opentelemetry import propagate, trace
+
     parent = propagate.extract(_pending.pop(generation_id, None) or {})
     provider, _, name = model.partition("/")
-    return _tracer.start_span(f"chat {name or model}", context=parent, kind=trace.SpanKind.INTERNAL, attributes={
-        "gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
-        "gen_ai.request.model": name or model, "chat.generation_id": generation_id})
+    return _tracer.start_span(
+        f"chat {name or model}",
+        context=parent,
+        kind=trace.SpanKind.INTERNAL,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.request.model": name or model,
+            "chat.generation_id": generation_id,
+        },
+    )
 
 
 def end_generation(span, model: str, status: str, finish_reason: str, usage: dict, error: dict | None) -> None:
     from opentelemetry.trace import Status, StatusCode
+
     span.set_attribute("gen_ai.response.model", model.partition("/")[2] or model)
     span.set_attribute("gen_ai.usage.input_tokens", int(usage.get("prompt_tokens") or 0))
     span.set_attribute("gen_ai.usage.output_tokens", int(usage.get("completion_tokens") or 0))

@@ -46,12 +46,20 @@ async def start(services: Services, user_id: str, body: ChatCompletionIn) -> Sta
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     options = {"api": "chat.completions", "stop": stop, "metadata": body.metadata or {}, "user": body.user}
     chat, accepted = await open_call(
-        services, user_id, conversation(services, items), model=body.model, temperature=body.temperature,
-        top_p=body.top_p, max_tokens=body.max_completion_tokens or body.max_tokens, options=options,
-        fallbacks=body.fallback_models)
+        services,
+        user_id,
+        conversation(services, items),
+        model=body.model,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        options=options,
+        fallbacks=body.fallback_models,
+    )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return Started(accepted, COMPLETION_PREFIX + accepted.generation_id, chat.model_name, int(time.time()),
-                   include_usage)
+    return Started(
+        accepted, COMPLETION_PREFIX + accepted.generation_id, chat.model_name, int(time.time()), include_usage
+    )
 
 
 def usage_of(row) -> dict:
@@ -72,9 +80,18 @@ async def completion(services: Services, started: Started) -> dict:
     if row.status == "failed":
         raise failure_of(row)
     return {
-        "id": started.completion_id, "object": "chat.completion", "created": started.created,
-        "model": row.model or started.model, "system_fingerprint": None,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": row.content, "refusal": None},
-                     "logprobs": None, "finish_reason": FINISH.get(row.status, "stop")}],
+        "id": started.completion_id,
+        "object": "chat.completion",
+        "created": started.created,
+        "model": row.model or started.model,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": row.content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": FINISH.get(row.status, "stop"),
+            }
+        ],
         "usage": usage_of(row),
     }

@@ -19,7 +19,7 @@ DONE = b"data: [DONE]\n\n"
 
 def chunk_text(frame: Frame) -> str:
     """The chunk frame's text, still as its JSON string literal."""
-    return frame.data[frame.data.index(_CHUNK_KEY) + len(_CHUNK_KEY):-1]
+    return frame.data[frame.data.index(_CHUNK_KEY) + len(_CHUNK_KEY) : -1]
 
 
 class ChatChunks:
@@ -27,16 +27,21 @@ class ChatChunks:
 
     def __init__(self, started: Started):
         self.started = started
-        head = (f'data: {{"id":"{started.completion_id}","object":"chat.completion.chunk",'
-                f'"created":{started.created:d},"model":{_str(started.model)},"system_fingerprint":null,"choices":')
+        head = (
+            f'data: {{"id":"{started.completion_id}","object":"chat.completion.chunk",'
+            f'"created":{started.created:d},"model":{_str(started.model)},"system_fingerprint":null,"choices":'
+        )
         self.head = head
-        self.delta_format = (head.replace("%", "%%") + '[{"index":0,"delta":{"content":%s},'
-                             '"logprobs":null,"finish_reason":null}]}\n\n').encode()
+        self.delta_format = (
+            head.replace("%", "%%") + '[{"index":0,"delta":{"content":%s},"logprobs":null,"finish_reason":null}]}\n\n'
+        ).encode()
         self.finished = False
 
     def first(self) -> bytes:
-        return (self.head + '[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
-                '"logprobs":null,"finish_reason":null}]}\n\n').encode()
+        return (
+            self.head + '[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
+            '"logprobs":null,"finish_reason":null}]}\n\n'
+        ).encode()
 
     def translate(self, batch: list[Frame]) -> bytes:
         out, delta_format = [], self.delta_format
@@ -56,15 +61,33 @@ class ChatChunks:
         self.finished = True
         if done["status"] == "failed":
             error = done.get("error") or {}
-            return ("data: " + encode({"error": {
-                "message": error.get("message") or "the model failed", "type": "server_error",
-                "param": None, "code": error.get("code") or "provider_error"}}) + "\n\n").encode() + DONE
-        out = (self.head + '[{"index":0,"delta":{},"logprobs":null,"finish_reason":'
-               f'"{FINISH.get(done["status"], "stop")}"}}]}}\n\n')
+            return (
+                "data: "
+                + encode(
+                    {
+                        "error": {
+                            "message": error.get("message") or "the model failed",
+                            "type": "server_error",
+                            "param": None,
+                            "code": error.get("code") or "provider_error",
+                        }
+                    }
+                )
+                + "\n\n"
+            ).encode() + DONE
+        out = (
+            self.head + '[{"index":0,"delta":{},"logprobs":null,"finish_reason":'
+            f'"{FINISH.get(done["status"], "stop")}"}}]}}\n\n'
+        )
         if self.started.include_usage:
             usage = done.get("usage") or {}
             prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-            out += (self.head + '[],"usage":' + encode({
-                "prompt_tokens": prompt, "completion_tokens": completion,
-                "total_tokens": prompt + completion}) + "}\n\n")
+            out += (
+                self.head
+                + '[],"usage":'
+                + encode(
+                    {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+                )
+                + "}\n\n"
+            )
         return out.encode() + DONE

@@ -24,7 +24,7 @@ _ULID = re.compile(ULID_PATTERN)
 
 def generation_id_of(public_id: str, prefix: str, what: str) -> str:
     """`chatcmpl-<ulid>` / `resp_<ulid>` -> the generation id; anything else is missing."""
-    ulid = public_id[len(prefix):] if public_id.startswith(prefix) else ""
+    ulid = public_id[len(prefix) :] if public_id.startswith(prefix) else ""
     if not _ULID.match(ulid):
         raise NotFound(f"{what} {public_id[:80]!r} not found", code="not_found")
     return ulid.upper()
@@ -40,8 +40,10 @@ def text_of(content: Content, where: str) -> str:
     out = []
     for part in content:
         if part.type not in TEXT_PARTS:
-            raise InvalidInput(f"{where}: content parts of type {part.type!r} are not supported yet "
-                               "(text only)", code="unsupported_content")
+            raise InvalidInput(
+                f"{where}: content parts of type {part.type!r} are not supported yet (text only)",
+                code="unsupported_content",
+            )
         out.append(part.text or "")
     return "".join(out)
 
@@ -53,8 +55,12 @@ class Conversation:
     turn: str  # the last user message: what the generation answers
 
 
-def conversation(services: Services, items: list[tuple[str, str]], instructions: str | None = None,
-                 prefix: list[tuple[str, str]] | None = None) -> Conversation:
+def conversation(
+    services: Services,
+    items: list[tuple[str, str]],
+    instructions: str | None = None,
+    prefix: list[tuple[str, str]] | None = None,
+) -> Conversation:
     """`items` are (role, text) in order; `prefix` is an earlier response's history."""
     s = services.settings
     if len(items) + len(prefix or ()) > s.openai_max_messages:
@@ -71,8 +77,9 @@ def conversation(services: Services, items: list[tuple[str, str]], instructions:
             raise InvalidInput(f"message: at most {s.max_message_chars} characters", code="message_too_long")
     prompt = "\n\n".join(system) or None
     if prompt and len(prompt) > s.max_system_prompt_chars:
-        raise InvalidInput(f"system messages: at most {s.max_system_prompt_chars} characters together",
-                           code="system_prompt_too_long")
+        raise InvalidInput(
+            f"system messages: at most {s.max_system_prompt_chars} characters together", code="system_prompt_too_long"
+        )
     return Conversation(prompt, [*(prefix or ()), *turns[:-1]], turns[-1][1])
 
 
@@ -80,8 +87,17 @@ _chats, _messages = ChatSession.__table__, Message.__table__
 _user_exists = select(User.__table__.c.id).where(User.__table__.c.id == bindparam("uid"))
 
 
-def _create_call(conn: Connection, fast, chat: dict, history: list[tuple[str, str]], turn: str,
-                 claim_for: str | None, max_queued: int, max_history: int, reserve: int) -> Turn:
+def _create_call(
+    conn: Connection,
+    fast,
+    chat: dict,
+    history: list[tuple[str, str]],
+    turn: str,
+    claim_for: str | None,
+    max_queued: int,
+    max_history: int,
+    reserve: int,
+) -> Turn:
     """The session, its history and its turn in one transaction, on the connection the
     generation path writes with (SQLite: its one writer thread), like any other send. The
     token's user is looked up here, not in a round trip of its own before."""
@@ -91,29 +107,70 @@ def _create_call(conn: Connection, fast, chat: dict, history: list[tuple[str, st
     # A linear branch: each message follows the one before, and the turn answers the last.
     conn.execute(insert(_chats), {**chat, "active_leaf_id": ids[-1] if ids else None})
     if history:  # executemany in list order: the rows' integer keys order the history
-        conn.execute(insert(_messages), [
-            {"id": ids[i], "session_id": chat["id"], "role": role, "content": text, "status": "completed",
-             "created_at": chat["created_at"], "last_seq": 0, "parent_id": ids[i - 1] if i else None}
-            for i, (role, text) in enumerate(history)])
+        conn.execute(
+            insert(_messages),
+            [
+                {
+                    "id": ids[i],
+                    "session_id": chat["id"],
+                    "role": role,
+                    "content": text,
+                    "status": "completed",
+                    "created_at": chat["created_at"],
+                    "last_seq": 0,
+                    "parent_id": ids[i - 1] if i else None,
+                }
+                for i, (role, text) in enumerate(history)
+            ],
+        )
     # `reserve`: an answer claimed here must bound its seqs like any other (crash recovery).
-    return fast.create_turn(conn, chat["id"], chat["model_name"], turn, None, None, max_queued,
-                            claim_for, max_history, None, reserve)
+    return fast.create_turn(
+        conn, chat["id"], chat["model_name"], turn, None, None, max_queued, claim_for, max_history, None, reserve
+    )
 
 
-async def open_call(services: Services, user_id: str, conv: Conversation, *, model: str,
-                    temperature: float | None, top_p: float | None, max_tokens: int | None,
-                    options: dict, fallbacks: list[str] | None = None) -> tuple[ChatSession, Accepted]:
+async def open_call(
+    services: Services,
+    user_id: str,
+    conv: Conversation,
+    *,
+    model: str,
+    temperature: float | None,
+    top_p: float | None,
+    max_tokens: int | None,
+    options: dict,
+    fallbacks: list[str] | None = None,
+) -> tuple[ChatSession, Accepted]:
     """Creates the call's session with its history and submits its turn."""
     s, store = services.settings, services.store
     now = utcnow()
     chat = dict(
-        id=new_id(), user_id=user_id, title=" ".join(conv.turn.split())[:60],  # for GET /sessions?kind=api
+        id=new_id(),
+        user_id=user_id,
+        title=" ".join(conv.turn.split())[:60],  # for GET /sessions?kind=api
         model_name=await services.providers.validate(model),
-        kind="api", options=options, temperature=1.0 if temperature is None else temperature,
-        top_p=1.0 if top_p is None else top_p, max_tokens=max_tokens or s.openai_default_max_tokens,
-        system_prompt=conv.system, created_at=now, updated_at=now,
-        fallback_models=[await services.providers.validate(m) for m in fallbacks or ()])
-    accepted = await services.generations.submit_with(chat["id"], lambda claim_for: services.db.run(
-        _create_call, store.fast, chat, conv.history, conv.turn, claim_for, store.max_queued, store.max_history,
-        store.seq_reserve))
+        kind="api",
+        options=options,
+        temperature=1.0 if temperature is None else temperature,
+        top_p=1.0 if top_p is None else top_p,
+        max_tokens=max_tokens or s.openai_default_max_tokens,
+        system_prompt=conv.system,
+        created_at=now,
+        updated_at=now,
+        fallback_models=[await services.providers.validate(m) for m in fallbacks or ()],
+    )
+    accepted = await services.generations.submit_with(
+        chat["id"],
+        lambda claim_for: services.db.run(
+            _create_call,
+            store.fast,
+            chat,
+            conv.history,
+            conv.turn,
+            claim_for,
+            store.max_queued,
+            store.max_history,
+            store.seq_reserve,
+        ),
+    )
     return ChatSession(**chat), accepted

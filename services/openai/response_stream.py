@@ -18,8 +18,12 @@ from services.streaming.frames import Frame, encode
 
 _str = json.encoder.encode_basestring
 PRELUDE = 4  # events before the first delta
-FINAL = {"completed": "response.completed", "incomplete": "response.incomplete",
-         "failed": "response.failed", "cancelled": "response.incomplete"}
+FINAL = {
+    "completed": "response.completed",
+    "incomplete": "response.incomplete",
+    "failed": "response.failed",
+    "cancelled": "response.incomplete",
+}
 
 
 def sse(kind: str, body: dict) -> bytes:
@@ -36,8 +40,10 @@ class ResponseEvents:
         # first: the text for the closing events, without reading the row again.
         self.literals: list[str] | None = [] if self.seq == 0 else None
         ids = f'"item_id":"{MESSAGE_PREFIX}{stored.generation_id}","output_index":0,"content_index":0'
-        self.delta_format = (b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
-                             b'"sequence_number":%d,' + ids.encode() + b',"delta":%s,"logprobs":[]}\n\n')
+        self.delta_format = (
+            b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+            b'"sequence_number":%d,' + ids.encode() + b',"delta":%s,"logprobs":[]}\n\n'
+        )
 
     def relay_from(self) -> int:
         """The seq to follow the generation from; a finished one is always read up to its
@@ -55,11 +61,16 @@ class ResponseEvents:
             ("response.created", {"response": created}),
             ("response.in_progress", {"response": opening}),
             ("response.output_item.added", {"output_index": 0, "item": message_item(row.id, "in_progress", None)}),
-            ("response.content_part.added", {"item_id": MESSAGE_PREFIX + row.id, "output_index": 0,
-                                             "content_index": 0, "part": output_part("")}),
+            (
+                "response.content_part.added",
+                {"item_id": MESSAGE_PREFIX + row.id, "output_index": 0, "content_index": 0, "part": output_part("")},
+            ),
         ]
-        return b"".join(sse(kind, {"type": kind, "sequence_number": n, **body})
-                        for n, (kind, body) in enumerate(events) if n > self.after)
+        return b"".join(
+            sse(kind, {"type": kind, "sequence_number": n, **body})
+            for n, (kind, body) in enumerate(events)
+            if n > self.after
+        )
 
     def delta(self, number: int, literal: str) -> bytes:
         return self.delta_format % (number, literal.encode())
@@ -97,10 +108,17 @@ class ResponseEvents:
         seq, self.seq, self.literals = self.seq, frame.seq, None
         if seq == 0:
             return self.delta(frame.seq + PRELUDE - 1, _str(content)) if content else b""
-        return sse("error", {"type": "error", "sequence_number": frame.seq + PRELUDE - 1,
-                             "code": "resume_unavailable", "param": None,
-                             "message": "the events after this sequence number are no longer kept; "
-                                        "GET the response for its full text"})
+        return sse(
+            "error",
+            {
+                "type": "error",
+                "sequence_number": frame.seq + PRELUDE - 1,
+                "code": "resume_unavailable",
+                "param": None,
+                "message": "the events after this sequence number are no longer kept; "
+                "GET the response for its full text",
+            },
+        )
 
     def closing(self, stored: "responses.Stored", done_seq: int) -> bytes:
         row, chat = stored.row, stored.chat
@@ -115,5 +133,8 @@ class ResponseEvents:
             (FINAL[row.status], {"response": final}),
         ]
         first = done_seq + PRELUDE - 1
-        return b"".join(sse(kind, {"type": kind, "sequence_number": first + i, **body})
-                        for i, (kind, body) in enumerate(events) if first + i > self.after)
+        return b"".join(
+            sse(kind, {"type": kind, "sequence_number": first + i, **body})
+            for i, (kind, body) in enumerate(events)
+            if first + i > self.after
+        )

@@ -5,8 +5,14 @@ from models.db import ChatSession
 
 RESPONSE_PREFIX = "resp_"
 MESSAGE_PREFIX = "msg_"
-STATUS = {"queued": "queued", "running": "in_progress", "completed": "completed",
-          "incomplete": "incomplete", "cancelled": "cancelled", "failed": "failed"}
+STATUS = {
+    "queued": "queued",
+    "running": "in_progress",
+    "completed": "completed",
+    "incomplete": "incomplete",
+    "cancelled": "cancelled",
+    "failed": "failed",
+}
 # incomplete_details.reason: OpenAI's name for a length cut, our guards' names otherwise
 INCOMPLETE = {"length": "max_output_tokens", "timeout": "timeout", "loop": "loop"}
 
@@ -20,21 +26,31 @@ def output_part(text: str) -> dict:
 
 
 def message_item(generation_id: str, status: str, text: str | None) -> dict:
-    return {"id": MESSAGE_PREFIX + generation_id, "type": "message", "status": item_status(status),
-            "role": "assistant", "content": [] if text is None else [output_part(text)]}
+    return {
+        "id": MESSAGE_PREFIX + generation_id,
+        "type": "message",
+        "status": item_status(status),
+        "role": "assistant",
+        "content": [] if text is None else [output_part(text)],
+    }
 
 
 def usage_of(row) -> dict | None:
     if not row.usage:
         return None
     prompt, completion = row.usage.get("prompt_tokens", 0), row.usage.get("completion_tokens", 0)
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": prompt + completion}
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + completion,
+    }
 
 
-def response_object(row, chat: ChatSession, content: str | None = None, status: str | None = None,
-                    with_output: bool = True) -> dict:
+def response_object(
+    row, chat: ChatSession, content: str | None = None, status: str | None = None, with_output: bool = True
+) -> dict:
     """`status` overrides the row's (the stream's first events say in_progress); `content`
     is the text so far of a running one. `with_output=False`: the stream's opening events."""
     opts = chat.options or {}
@@ -44,18 +60,34 @@ def response_object(row, chat: ChatSession, content: str | None = None, status: 
     output = [message_item(row.id, status, text)] if with_output and (text or finished) else []
     error = None
     if status == "failed":
-        error = {"code": (row.error or {}).get("code", "server_error"),
-                 "message": (row.error or {}).get("message", "the model failed")}
+        error = {
+            "code": (row.error or {}).get("code", "server_error"),
+            "message": (row.error or {}).get("message", "the model failed"),
+        }
     incomplete = {"reason": INCOMPLETE.get(row.finish_reason, row.finish_reason)} if status == "incomplete" else None
     return {
-        "id": RESPONSE_PREFIX + row.id, "object": "response", "created_at": int(chat.created_at.timestamp()),
-        "status": status, "background": bool(opts.get("background")), "error": error,
-        "incomplete_details": incomplete, "instructions": opts.get("instructions"),
-        "max_output_tokens": opts.get("max_output_tokens"), "model": row.model or chat.model_name,
-        "output": output, "parallel_tool_calls": False, "previous_response_id": opts.get("previous_response_id"),
-        "store": opts.get("store", True), "temperature": chat.temperature, "top_p": chat.top_p,
-        "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [], "truncation": "disabled",
-        "usage": usage_of(row) if finished and with_output else None, "user": opts.get("user"),
+        "id": RESPONSE_PREFIX + row.id,
+        "object": "response",
+        "created_at": int(chat.created_at.timestamp()),
+        "status": status,
+        "background": bool(opts.get("background")),
+        "error": error,
+        "incomplete_details": incomplete,
+        "instructions": opts.get("instructions"),
+        "max_output_tokens": opts.get("max_output_tokens"),
+        "model": row.model or chat.model_name,
+        "output": output,
+        "parallel_tool_calls": False,
+        "previous_response_id": opts.get("previous_response_id"),
+        "store": opts.get("store", True),
+        "temperature": chat.temperature,
+        "top_p": chat.top_p,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "truncation": "disabled",
+        "usage": usage_of(row) if finished and with_output else None,
+        "user": opts.get("user"),
         "metadata": opts.get("metadata") or {},
     }
 
@@ -65,5 +97,10 @@ def input_item(message) -> dict:
     part = {"type": kind, "text": message.content}
     if kind == "output_text":
         part["annotations"] = []
-    return {"id": MESSAGE_PREFIX + message.id, "type": "message", "role": message.role,
-            "status": "completed", "content": [part]}
+    return {
+        "id": MESSAGE_PREFIX + message.id,
+        "type": "message",
+        "role": message.role,
+        "status": "completed",
+        "content": [part],
+    }

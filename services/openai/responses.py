@@ -52,26 +52,59 @@ async def create(services: Services, user_id: str, body: ResponseIn) -> Stored:
             raise Conflict(f"response {body.previous_response_id} has not finished yet", code="response_in_progress")
         prefix = await history_through(services, previous.row)
     conv = conversation(services, items, body.instructions, prefix)
-    options = {"api": "responses", "metadata": body.metadata or {}, "instructions": body.instructions,
-               "previous_response_id": body.previous_response_id, "background": body.background,
-               "store": body.store, "max_output_tokens": body.max_output_tokens, "user": body.user,
-               "input_count": sum(1 for role, _ in items if role in ("user", "assistant"))}
+    options = {
+        "api": "responses",
+        "metadata": body.metadata or {},
+        "instructions": body.instructions,
+        "previous_response_id": body.previous_response_id,
+        "background": body.background,
+        "store": body.store,
+        "max_output_tokens": body.max_output_tokens,
+        "user": body.user,
+        "input_count": sum(1 for role, _ in items if role in ("user", "assistant")),
+    }
     chat, accepted = await open_call(
-        services, user_id, conv, model=body.model, temperature=body.temperature, top_p=body.top_p,
-        max_tokens=body.max_output_tokens, options=options, fallbacks=body.fallback_models)
+        services,
+        user_id,
+        conv,
+        model=body.model,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        max_tokens=body.max_output_tokens,
+        options=options,
+        fallbacks=body.fallback_models,
+    )
     # What the row holds now, without reading it back: its own state is what comes next.
-    row = SimpleNamespace(id=accepted.generation_id, session_id=chat.id, status="queued", content="",
-                          created_at=chat.created_at, model=None, finish_reason=None, usage=None,
-                          error=None, last_seq=0)
+    row = SimpleNamespace(
+        id=accepted.generation_id,
+        session_id=chat.id,
+        status="queued",
+        content="",
+        created_at=chat.created_at,
+        model=None,
+        finish_reason=None,
+        usage=None,
+        error=None,
+        last_seq=0,
+    )
     return Stored(row, chat)
 
 
 async def history_through(services: Services, row) -> list[tuple[str, str]]:
     """The conversation a response saw and said: its session's turns up to it."""
     async with services.db.sessionmaker() as db:
-        rows = (await db.execute(select(Message.role, Message.content).where(
-            Message.session_id == row.session_id, Message.pk <= row.pk, Message.content != "",
-            Message.role.in_(("user", "assistant"))).order_by(Message.pk))).all()
+        rows = (
+            await db.execute(
+                select(Message.role, Message.content)
+                .where(
+                    Message.session_id == row.session_id,
+                    Message.pk <= row.pk,
+                    Message.content != "",
+                    Message.role.in_(("user", "assistant")),
+                )
+                .order_by(Message.pk)
+            )
+        ).all()
     return [(role, content) for role, content in rows]
 
 
@@ -116,9 +149,20 @@ async def input_items(services: Services, stored: Stored, limit: int, order: str
     """This response's own input (not what it continued), as stored messages."""
     count = (stored.chat.options or {}).get("input_count", 0)
     async with services.db.sessionmaker() as db:
-        rows = list((await db.scalars(select(Message).where(
-            Message.session_id == stored.chat.id, Message.pk < stored.row.pk,
-            Message.role.in_(("user", "assistant"))).order_by(Message.pk.desc()).limit(count))).all())
+        rows = list(
+            (
+                await db.scalars(
+                    select(Message)
+                    .where(
+                        Message.session_id == stored.chat.id,
+                        Message.pk < stored.row.pk,
+                        Message.role.in_(("user", "assistant")),
+                    )
+                    .order_by(Message.pk.desc())
+                    .limit(count)
+                )
+            ).all()
+        )
     if order == "asc":
         rows.reverse()
     if after is not None:
@@ -126,7 +170,7 @@ async def input_items(services: Services, stored: Stored, limit: int, order: str
         after_id = after.removeprefix("msg_").upper()
         if after_id not in ids:
             raise InvalidInput(f"after: {after[:80]!r} is not an item of this response", code="invalid_cursor")
-        rows = rows[ids.index(after_id) + 1:]
+        rows = rows[ids.index(after_id) + 1 :]
     return rows[:limit]
 
 
@@ -137,8 +181,16 @@ async def load_by_id(services: Services, stored: Stored) -> Stored:
 
 def ended(stored: Stored, done: dict, content: str) -> Stored:
     """The response as its done frame says it ended, with the text a reader saw whole."""
-    row = SimpleNamespace(id=stored.row.id, session_id=stored.row.session_id, created_at=stored.row.created_at,
-                          status=done["status"], finish_reason=done["finish_reason"], usage=done.get("usage"),
-                          error=done.get("error"), model=done.get("model"), content=content,
-                          last_seq=done["seq"])
+    row = SimpleNamespace(
+        id=stored.row.id,
+        session_id=stored.row.session_id,
+        created_at=stored.row.created_at,
+        status=done["status"],
+        finish_reason=done["finish_reason"],
+        usage=done.get("usage"),
+        error=done.get("error"),
+        model=done.get("model"),
+        content=content,
+        last_seq=done["seq"],
+    )
     return Stored(row, stored.chat)

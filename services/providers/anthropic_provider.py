@@ -45,10 +45,17 @@ def to_messages(messages: list[dict]) -> tuple[str | None, list[dict]]:
 class AnthropicProvider(Provider):
     kind = "anthropic"
 
-    def __init__(self, name: str, base_url: str | None, api_key: str | None,
-                 request_timeout: float = 600.0, models: list[str] | None = None,
-                 known_models: list[str] | None = None,
-                 connect_timeout: float = 10.0, secrets: Secrets | None = None):
+    def __init__(
+        self,
+        name: str,
+        base_url: str | None,
+        api_key: str | None,
+        request_timeout: float = 600.0,
+        models: list[str] | None = None,
+        known_models: list[str] | None = None,
+        connect_timeout: float = 10.0,
+        secrets: Secrets | None = None,
+    ):
         self.name = name
         self.base_url = base_url
         self.configured_models = list(models or [])
@@ -68,8 +75,9 @@ class AnthropicProvider(Provider):
         except anthropic.AnthropicError as exc:
             raise map_error(exc, self.name, self.secrets) from None
         except (httpx.HTTPError, httpx2.HTTPError) as exc:
-            raise failure(self.name, f"listing models failed ({type(exc).__name__})", "upstream_unavailable",
-                          retryable=True) from None
+            raise failure(
+                self.name, f"listing models failed ({type(exc).__name__})", "upstream_unavailable", retryable=True
+            ) from None
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         system, messages = to_messages(request.messages)
@@ -95,8 +103,11 @@ class AnthropicProvider(Provider):
                             yield event.delta.text
                     elif kind == "message_start":
                         u = event.message.usage
-                        prompt = (u.input_tokens or 0) + (getattr(u, "cache_creation_input_tokens", 0) or 0) \
+                        prompt = (
+                            (u.input_tokens or 0)
+                            + (getattr(u, "cache_creation_input_tokens", 0) or 0)
                             + (getattr(u, "cache_read_input_tokens", 0) or 0)
+                        )
                         completion = u.output_tokens or 0
                     elif kind == "message_delta":
                         stop_reason = event.delta.stop_reason or stop_reason
@@ -105,8 +116,9 @@ class AnthropicProvider(Provider):
         except anthropic.AnthropicError as exc:
             raise map_error(exc, self.name, self.secrets) from None
         except (httpx.HTTPError, httpx2.HTTPError) as exc:
-            raise failure(self.name, f"connection lost mid-stream ({type(exc).__name__})",
-                          "upstream_disconnected") from None
+            raise failure(
+                self.name, f"connection lost mid-stream ({type(exc).__name__})", "upstream_disconnected"
+            ) from None
         yield Usage(prompt, completion)
         yield Finish("length" if stop_reason in LENGTH_STOPS else "stop")
 
@@ -116,10 +128,14 @@ class AnthropicProvider(Provider):
 
 # The error types of Anthropic's error bodies, for errors that arrive inside a 200 stream.
 _BY_TYPE = {
-    "authentication_error": ("provider_auth_failed", False), "permission_error": ("provider_auth_failed", False),
-    "not_found_error": ("model_not_found", False), "rate_limit_error": ("provider_rate_limited", True),
-    "invalid_request_error": ("provider_bad_request", False), "request_too_large": ("provider_bad_request", False),
-    "overloaded_error": ("upstream_error", True), "api_error": ("upstream_error", True),
+    "authentication_error": ("provider_auth_failed", False),
+    "permission_error": ("provider_auth_failed", False),
+    "not_found_error": ("model_not_found", False),
+    "rate_limit_error": ("provider_rate_limited", True),
+    "invalid_request_error": ("provider_bad_request", False),
+    "request_too_large": ("provider_bad_request", False),
+    "overloaded_error": ("upstream_error", True),
+    "api_error": ("upstream_error", True),
     "timeout_error": ("upstream_timeout", True),
 }
 

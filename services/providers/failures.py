@@ -22,9 +22,15 @@ import re
 from services.errors import ProviderError
 
 HTTP_STATUS = {
-    "provider_auth_failed": 502, "model_not_found": 404, "provider_rate_limited": 429,
-    "upstream_timeout": 504, "upstream_unavailable": 503, "upstream_error": 502,
-    "upstream_disconnected": 502, "provider_bad_request": 502, "provider_error": 502,
+    "provider_auth_failed": 502,
+    "model_not_found": 404,
+    "provider_rate_limited": 429,
+    "upstream_timeout": 504,
+    "upstream_unavailable": 503,
+    "upstream_error": 502,
+    "upstream_disconnected": 502,
+    "provider_bad_request": 502,
+    "provider_error": 502,
 }
 
 _PATTERNS = [
@@ -64,15 +70,21 @@ def scrub(text: str) -> str:
     return text
 
 
-def failure(provider: str, message: str, code: str, *, retryable: bool = False,
-            status: int | None = None, secrets: Secrets | None = None) -> ProviderError:
+def failure(
+    provider: str,
+    message: str,
+    code: str,
+    *,
+    retryable: bool = False,
+    status: int | None = None,
+    secrets: Secrets | None = None,
+) -> ProviderError:
     """A ProviderError whose message names the provider and carries no secret."""
     message = " ".join(str(message).split()) or "no message"
     if len(message) > 1000:
         message = message[:1000] + "..."
     text = f"{provider}: {message}"
-    return ProviderError(secrets.scrub(text) if secrets else scrub(text), code=code, retryable=retryable,
-                         status=status)
+    return ProviderError(secrets.scrub(text) if secrets else scrub(text), code=code, retryable=retryable, status=status)
 
 
 def http_status(code: str) -> int:

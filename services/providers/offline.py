@@ -44,10 +44,17 @@ def how_to_switch(base_url: str | None, models: list[str]) -> list[str]:
     url = (base_url or "$BASE").rstrip("/")
     where = [] if base_url else ["", "(with `BASE` set to this service's address)."]
     if not models:
-        return ["", "No other model is configured. To chat with a real model, set `OPENAI_API_KEY` "
-                "(or `OLLAMA_BASE_URL`, `ANTHROPIC_API_KEY`, ...) and restart; then "
-                f"`GET {url}/models` lists the models you can pick:", "",
-                "```bash", f'curl {url}/models -H "Authorization: Bearer $TOKEN"', "```", *where]
+        return [
+            "",
+            "No other model is configured. To chat with a real model, set `OPENAI_API_KEY` "
+            "(or `OLLAMA_BASE_URL`, `ANTHROPIC_API_KEY`, ...) and restart; then "
+            f"`GET {url}/models` lists the models you can pick:",
+            "",
+            "```bash",
+            f'curl {url}/models -H "Authorization: Bearer $TOKEN"',
+            "```",
+            *where,
+        ]
     return [
         "",
         f"Models this service offers: {', '.join(f'`{m}`' for m in models[:5])}. Pick one with:",
@@ -64,8 +71,12 @@ class OfflineProvider(Provider):
     name = "offline"
     kind = "offline"
 
-    def __init__(self, time_between_chunks: float, base_url: str | None = None,
-                 other_models: Callable[[], list[str]] | None = None):
+    def __init__(
+        self,
+        time_between_chunks: float,
+        base_url: str | None = None,
+        other_models: Callable[[], list[str]] | None = None,
+    ):
         self.delay = time_between_chunks
         self.base_url = base_url
         self.other_models = other_models or list  # the real models to suggest, known right now

@@ -28,12 +28,21 @@ Read = Callable[[], Awaitable[bytes]]  # the next bytes of a streamed body, b"" 
 class OpenAICompatProvider(Provider):
     kind = "openai-compatible"
 
-    def __init__(self, name: str, base_url: str | None, api_key: str | None,
-                 request_timeout: float = 600.0, models: list[str] | None = None,
-                 known_models: list[str] | None = None,
-                 connect_timeout: float = 10.0, max_tokens_param: str = "max_tokens",
-                 transport: str = "aiohttp", max_connections: int = 1000, error_body_max: int = 65536,
-                 secrets: Secrets | None = None):
+    def __init__(
+        self,
+        name: str,
+        base_url: str | None,
+        api_key: str | None,
+        request_timeout: float = 600.0,
+        models: list[str] | None = None,
+        known_models: list[str] | None = None,
+        connect_timeout: float = 10.0,
+        max_tokens_param: str = "max_tokens",
+        transport: str = "aiohttp",
+        max_connections: int = 1000,
+        error_body_max: int = 65536,
+        secrets: Secrets | None = None,
+    ):
         self.name = name
         self.base_url = base_url
         self.configured_models = list(models or [])
@@ -60,8 +69,11 @@ class OpenAICompatProvider(Provider):
             timeout=timeout,
             http_client=http_client_cls(timeout=timeout, limits=limits),
         )
-        self.http = (StreamHTTP(name, self.client, connect_timeout, max_connections, error_body_max, self.secrets)
-                     if transport == "aiohttp" else None)
+        self.http = (
+            StreamHTTP(name, self.client, connect_timeout, max_connections, error_body_max, self.secrets)
+            if transport == "aiohttp"
+            else None
+        )
 
     async def list_models(self) -> list[str]:
         try:
@@ -70,14 +82,24 @@ class OpenAICompatProvider(Provider):
         except openai.OpenAIError as exc:
             raise map_error(exc, self.name, self.secrets) from None
         except (httpx.HTTPError, httpx2.HTTPError) as exc:
-            raise failure(self.name, f"listing models failed ({type(exc).__name__})", "upstream_unavailable",
-                          retryable=True, secrets=self.secrets) from None
+            raise failure(
+                self.name,
+                f"listing models failed ({type(exc).__name__})",
+                "upstream_unavailable",
+                retryable=True,
+                secrets=self.secrets,
+            ) from None
 
     async def _open(self, stack: AsyncExitStack, request: ChatRequest, tail: "_Tail") -> Read:
         """The reader of the streamed body. Usage in the stream is asked for until the server
         is found to reject the option (older llama.cpp, vLLM): then once more without it."""
-        params = dict(model=request.model, messages=request.messages, temperature=request.temperature,
-                      top_p=request.top_p, stream=True)
+        params = dict(
+            model=request.model,
+            messages=request.messages,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stream=True,
+        )
         params[self.max_tokens_param] = request.max_tokens
         if request.stop:
             params["stop"] = list(request.stop)
@@ -105,8 +127,13 @@ class OpenAICompatProvider(Provider):
         raw response), skipping its per-chunk pydantic models and the typed-dict transform of
         the request, which walks every history message to change nothing in plain text."""
         try:
-            response = await self.client.post("/chat/completions", cast_to=httpx2.Response, body=body,
-                                              stream=True, options={"timeout": self.stream_timeout})
+            response = await self.client.post(
+                "/chat/completions",
+                cast_to=httpx2.Response,
+                body=body,
+                stream=True,
+                options={"timeout": self.stream_timeout},
+            )
         except openai.OpenAIError as exc:
             raise map_error(exc, self.name, self.secrets) from None
         stack.push_async_callback(response.aclose)
@@ -119,6 +146,7 @@ class OpenAICompatProvider(Provider):
                 if chunk:
                     return chunk
             return b""
+
         return read
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
@@ -150,8 +178,9 @@ class OpenAICompatProvider(Provider):
             except openai.OpenAIError as exc:
                 raise map_error(exc, self.name, self.secrets) from None
             except (aiohttp.ClientError, httpx.HTTPError, httpx2.HTTPError) as exc:
-                raise failure(self.name, f"connection lost mid-stream ({type(exc).__name__})",
-                              "upstream_disconnected") from None
+                raise failure(
+                    self.name, f"connection lost mid-stream ({type(exc).__name__})", "upstream_disconnected"
+                ) from None
             except ValueError:
                 raise failure(self.name, "malformed chunk in the stream", "upstream_error") from None
         if tail.usage is not None:
@@ -166,8 +195,9 @@ class OpenAICompatProvider(Provider):
         if chunk.get("error"):  # an error event inside the stream: the server failed
             err = chunk["error"]
             message = err.get("message") if isinstance(err, dict) else str(err)
-            raise failure(self.name, message or "error in stream", "upstream_error", retryable=True,
-                          secrets=self.secrets)
+            raise failure(
+                self.name, message or "error in stream", "upstream_error", retryable=True, secrets=self.secrets
+            )
         if chunk.get("usage"):
             u = chunk["usage"]
             tail.usage = Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0)
@@ -186,6 +216,7 @@ class OpenAICompatProvider(Provider):
 
 class _Tail:
     """What the end of a stream reports: usage, and why it finished."""
+
     __slots__ = ("usage", "finish", "complete")
 
     def __init__(self) -> None:

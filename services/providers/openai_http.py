@@ -20,9 +20,14 @@ from services.errors import ProviderError
 from services.providers.failures import Secrets, failure
 
 # HTTP status -> (code, retryable), as openai_compat.map_error maps the SDK's exceptions.
-_STATUS = {400: ("provider_bad_request", False), 401: ("provider_auth_failed", False),
-           403: ("provider_auth_failed", False), 404: ("model_not_found", False),
-           422: ("provider_bad_request", False), 429: ("provider_rate_limited", True)}
+_STATUS = {
+    400: ("provider_bad_request", False),
+    401: ("provider_auth_failed", False),
+    403: ("provider_auth_failed", False),
+    404: ("model_not_found", False),
+    422: ("provider_bad_request", False),
+    429: ("provider_rate_limited", True),
+}
 # What the SDK says of a failed connection and of a connect timeout.
 CONNECTION_ERROR, TIMED_OUT = "Connection error.", "Request timed out."
 
@@ -32,15 +37,23 @@ class StreamHTTP:
     event loop on first use (aiohttp binds it to the running loop) and closed by `aclose`
     at shutdown."""
 
-    def __init__(self, name: str, client: openai.AsyncOpenAI, connect_timeout: float,
-                 max_connections: int, error_body_max: int, secrets: Secrets) -> None:
+    def __init__(
+        self,
+        name: str,
+        client: openai.AsyncOpenAI,
+        connect_timeout: float,
+        max_connections: int,
+        error_body_max: int,
+        secrets: Secrets,
+    ) -> None:
         self.name = name
         self.secrets = secrets  # the provider registry's keys, scrubbed from every message
         self.url = URL(str(client.base_url).rstrip("/") + "/chat/completions")
         headers = {k: v for k, v in {**client.default_headers, **client.auth_headers}.items() if isinstance(v, str)}
         self.headers = headers
-        self.timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
-                                             sock_connect=connect_timeout, sock_read=None)
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=None
+        )
         self.max_connections = max_connections
         self.error_body_max = error_body_max
         self._session: aiohttp.ClientSession | None = None
@@ -49,8 +62,9 @@ class StreamHTTP:
     def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout,
-                                                  headers=self.headers, skip_auto_headers=("Accept-Encoding",))
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self.timeout, headers=self.headers, skip_auto_headers=("Accept-Encoding",)
+            )
         return self._session
 
     async def post(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
@@ -61,8 +75,9 @@ class StreamHTTP:
         except (aiohttp.ConnectionTimeoutError, TimeoutError):
             raise failure(self.name, TIMED_OUT, "upstream_timeout", retryable=True, secrets=self.secrets) from None
         except aiohttp.ClientError:  # refused, unresolvable, reset before the answer
-            raise failure(self.name, CONNECTION_ERROR, "upstream_unavailable", retryable=True,
-                          secrets=self.secrets) from None
+            raise failure(
+                self.name, CONNECTION_ERROR, "upstream_unavailable", retryable=True, secrets=self.secrets
+            ) from None
         if response.status < 300:
             return response
         try:

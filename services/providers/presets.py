@@ -45,27 +45,43 @@ class Preset:
     autodetect: bool = False  # probed at start-up on base_url when nothing configures it
 
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("openai", "OpenAI", models=("gpt-4o-mini", "gpt-4o"), max_tokens_param="max_completion_tokens"),
-    Preset("anthropic", "Anthropic", kind=ANTHROPIC, base_url="https://api.anthropic.com",
-           models=("claude-sonnet-5-5", "claude-haiku-5-5")),
-    Preset("groq", "Groq", base_url="https://api.groq.com/openai/v1", models=("llama-3.3-70b-versatile",)),
-    Preset("mistral", "Mistral", base_url="https://api.mistral.ai/v1", models=("mistral-small-latest",)),
-    Preset("deepseek", "DeepSeek", base_url="https://api.deepseek.com/v1", models=("deepseek-chat",)),
-    Preset("openrouter", "OpenRouter", base_url="https://openrouter.ai/api/v1", models=("openai/gpt-4o-mini",)),
-    Preset("together", "Together AI", base_url="https://api.together.xyz/v1",
-           models=("meta-llama/Llama-3.3-70B-Instruct-Turbo",)),
-    Preset("gemini", "Google Gemini (OpenAI-compatible endpoint)",
-           base_url="https://generativelanguage.googleapis.com/v1beta/openai/",
-           key_aliases=("GOOGLE_API_KEY",), models=("gemini-2.0-flash",)),
-    Preset("xai", "xAI", base_url="https://api.x.ai/v1"),
-    Preset("fireworks", "Fireworks AI", base_url="https://api.fireworks.ai/inference/v1"),
-    Preset("cerebras", "Cerebras", base_url="https://api.cerebras.ai/v1"),
-    Preset("ollama", "Ollama (local)", base_url="http://127.0.0.1:11434/v1", needs_key=False, autodetect=True),
-    Preset("llamacpp", "llama.cpp server (local)", needs_key=False),
-    Preset("vllm", "vLLM (local)", needs_key=False),
-    Preset("lmstudio", "LM Studio (local)", base_url="http://127.0.0.1:1234/v1", needs_key=False),
-)}
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("openai", "OpenAI", models=("gpt-4o-mini", "gpt-4o"), max_tokens_param="max_completion_tokens"),
+        Preset(
+            "anthropic",
+            "Anthropic",
+            kind=ANTHROPIC,
+            base_url="https://api.anthropic.com",
+            models=("claude-sonnet-5-5", "claude-haiku-5-5"),
+        ),
+        Preset("groq", "Groq", base_url="https://api.groq.com/openai/v1", models=("llama-3.3-70b-versatile",)),
+        Preset("mistral", "Mistral", base_url="https://api.mistral.ai/v1", models=("mistral-small-latest",)),
+        Preset("deepseek", "DeepSeek", base_url="https://api.deepseek.com/v1", models=("deepseek-chat",)),
+        Preset("openrouter", "OpenRouter", base_url="https://openrouter.ai/api/v1", models=("openai/gpt-4o-mini",)),
+        Preset(
+            "together",
+            "Together AI",
+            base_url="https://api.together.xyz/v1",
+            models=("meta-llama/Llama-3.3-70B-Instruct-Turbo",),
+        ),
+        Preset(
+            "gemini",
+            "Google Gemini (OpenAI-compatible endpoint)",
+            base_url="https://generativelanguage.googleapis.com/v1beta/openai/",
+            key_aliases=("GOOGLE_API_KEY",),
+            models=("gemini-2.0-flash",),
+        ),
+        Preset("xai", "xAI", base_url="https://api.x.ai/v1"),
+        Preset("fireworks", "Fireworks AI", base_url="https://api.fireworks.ai/inference/v1"),
+        Preset("cerebras", "Cerebras", base_url="https://api.cerebras.ai/v1"),
+        Preset("ollama", "Ollama (local)", base_url="http://127.0.0.1:11434/v1", needs_key=False, autodetect=True),
+        Preset("llamacpp", "llama.cpp server (local)", needs_key=False),
+        Preset("vllm", "vLLM (local)", needs_key=False),
+        Preset("lmstudio", "LM Studio (local)", base_url="http://127.0.0.1:1234/v1", needs_key=False),
+    )
+}
 
 RESERVED = {"offline"}  # the built-in provider's name cannot be taken
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -117,8 +133,7 @@ def discover(settings: Settings) -> list[ProviderConfig]:
             param = preset.max_tokens_param if url is None or "api.openai.com" in url else "max_tokens"
             found.append(ProviderConfig(preset.name, preset.kind, url, key, models, known, param))
         elif preset.autodetect and preset.base_url and settings.ollama_probe_timeout > 0:
-            found.append(ProviderConfig(preset.name, preset.kind, preset.base_url, None, models, known,
-                                        source="probe"))
+            found.append(ProviderConfig(preset.name, preset.kind, preset.base_url, None, models, known, source="probe"))
     generic = sorted({k[: -len("_API_KEY")] for k in env if k.endswith("_API_KEY")})
     for var in generic:
         name = var.lower()
@@ -126,8 +141,16 @@ def discover(settings: Settings) -> list[ProviderConfig]:
             continue
         if any(var in p.key_aliases for p in PRESETS.values()):
             continue
-        found.append(ProviderConfig(name, OPENAI_COMPATIBLE, env[f"{var}_BASE_URL"], env[f"{var}_API_KEY"],
-                                    _models(env.get(f"{var}_MODELS")), source="generic"))
+        found.append(
+            ProviderConfig(
+                name,
+                OPENAI_COMPATIBLE,
+                env[f"{var}_BASE_URL"],
+                env[f"{var}_API_KEY"],
+                _models(env.get(f"{var}_MODELS")),
+                source="generic",
+            )
+        )
     return found
 
 
@@ -151,8 +174,24 @@ def describe() -> list[dict]:
         enable = [f"{var}_API_KEY"] if p.needs_key else [f"{var}_BASE_URL"]
         if p.autodetect:
             enable.append(f"or running on {p.base_url}")
-        out.append({"name": p.name, "title": p.title, "kind": p.kind, "enable": " ".join(enable),
-                    "base_url": p.base_url, "models_variable": f"{var}_MODELS"})
-    out.append({"name": "<x>", "title": "any other OpenAI-compatible server", "kind": OPENAI_COMPATIBLE,
-                "enable": "<X>_API_KEY and <X>_BASE_URL", "base_url": None, "models_variable": "<X>_MODELS"})
+        out.append(
+            {
+                "name": p.name,
+                "title": p.title,
+                "kind": p.kind,
+                "enable": " ".join(enable),
+                "base_url": p.base_url,
+                "models_variable": f"{var}_MODELS",
+            }
+        )
+    out.append(
+        {
+            "name": "<x>",
+            "title": "any other OpenAI-compatible server",
+            "kind": OPENAI_COMPATIBLE,
+            "enable": "<X>_API_KEY and <X>_BASE_URL",
+            "base_url": None,
+            "models_variable": "<X>_MODELS",
+        }
+    )
     return out

@@ -32,23 +32,40 @@ class ProviderStatus:
 
 
 def build_provider(config: ProviderConfig, settings: Settings, secrets: Secrets | None = None) -> Provider:
-    common: dict[str, Any] = dict(request_timeout=settings.max_generation_seconds, models=config.models,
-                                  known_models=config.known_models,
-                                  connect_timeout=settings.provider_connect_timeout, secrets=secrets)
+    common: dict[str, Any] = dict(
+        request_timeout=settings.max_generation_seconds,
+        models=config.models,
+        known_models=config.known_models,
+        connect_timeout=settings.provider_connect_timeout,
+        secrets=secrets,
+    )
     if config.kind == ANTHROPIC:
         return AnthropicProvider(config.name, config.base_url, config.api_key, **common)
-    return OpenAICompatProvider(config.name, config.base_url, config.api_key,
-                                max_tokens_param=config.max_tokens_param,
-                                transport=settings.provider_http_transport,
-                                max_connections=settings.provider_max_connections,
-                                error_body_max=settings.provider_error_body_max_bytes, **common)
+    return OpenAICompatProvider(
+        config.name,
+        config.base_url,
+        config.api_key,
+        max_tokens_param=config.max_tokens_param,
+        transport=settings.provider_http_transport,
+        max_connections=settings.provider_max_connections,
+        error_body_max=settings.provider_error_body_max_bytes,
+        **common,
+    )
 
 
 class ProviderRegistry:
-    def __init__(self, providers: list[Provider], default_model: str, *, model_list_ttl: float = 300.0,
-                 model_list_error_ttl: float = 15.0, model_list_timeout: float = 10.0,
-                 secrets: Secrets | None = None, settings: Settings | None = None,
-                 probes: list[ProviderConfig] | None = None):
+    def __init__(
+        self,
+        providers: list[Provider],
+        default_model: str,
+        *,
+        model_list_ttl: float = 300.0,
+        model_list_error_ttl: float = 15.0,
+        model_list_timeout: float = 10.0,
+        secrets: Secrets | None = None,
+        settings: Settings | None = None,
+        probes: list[ProviderConfig] | None = None,
+    ):
         self.providers = {p.name: p for p in providers}
         self.secrets = secrets if secrets is not None else Secrets()  # the configured keys, for scrub()
         self._settings = settings
@@ -71,12 +88,23 @@ class ProviderRegistry:
         for config in configs:
             if config.source != "probe":
                 providers.append(build_provider(config, settings, secrets))
-                log.info("provider %s (%s, %s) at %s", config.name, config.kind, config.source,
-                         config.base_url or "the SDK's default URL")
-        registry = cls(providers, settings.default_model, model_list_ttl=settings.model_list_ttl,
-                       model_list_error_ttl=settings.model_list_error_ttl,
-                       model_list_timeout=settings.model_list_timeout, secrets=secrets, settings=settings,
-                       probes=[c for c in configs if c.source == "probe"])
+                log.info(
+                    "provider %s (%s, %s) at %s",
+                    config.name,
+                    config.kind,
+                    config.source,
+                    config.base_url or "the SDK's default URL",
+                )
+        registry = cls(
+            providers,
+            settings.default_model,
+            model_list_ttl=settings.model_list_ttl,
+            model_list_error_ttl=settings.model_list_error_ttl,
+            model_list_timeout=settings.model_list_timeout,
+            secrets=secrets,
+            settings=settings,
+            probes=[c for c in configs if c.source == "probe"],
+        )
         offline.other_models = registry.offered_now
         return registry
 
@@ -92,8 +120,12 @@ class ProviderRegistry:
                     log.info("provider %s (%s, probe) at %s", config.name, config.kind, config.base_url)
         prefix = self.default_model.split("/", 1)[0]
         if "/" in self.default_model and prefix not in self.providers:
-            log.warning("DEFAULT_MODEL %s names provider %r, which is not configured (configured: %s)",
-                        self.default_model, prefix, ", ".join(self.providers))
+            log.warning(
+                "DEFAULT_MODEL %s names provider %r, which is not configured (configured: %s)",
+                self.default_model,
+                prefix,
+                ", ".join(self.providers),
+            )
 
     def scrub(self, text: str) -> str:
         """The text without the configured keys and anything shaped like a credential."""
@@ -109,8 +141,10 @@ class ProviderRegistry:
         default_provider = self.default_model.split("/", 1)[0]
         if default_provider in self.providers:
             return self.providers[default_provider], model_name
-        raise InvalidInput(f"unknown provider in model {model_name!r}; configured providers: "
-                           f"{', '.join(self.providers)}", code="unknown_model")
+        raise InvalidInput(
+            f"unknown provider in model {model_name!r}; configured providers: {', '.join(self.providers)}",
+            code="unknown_model",
+        )
 
     def qualify(self, model_name: str) -> str:
         provider, model = self.split(model_name)
@@ -144,13 +178,19 @@ class ProviderRegistry:
             if exc.code == "model_not_found":  # up, but without a model list endpoint
                 return ProviderStatus(provider.name, provider.kind, True, unlisted)
             return ProviderStatus(provider.name, provider.kind, False, unlisted, self.secrets.scrub(exc.detail))
-        except asyncio.TimeoutError:
-            return ProviderStatus(provider.name, provider.kind, False, unlisted,
-                                  f"{provider.name}: no model list within {self.list_timeout:g} s")
+        except TimeoutError:
+            return ProviderStatus(
+                provider.name,
+                provider.kind,
+                False,
+                unlisted,
+                f"{provider.name}: no model list within {self.list_timeout:g} s",
+            )
         except Exception as exc:  # a provider's bug must not hide the others
             log.exception("listing the models of %s failed", provider.name)
-            return ProviderStatus(provider.name, provider.kind, False, unlisted,
-                                  f"{provider.name}: {type(exc).__name__}")
+            return ProviderStatus(
+                provider.name, provider.kind, False, unlisted, f"{provider.name}: {type(exc).__name__}"
+            )
         # The provider's own list first, then the configured ids it does not list.
         return ProviderStatus(provider.name, provider.kind, True, listed + [m for m in configured if m not in listed])
 

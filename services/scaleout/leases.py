@@ -94,8 +94,9 @@ class Leases(Liveness):
         return bool(await self.redis.exists(self.alive_key(worker_id)))
 
     async def acquire(self, session_id: str) -> bool:
-        ok = await self._acquire(keys=[self._lease_key(session_id)],
-                                 args=[self.worker_id, self.ttl_ms, self.alive_key("")])
+        ok = await self._acquire(
+            keys=[self._lease_key(session_id)], args=[self.worker_id, self.ttl_ms, self.alive_key("")]
+        )
         if ok:
             self.held.add(session_id)
             self.lost.discard(session_id)

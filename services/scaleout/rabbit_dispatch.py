@@ -39,8 +39,9 @@ def cancel_exchange_name(settings: Settings) -> str:
 async def declare_topology(channel: AbstractChannel, settings: Settings):
     """The durable job queue and the cancel fanout exchange (same arguments everywhere)."""
     queue = await channel.declare_queue(settings.rabbitmq_queue, durable=True)
-    exchange = await channel.declare_exchange(cancel_exchange_name(settings), aio_pika.ExchangeType.FANOUT,
-                                              durable=True)
+    exchange = await channel.declare_exchange(
+        cancel_exchange_name(settings), aio_pika.ExchangeType.FANOUT, durable=True
+    )
     return queue, exchange
 
 
@@ -66,8 +67,9 @@ class RabbitDispatch(JobDispatch):
         self.cancel_exchange = None
         self._connecting: asyncio.Task | None = None
         self._closed = False
-        self.backlog = Backlog(self.publish_job, settings.broker_retry_initial, settings.broker_retry_max,
-                               settings.broker_backlog_max)
+        self.backlog = Backlog(
+            self.publish_job, settings.broker_retry_initial, settings.broker_retry_max, settings.broker_backlog_max
+        )
 
     async def start(self) -> None:
         try:
@@ -79,8 +81,8 @@ class RabbitDispatch(JobDispatch):
     async def _connect(self) -> None:
         name = f"{socket.gethostname()}:{os.getpid()}"
         connection = await aio_pika.connect_robust(
-            self.s.rabbitmq_url, client_properties={"connection_name": name},
-            reconnect_interval=self.s.broker_retry_max)
+            self.s.rabbitmq_url, client_properties={"connection_name": name}, reconnect_interval=self.s.broker_retry_max
+        )
         connection.reconnect_callbacks.add(self.backlog.wake)
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -107,11 +109,14 @@ class RabbitDispatch(JobDispatch):
         if self.channel is None or self.channel.is_closed:  # fail fast while it reconnects
             raise ConnectionError("not connected to RabbitMQ")
         body = job_body(session_id, generation_id, tracing.carrier(generation_id))
-        message = aio_pika.Message(body, content_type="application/json",
-                                   delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=generation_id)
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=generation_id,
+        )
         async with asyncio.timeout(PUBLISH_TIMEOUT):
-            await self.channel.default_exchange.publish(message, routing_key=self.s.rabbitmq_queue,
-                                                        mandatory=True)
+            await self.channel.default_exchange.publish(message, routing_key=self.s.rabbitmq_queue, mandatory=True)
 
     async def submit(self, session_id: str, generation_id: str, job=None) -> None:
         if len(self.backlog):  # keep the order of acceptance behind the jobs already waiting
@@ -120,8 +125,13 @@ class RabbitDispatch(JobDispatch):
         try:
             await self.publish_job(session_id, generation_id)
         except Exception as exc:
-            log.warning("could not publish the job of generation %s (%s: %s); it stays queued and is "
-                        "published when the broker is back", generation_id, type(exc).__name__, exc)
+            log.warning(
+                "could not publish the job of generation %s (%s: %s); it stays queued and is "
+                "published when the broker is back",
+                generation_id,
+                type(exc).__name__,
+                exc,
+            )
             self.backlog.add(session_id, generation_id)
 
     async def cancel(self, generation_id: str) -> None:

@@ -37,8 +37,14 @@ log = logging.getLogger(__name__)
 
 
 class Reaper:
-    def __init__(self, settings: Settings, store: GenerationStore, stream_log: StreamLog, liveness: Liveness,
-                 kick: Callable[[str, str], Awaitable[None]] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        store: GenerationStore,
+        stream_log: StreamLog,
+        liveness: Liveness,
+        kick: Callable[[str, str], Awaitable[None]] | None = None,
+    ):
         self.s = settings
         self.store = store
         self.log = stream_log
@@ -48,8 +54,10 @@ class Reaper:
 
     async def start(self) -> None:
         if not self._tasks:
-            self._tasks = [asyncio.create_task(self._loop(self.run_once, self.s.reaper_interval)),
-                           asyncio.create_task(self._loop(self.reap_dead_workers, self.s.dead_worker_check_interval))]
+            self._tasks = [
+                asyncio.create_task(self._loop(self.run_once, self.s.reaper_interval)),
+                asyncio.create_task(self._loop(self.reap_dead_workers, self.s.dead_worker_check_interval)),
+            ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -82,8 +90,15 @@ class Reaper:
         for generation_id, session_id, worker in running:
             if alive[worker]:
                 continue
-            if await end_interrupted(self.s, self.store, self.log, generation_id, stale_before=stale_before,
-                                     owner=worker, why=f"worker {worker} is gone"):
+            if await end_interrupted(
+                self.s,
+                self.store,
+                self.log,
+                generation_id,
+                stale_before=stale_before,
+                owner=worker,
+                why=f"worker {worker} is gone",
+            ):
                 ended += 1
                 next_id = await self.store.next_runnable(session_id)
                 if next_id is not None and self.kick is not None:
@@ -97,8 +112,9 @@ class Reaper:
         ended, sessions = 0, set()
         for generation_id in await self.store.stale_running(cutoff):
             try:
-                if await end_interrupted(self.s, self.store, self.log, generation_id, stale_before=cutoff,
-                                         why="reaper: heartbeat stale"):
+                if await end_interrupted(
+                    self.s, self.store, self.log, generation_id, stale_before=cutoff, why="reaper: heartbeat stale"
+                ):
                     ended += 1
                     sessions.add((await self.store.get(generation_id)).session_id)
             except Exception as exc:

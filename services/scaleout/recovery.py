@@ -18,14 +18,23 @@ from services.streaming.log import StreamLog
 
 log = logging.getLogger(__name__)
 
-WORKER_LOST = {"code": "interrupted",
-               "message": "The worker running this answer stopped; the text so far is kept. "
-                          "Send the message again to get a full answer."}
+WORKER_LOST = {
+    "code": "interrupted",
+    "message": "The worker running this answer stopped; the text so far is kept. "
+    "Send the message again to get a full answer.",
+}
 
 
-async def end_interrupted(settings: Settings, store: GenerationStore, stream_log: StreamLog,
-                          generation_id: str, *, stale_before: datetime | None = None,
-                          owner: str | None = None, why: str = "its worker is gone") -> bool:
+async def end_interrupted(
+    settings: Settings,
+    store: GenerationStore,
+    stream_log: StreamLog,
+    generation_id: str,
+    *,
+    stale_before: datetime | None = None,
+    owner: str | None = None,
+    why: str = "its worker is gone",
+) -> bool:
     """True if this call ended the generation (it was running, and stale or run by `owner`)."""
     from_log = False
 
@@ -35,12 +44,12 @@ async def end_interrupted(settings: Settings, store: GenerationStore, stream_log
         from_log = snap is not None
         return snap
 
-    ended = await store.end_interrupted(generation_id, error=WORKER_LOST, seal=sealed,
-                                        stale_before=stale_before, owner=owner)
+    ended = await store.end_interrupted(
+        generation_id, error=WORKER_LOST, seal=sealed, stale_before=stale_before, owner=owner
+    )
     if ended is None:
         return False
-    done = frames.done(generation_id, ended.seq + 1, "failed", "interrupted", ended.usage, WORKER_LOST,
-                       ended.model)
+    done = frames.done(generation_id, ended.seq + 1, "failed", "interrupted", ended.usage, WORKER_LOST, ended.model)
     # If the log was lost (Redis restart), it is rebuilt from the stored text so a reader gets
     # a snapshot, then the done frame.
     await stream_log.append_ending(generation_id, done, base=None if from_log else (ended.content, ended.seq))

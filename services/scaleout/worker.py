@@ -70,8 +70,9 @@ class Worker:
         self.store = self.core.store
         assert isinstance(self.core.log, RedisStreamLog)  # build_scaleout refuses any other
         self.log: RedisStreamLog = self.core.log
-        self.leases = Leases(self.log.redis, self.log.keys, self.worker_id,
-                             int(settings.worker_heartbeat_timeout * 1000))
+        self.leases = Leases(
+            self.log.redis, self.log.keys, self.worker_id, int(settings.worker_heartbeat_timeout * 1000)
+        )
         self.loop = DrainLoop(self.store, self.core.runner(self.worker_id))
         self.controls = self.loop.controls
         self._jobs: set[asyncio.Task[None]] = set()
@@ -94,13 +95,15 @@ class Worker:
         self._channel = await self.dispatch.connection.channel()
         await self._channel.set_qos(prefetch_count=self.s.rabbitmq_prefetch)
         self._queue, exchange = await declare_topology(self._channel, self.s)
-        cancels = await self._channel.declare_queue(f"{self.s.rabbitmq_queue}.cancel.{self.worker_id}",
-                                                    exclusive=True, auto_delete=True)
+        cancels = await self._channel.declare_queue(
+            f"{self.s.rabbitmq_queue}.cancel.{self.worker_id}", exclusive=True, auto_delete=True
+        )
         await cancels.bind(exchange)
         await cancels.consume(self._on_cancel, no_ack=True)
         self._consumer_tag = await self._queue.consume(self._on_job)
-        log.info("worker %s consuming %s (prefetch %d)", self.worker_id, self.s.rabbitmq_queue,
-                 self.s.rabbitmq_prefetch)
+        log.info(
+            "worker %s consuming %s (prefetch %d)", self.worker_id, self.s.rabbitmq_queue, self.s.rabbitmq_prefetch
+        )
 
     def hurry(self) -> None:
         """A second signal: end running generations now instead of after the grace period."""
@@ -188,8 +191,14 @@ class Worker:
         deadline = loop.time() + self.s.worker_heartbeat_timeout + 1
         while not self.loop.closing:
             if owner is None or (owner != self.worker_id and not await self.leases.is_alive(owner)):
-                await end_interrupted(self.s, self.store, self.log, generation_id, owner=owner,
-                                      why=f"redelivered job; worker {owner} is gone")
+                await end_interrupted(
+                    self.s,
+                    self.store,
+                    self.log,
+                    generation_id,
+                    owner=owner,
+                    why=f"redelivered job; worker {owner} is gone",
+                )
                 return
             if loop.time() >= deadline:
                 return  # the owner lives (it lost the broker, not its work); the reaper watches it
@@ -206,8 +215,9 @@ class Worker:
         self._draining.add(session_id)
         try:
             turn = LeasedTurn(self.store, session_id, self.leases, self.loop)
-            if not await self.leases.acquire(session_id) and \
-                    not await turn.await_lease(self.s.worker_heartbeat_timeout):
+            if not await self.leases.acquire(session_id) and not await turn.await_lease(
+                self.s.worker_heartbeat_timeout
+            ):
                 return False  # the holder drains it (see the module docstring for the race)
             return await self.loop.drain(turn)
         finally:

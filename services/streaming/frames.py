@@ -22,14 +22,25 @@ def encode(obj: dict) -> str:
 
 def chunk(generation_id: str, seq: int, text: str) -> Frame:
     # The per-token frame, by template: the same text as _dumps of the dict, ~20x cheaper.
-    return Frame(seq, "chunk", f'{{"type":"chunk","generation_id":{_str(generation_id)},"seq":{seq:d},'
-                               f'"chunk":{_str(text)}}}')
+    return Frame(
+        seq, "chunk", f'{{"type":"chunk","generation_id":{_str(generation_id)},"seq":{seq:d},"chunk":{_str(text)}}}'
+    )
 
 
-def done(generation_id: str, seq: int, status: str, finish_reason: str, usage: dict | None,
-         error: dict | None = None, model: str | None = None) -> Frame:
+def done(
+    generation_id: str,
+    seq: int,
+    status: str,
+    finish_reason: str,
+    usage: dict | None,
+    error: dict | None = None,
+    model: str | None = None,
+) -> Frame:
     body = {
-        "type": "done", "generation_id": generation_id, "seq": seq, "status": status,
+        "type": "done",
+        "generation_id": generation_id,
+        "seq": seq,
+        "status": status,
         "finish_reason": finish_reason,
         "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0},
     }
@@ -41,9 +52,19 @@ def done(generation_id: str, seq: int, status: str, finish_reason: str, usage: d
 
 
 def snapshot(generation_id: str, seq: int, content: str, status: str) -> Frame:
-    return Frame(seq, "snapshot", _dumps({
-        "type": "snapshot", "generation_id": generation_id, "seq": seq, "content": content, "status": status,
-    }))
+    return Frame(
+        seq,
+        "snapshot",
+        _dumps(
+            {
+                "type": "snapshot",
+                "generation_id": generation_id,
+                "seq": seq,
+                "content": content,
+                "status": status,
+            }
+        ),
+    )
 
 
 def accepted(session_id: str, generation_id: str, position: int, client_msg_id: str | None) -> str:

@@ -29,6 +29,7 @@ class _Packed:
     track (plain tuples of strings it stops tracking): with a few thousand answers kept
     for STREAM_LOG_TTL, every full collection walked each of their tokens, and took
     0.4-0.6 s here after the 1000-stream run, stalling every stream at once."""
+
     __slots__ = ("first", "types", "data")
 
     def __init__(self, frames: deque[Frame]):

@@ -18,8 +18,21 @@ Send = Callable[[Sequence[Frame]], Awaitable[None]]
 
 
 class Pusher:
-    __slots__ = ("send", "seq", "buffer", "waiter", "sending", "released", "finished", "pushed", "quiet",
-                 "ticked", "interval", "timer", "only_done")
+    __slots__ = (
+        "send",
+        "seq",
+        "buffer",
+        "waiter",
+        "sending",
+        "released",
+        "finished",
+        "pushed",
+        "quiet",
+        "ticked",
+        "interval",
+        "timer",
+        "only_done",
+    )
 
     def __init__(self, send: Send, only_done: bool = False):
         self.send = send

@@ -58,18 +58,26 @@ def connect(redis_url: str, key_prefix: str, max_connections: int = MAX_CONNECTI
     # waits for it to come back instead of failing with a 500 (issue 14, point 3).
     retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=20)
     pool = aioredis.BlockingConnectionPool.from_url(
-        redis_url, max_connections=max_connections, timeout=30, retry=retry,
-        retry_on_error=[RedisConnectionError, RedisTimeoutError], socket_timeout=15,
-        socket_connect_timeout=5, socket_keepalive=True, health_check_interval=15,
-        client_name="stream-log:" + "".join(c if c.isalnum() or c in ":._-" else "_" for c in key_prefix))
+        redis_url,
+        max_connections=max_connections,
+        timeout=30,
+        retry=retry,
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        socket_timeout=15,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        health_check_interval=15,
+        client_name="stream-log:" + "".join(c if c.isalnum() or c in ":._-" else "_" for c in key_prefix),
+    )
     return aioredis.Redis(connection_pool=pool)
 
 
 class RedisStreamLog(StreamLog):
     seals = True
 
-    def __init__(self, redis_url: str, max_frames: int, key_prefix: str = "chat:",
-                 max_connections: int = MAX_CONNECTIONS):
+    def __init__(
+        self, redis_url: str, max_frames: int, key_prefix: str = "chat:", max_connections: int = MAX_CONNECTIONS
+    ):
         self.max_frames = max_frames
         self.keys = Keys(key_prefix)
         # Public: the scale-out package's leases and liveness keys share this pool.
@@ -87,8 +95,15 @@ class RedisStreamLog(StreamLog):
         pipe.pexpire(meta, SAFETY_TTL_MS)
         await pipe.execute()
 
-    async def append(self, generation_id: str, frame: Frame, text: str | None = None, *,
-                     force: bool = False, base: tuple[str, int] | None = None) -> None:
+    async def append(
+        self,
+        generation_id: str,
+        frame: Frame,
+        text: str | None = None,
+        *,
+        force: bool = False,
+        base: tuple[str, int] | None = None,
+    ) -> None:
         """Queues `frame`; a `done` frame, a forced one, or any frame when too many are queued,
         returns only once written. `force` writes past a seal and `base` first resets the
         content to (text, chunk seq): both for `append_ending`."""

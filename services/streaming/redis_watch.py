@@ -218,8 +218,11 @@ class RedisWatcher:
                 watch.wake()
 
     async def _collect(self, now: float) -> None:
-        idle = [g for g, w in self._watches.items()
-                if not w.waiters and w.ready.done() and now - w.last_used > WATCH_IDLE_SECONDS]
+        idle = [
+            g
+            for g, w in self._watches.items()
+            if not w.waiters and w.ready.done() and now - w.last_used > WATCH_IDLE_SECONDS
+        ]
         if not idle:
             return
         channels = []

@@ -23,8 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.streaming.frames import Frame
 from services.streaming.log import StreamConflict
-from services.streaming.redis_scripts import (APPEND_LUA, APPLIED, DUPLICATE, LOST, NOT_CONTIGUOUS,
-                                              SAFETY_TTL_MS, Keys)
+from services.streaming.redis_scripts import APPEND_LUA, APPLIED, DUPLICATE, LOST, NOT_CONTIGUOUS, SAFETY_TTL_MS, Keys
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,9 @@ class RedisWriter:
         """Frames of the generation are queued or in flight from this process."""
         return generation_id in self._queued
 
-    async def append(self, generation_id: str, frame: Frame, text: str | None,
-                     force: bool, base: tuple[str, int] | None) -> None:
+    async def append(
+        self, generation_id: str, frame: Frame, text: str | None, force: bool, base: tuple[str, int] | None
+    ) -> None:
         """See RedisStreamLog.append."""
         if self._closed:
             raise RuntimeError("stream log is closed")
@@ -147,9 +147,17 @@ class RedisWriter:
             if text is not None:
                 texts.append(text)
                 chunk_seq = frame.seq
-        args = [self.max_frames, self.keys.channel(generation_id), "1" if force else "0",
-                "1" if base is not None else "0", base[0] if base else "", base[1] if base else 0,
-                "".join(texts), chunk_seq, SAFETY_TTL_MS]
+        args = [
+            self.max_frames,
+            self.keys.channel(generation_id),
+            "1" if force else "0",
+            "1" if base is not None else "0",
+            base[0] if base else "",
+            base[1] if base else 0,
+            "".join(texts),
+            chunk_seq,
+            SAFETY_TTL_MS,
+        ]
         for frame, _ in items:
             args += (frame.seq, frame.type, frame.data)
         return [self._append_sha, 3, *self.keys.of(generation_id), *args]
@@ -210,7 +218,8 @@ class RedisWriter:
                     self._produced.pop(generation_id, None)
                     why = "seqs out of order" if result == NOT_CONTIGUOUS else "it was ended elsewhere"
                     errors[generation_id] = StreamConflict(
-                        f"generation {generation_id}: seq {call[3][0][0].seq} refused ({why})")
+                        f"generation {generation_id}: seq {call[3][0][0].seq} refused ({why})"
+                    )
             if any(isinstance(r, NoScriptError) for r in results):
                 try:
                     await self.redis.script_load(APPEND_LUA)

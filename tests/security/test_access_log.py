@@ -12,6 +12,7 @@ SECRET = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl"
 
 async def _requests_with_secrets(base: str, ws_base: str) -> None:
     import httpx
+
     async with httpx.AsyncClient(base_url=base) as c:
         assert (await c.get(f"/sessions?token={SECRET}")).status_code == 401
         assert (await c.get(f"/health?token={SECRET}&x=1")).status_code == 200

@@ -45,8 +45,16 @@ async def test_statuses_returned_are_documented(server, client, auth, token):
         ("POST", "/users", client.post("/users", json={"username": "alice", "password": "another-long-one"}), 409),
         ("POST", "/token", client.post("/token", data={"username": "alice", "password": "wrong-password"}), 401),
         ("POST", "/set-llm", auth.post("/set-llm", content=b"\xff", headers={"Content-Type": "application/json"}), 400),
-        ("POST", "/set-llm", auth.post("/set-llm", content=b"x" * (server.settings.max_request_bytes + 1),
-                                        headers={"Content-Type": "application/json"}), 413),
+        (
+            "POST",
+            "/set-llm",
+            auth.post(
+                "/set-llm",
+                content=b"x" * (server.settings.max_request_bytes + 1),
+                headers={"Content-Type": "application/json"},
+            ),
+            413,
+        ),
         ("POST", "/chat", auth.post("/chat", json={"session_id": MISSING, "message": "hi"}), 404),
         ("POST", "/generations/{generation_id}/cancel", auth.post(f"/generations/{MISSING}/cancel"), 404),
         ("GET", "/stream/{stream_id}", auth.get(f"/stream/{MISSING}"), 404),
@@ -90,9 +98,16 @@ async def test_schema_states_the_limits_in_force(tmp_path):
     assert "anyOf" not in schemas["SessionPatch"]["properties"]["temperature"]
 
 
-@pytest.mark.parametrize("body", [
-    {"temperature": False}, {"top_p": True}, {"max_tokens": "5"}, {"max_tokens": True}, {"temperature": "0.5"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"temperature": False},
+        {"top_p": True},
+        {"max_tokens": "5"},
+        {"max_tokens": True},
+        {"temperature": "0.5"},
+    ],
+)
 async def test_json_types_are_not_coerced(auth, body):
     r = await auth.post("/set-llm", json=body)
     assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
@@ -145,6 +160,7 @@ async def test_blank_means_the_same_to_the_schema_and_to_the_service(client, aut
     # Python's strip() and a JSON Schema `\s` disagree on U+001C-1F, U+0085 and U+FEFF: a
     # schema tool generated "\x85" as a valid message that the service refused.
     import re
+
     schema = (await client.get("/openapi.json")).json()
     pattern = schema["components"]["schemas"]["ChatIn"]["properties"]["message"]["pattern"]
     assert re.search(pattern, blank) is None and re.search(pattern, blank + "x")
@@ -157,6 +173,7 @@ async def test_last_event_id_schema_and_service_agree_on_length(client, auth, to
     # The schema allowed any digits while the service refused numbers over 2**63 - 1, so a
     # schema-valid 20-digit Last-Event-ID was rejected: both now stop at 18 digits.
     import re
+
     schema = (await client.get("/openapi.json")).json()
     params = schema["paths"]["/generations/{generation_id}/events"]["get"]["parameters"]
     header = next(p for p in params if p["name"] == "Last-Event-ID")["schema"]

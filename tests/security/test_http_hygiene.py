@@ -46,8 +46,11 @@ async def test_json_responses_are_nosniff_and_no_store(client, auth):
     assert r.status_code == 200
     _common(r)
     assert r.headers["cache-control"] == "no-store"
-    for response in (await auth.get("/sessions"), await client.get("/sessions"),
-                     await auth.get("/sessions/01ARZ3NDEKTSV4RRFFQ69G5FAV")):
+    for response in (
+        await auth.get("/sessions"),
+        await client.get("/sessions"),
+        await auth.get("/sessions/01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+    ):
         _common(response)
         assert response.headers["cache-control"] == "no-store"
         assert _csp(response)["default-src"] == "'none'"

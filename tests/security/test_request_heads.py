@@ -8,8 +8,10 @@ import pytest
 
 from tests.support import Server, ServerProcess, make_settings
 
-UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
 PLAIN = b"GET /health HTTP/1.1\r\nHost: x\r\n"
 
 
@@ -88,6 +90,7 @@ async def test_a_slow_head_times_out_with_408(tmp_path, start):
             for byte in start:
                 writer.write(bytes([byte]))
                 await asyncio.sleep(0.05)
+
         sender = asyncio.create_task(trickle())
         async with asyncio.timeout(10):
             response = await reader.read()

@@ -25,12 +25,33 @@ REQUEST_TIMEOUT = 10  # seconds; a stream of the offline model ends well within 
 
 
 def schemathesis_args(server: Server, token: str, report: str) -> list[str]:
-    return [sys.executable, str(THREADSAFE_CLI), "--config-file", str(CONFIG), "run", f"{server.base}/openapi.json",
-            "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful",
-            "--max-examples", str(EXAMPLES), "--workers", str(WORKERS),
-            "--request-timeout", str(REQUEST_TIMEOUT), "--header", f"Authorization: Bearer {token}",
-            "--generation-database", "none", "--no-color",
-            "--report", "junit", "--report-junit-path", report]
+    return [
+        sys.executable,
+        str(THREADSAFE_CLI),
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{server.base}/openapi.json",
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-examples",
+        str(EXAMPLES),
+        "--workers",
+        str(WORKERS),
+        "--request-timeout",
+        str(REQUEST_TIMEOUT),
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--generation-database",
+        "none",
+        "--no-color",
+        "--report",
+        "junit",
+        "--report-junit-path",
+        report,
+    ]
 
 
 def operation_count(schema: dict) -> int:
@@ -41,17 +62,27 @@ def operation_count(schema: dict) -> int:
 async def test_schemathesis_finds_nothing(tmp_path):
     # One user sends thousands of requests here, as no person does: lift the per-user limits
     # (tests/test_user_limits.py covers them), or most operations would answer 429 and go untested.
-    server = await Server(make_settings(tmp_path, user_requests_per_minute=1_000_000, user_sessions_per_hour=1_000_000,
-                                        user_max_queued_generations=100_000, user_max_running_generations=10_000,
-                                        user_max_open_streams=100_000)).start()
+    server = await Server(
+        make_settings(
+            tmp_path,
+            user_requests_per_minute=1_000_000,
+            user_sessions_per_hour=1_000_000,
+            user_max_queued_generations=100_000,
+            user_max_running_generations=10_000,
+            user_max_open_streams=100_000,
+        )
+    ).start()
     try:
         async with server.client() as client:
             token = await register(client, "fuzzer")
             operations = operation_count((await client.get("/openapi.json")).json())
         report = str(tmp_path / "junit.xml")
         proc = await asyncio.create_subprocess_exec(
-            *schemathesis_args(server, token, report), cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            *schemathesis_args(server, token, report),
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         output = (await proc.communicate())[0].decode(errors="replace")
     finally:
         await server.stop()
