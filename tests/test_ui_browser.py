@@ -280,8 +280,8 @@ def test_stop_cancels_the_running_reply(chat_page, user, mode):
     page.click("#stop")
     wait_status(page, 0, "cancelled")
     msg = assistants(page).nth(0)
-    assert msg.locator("[data-testid=msg-status]").inner_text() == "Cancelled"
-    assert "Stopped" in msg.locator("[data-testid=msg-error]").inner_text()
+    assert msg.locator("[data-testid=msg-status]").text_content() == "Cancelled"
+    assert "Stopped" in msg.locator("[data-testid=msg-error]").text_content()
     gen = check_against_api(page, user, 0)
     assert gen["status"] == "cancelled" and gen["finish_reason"] == "cancelled"
     page.wait_for_selector("#stop", state="hidden")
@@ -352,8 +352,8 @@ def test_markdown_is_sanitized_against_xss(chat_page, user):
     assert link.count() == 1
     link.click()
     assert page.evaluate("window.__xss") is None
-    assert "<img src=x" in page.locator("[data-role=user] .msg-body").inner_text()
-    assert "<img src=x" in assistants(page).nth(0).locator(".msg-body").inner_text()
+    assert "<img src=x" in page.locator("[data-role=user] .msg-body").text_content()
+    assert "<img src=x" in assistants(page).nth(0).locator(".msg-body").text_content()
 
 
 def test_incomplete_and_rejected_messages_are_shown(chat_page, user):
@@ -365,8 +365,8 @@ def test_incomplete_and_rejected_messages_are_shown(chat_page, user):
     send(page, "this reply will be cut short")
     wait_status(page, 0, "incomplete")
     msg = assistants(page).nth(0)
-    assert msg.locator("[data-testid=msg-status]").inner_text() == "Incomplete · length"
-    assert "max tokens" in msg.locator("[data-testid=msg-error]").inner_text()
+    assert msg.locator("[data-testid=msg-status]").text_content() == "Incomplete · length"
+    assert "max tokens" in msg.locator("[data-testid=msg-error]").text_content()
     check_against_api(page, user, 0)
 
     page.eval_on_selector("#scroller", "e => { e.scrollTop = e.scrollHeight; }")

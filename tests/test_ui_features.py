@@ -86,7 +86,7 @@ def test_reconnecting_banner_and_messages_waiting_for_the_socket(make_page, live
     send(page, "typed while the socket is down")
     waiting = page.locator("[data-role=user]").nth(1)
     page.wait_for_function("() => document.querySelectorAll('[data-role=user]')[1]?.dataset.status === 'waiting'")
-    assert waiting.locator("[data-testid=msg-status]").inner_text() == "Waiting for connection"
+    assert waiting.locator("[data-testid=msg-status]").text_content() == "Waiting for connection"
     shot(page, "13-reconnecting-light")
     assert assistants(page).count() == 1
     page.evaluate("window.__block = false; window.dispatchEvent(new Event('online'))")
@@ -114,10 +114,10 @@ def test_composer_limit_counter_refused_text_and_show_more(make_page, live_serve
     assert msg.get_attribute("data-collapsed") == "true"
     folded = msg.locator(".msg-body").evaluate("e => e.clientHeight < e.scrollHeight")
     more = msg.locator("[data-testid=show-more]")
-    assert more.inner_text() == "Show more"
+    assert more.text_content() == "Show more"
     more.click()
     assert msg.get_attribute("data-collapsed") == "false" and folded
-    assert more.get_attribute("aria-expanded") == "true" and more.inner_text() == "Show less"
+    assert more.get_attribute("aria-expanded") == "true" and more.text_content() == "Show less"
     wait_status(page, 0, "completed")
 
 
@@ -137,7 +137,7 @@ def test_a_refused_message_comes_back_into_the_composer(make_page, live_server, 
     send(page, text)
     rejected = page.locator("[data-role=user][data-status=rejected]")
     rejected.wait_for()
-    assert rejected.locator("[data-testid=msg-status]").inner_text() == "Not sent"
+    assert rejected.locator("[data-testid=msg-status]").text_content() == "Not sent"
     page.wait_for_function("t => document.getElementById('message-input').value === t", arg=text)
     reason = page.inner_text("[data-testid=composer-error]")
     assert reason.startswith("Not sent:") and "32000" in reason.replace(",", ""), reason
@@ -153,10 +153,10 @@ def test_message_model_usage_time_and_copy(make_page, live_server, user):  # noq
     msg = assistants(page).nth(0)
     gen = user.generation(msg.get_attribute("data-generation-id"))
     usage = gen["usage"]
-    shown = msg.locator("[data-testid=msg-usage]").inner_text()
+    shown = msg.locator("[data-testid=msg-usage]").text_content()
     expected = f"{usage['prompt_tokens']} in · {usage['completion_tokens']} out tokens"
     assert shown == expected + (" (estimated)" if usage.get("estimated") else ""), (shown, usage)
-    assert msg.locator("[data-testid=msg-model]").inner_text() == gen["model"]
+    assert msg.locator("[data-testid=msg-model]").text_content() == gen["model"]
     assert msg.locator("[data-testid=msg-time]").get_attribute("datetime")
     msg.hover()
     msg.get_by_role("button", name="Copy message").click()

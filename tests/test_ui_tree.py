@@ -68,7 +68,7 @@ def shows(page: Page, text: str) -> None:
 
 
 def label_of(msg: Locator) -> str:
-    return msg.locator("[data-testid=version-label]").inner_text()
+    return msg.locator("[data-testid=version-label]").text_content()
 
 
 def test_regenerate_keeps_versions_and_the_switch_is_stored(
@@ -125,10 +125,10 @@ def test_edit_opens_a_focused_box_and_saving_makes_a_new_branch(
     page.get_by_role("button", name="Save").click()
     shows(page, "Answer two.")
     mine = page.locator("[data-role=user]").nth(0)
-    assert mine.locator(".msg-body").inner_text() == "My better question" and label_of(mine) == "2 / 2"
+    assert mine.locator(".msg-body").text_content() == "My better question" and label_of(mine) == "2 / 2"
     mine.get_by_role("button", name="Previous version").click()  # the old branch is still there
     shows(page, "Answer one.")
-    assert page.locator("[data-role=user] .msg-body").inner_text() == "My first question"
+    assert page.locator("[data-role=user] .msg-body").text_content() == "My first question"
     # Esc closes the box and changes nothing.
     mine = page.locator("[data-role=user]").nth(0)
     mine.hover()
@@ -152,7 +152,7 @@ def test_continue_an_answer_cut_short_streams_with_one_stop(
     cut = assistants(page).nth(0)
     assert cut.get_attribute("data-raw") == "t0 t1 t2 t3 "
     # Stopped here at max_tokens, before the provider's usage: the service counted, and says so.
-    assert cut.locator("[data-testid=msg-usage]").inner_text().endswith("tokens (estimated)")
+    assert cut.locator("[data-testid=msg-usage]").text_content().endswith("tokens (estimated)")
     assert not cut.get_by_role("button", name="Continue").is_hidden()
     fake_says(n=40, tps=3)  # its 4 tokens take over a second: time to look at it streaming
     cut.hover()
@@ -204,8 +204,8 @@ def test_retry_a_failed_answer_and_per_message_details_on_touch(
     wait_status(page, 0, "completed")
     answer = assistants(page).nth(0)
     assert label_of(answer) == "2 / 2"
-    assert answer.locator("[data-testid=msg-model]").inner_text() == "openai/fake-model"
-    assert answer.locator("[data-testid=msg-usage]").inner_text() == "3 in · 3 out tokens"  # the provider's
+    assert answer.locator("[data-testid=msg-model]").text_content() == "openai/fake-model"
+    assert answer.locator("[data-testid=msg-usage]").text_content() == "3 in · 3 out tokens"  # the provider's
     assert answer.locator("[data-testid=msg-time]").get_attribute("datetime")
     for name in ("Copy message", "Regenerate"):
         assert answer.get_by_role("button", name=name).is_visible()

@@ -155,6 +155,11 @@ def set_mode(page, mode: str) -> None:
     page.wait_for_selector("#app-settings", state="hidden")
 
 
+# Text inside a message is read with text_content(), not inner_text(): messages have
+# `content-visibility: auto`, so until the browser's next rendering step a message just added
+# has its contents skipped, and innerText reads '' there (a loaded machine makes that window long).
+
+
 def send(page, text: str) -> None:
     page.fill("#message-input", text)
     page.press("#message-input", "Enter")

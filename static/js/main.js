@@ -217,7 +217,10 @@ bindShortcuts({
 });
 
 // A reload keeps the tab's token; a new tab, or an expired token, is renewed from the cookie.
+// Nobody signed in on this browser (no remembered user): no cookie to try, so the form is
+// there at once and takes the first keystrokes.
 if (auth.valid()) startApp();
+else if (!auth.username) authView.show();
 else {
   const expired = !!auth.token;
   auth.renew().then((ok) => {
