@@ -21,11 +21,14 @@ import asyncio
 import getpass
 import json
 import sys
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
-from config import get_settings
+from auth.passwords import normalize_username
+from config import Settings, get_settings
 from models.db import User
 from services import admin
 from services.container import build_api_keys
@@ -34,10 +37,14 @@ from services.errors import DomainError, NotFound
 from services.limits import Limits
 from services.limits.overrides import OVERRIDABLE
 from services.usage import UsageService
-from services.users import create_user, normalize_username
+from services.users import create_user
+
+T = TypeVar("T")
+# What a command prints: a sentence, or a JSON document.
+Result = str | Mapping[str, Any]
 
 
-async def _with_db(action):
+async def _with_db(action: Callable[[Database, Settings], Awaitable[T]]) -> T:
     settings = get_settings()
     db = Database(settings)
     try:
@@ -90,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _user_id(db, username: str) -> str:
+async def _user_id(db: Database, username: str) -> str:
     async with db.sessionmaker() as session:
         user_id = await session.scalar(select(User.id).where(User.username_normalized == normalize_username(username)))
     if user_id is None:
@@ -98,7 +105,7 @@ async def _user_id(db, username: str) -> str:
     return user_id
 
 
-async def _set_limits(db, settings, args) -> dict:
+async def _set_limits(db: Database, settings: Settings, args: argparse.Namespace) -> dict[str, int]:
     user_id = await _user_id(db, args.username)
     values = {name: getattr(args, name) for name in OVERRIDABLE if getattr(args, name) is not None}
     limits = Limits(settings, db)
@@ -109,7 +116,7 @@ async def _set_limits(db, settings, args) -> dict:
         await limits.aclose()
 
 
-async def _create_key(db, settings, args) -> str:
+async def _create_key(db: Database, settings: Settings, args: argparse.Namespace) -> str:
     user_id = await _user_id(db, args.username)
     keys = build_api_keys(settings, db, settings.resolve_secret_key())
     row, key = await keys.create(user_id, args.name, args.expires_in_days)
@@ -117,7 +124,7 @@ async def _create_key(db, settings, args) -> str:
     return key
 
 
-def _read_password(args) -> str | None:
+def _read_password(args: argparse.Namespace) -> str | None:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
     password = getpass.getpass("password: ")
@@ -127,7 +134,7 @@ def _read_password(args) -> str | None:
     return password
 
 
-def _changes(args) -> dict:
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "set-role":
         return {"role": args.role}
     if args.command in ("disable", "enable"):
@@ -137,9 +144,10 @@ def _changes(args) -> dict:
     }  # only those given; "none" removes one
 
 
-async def _run(args, password: str | None):
-    async def action(db, settings):
+async def _run(args: argparse.Namespace, password: str | None) -> Result:
+    async def action(db: Database, settings: Settings) -> Result:
         if args.command == "create-user":
+            assert password is not None  # main read it, or stopped
             async with db.sessionmaker() as session:
                 user = await create_user(session, args.username, password, "admin" if args.admin else "user")
             return f"created user {user.username} ({user.id}, {user.role})"

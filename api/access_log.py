@@ -8,6 +8,7 @@ The filter cuts the query from those arguments, so every formatter (the text def
 anything reading `record.args` or `record.getMessage()`) sees only the path."""
 
 import logging
+from typing import TypeGuard
 
 _LOGGERS = ("uvicorn.access", "uvicorn.error")
 
@@ -20,7 +21,7 @@ class StripQueryStrings(logging.Filter):
         return True
 
 
-def _has_query(value) -> bool:
+def _has_query(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value.startswith("/") and "?" in value
 
 

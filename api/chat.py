@@ -1,7 +1,7 @@
 """POST /chat: synchronous, streamed (SSE) or background, one route for all three."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.deps import ServicesDep
 from api.openapi import errors, sse
@@ -26,7 +26,7 @@ router = APIRouter(tags=["chat"])
         **errors(404, 429),
     },
 )
-async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: ServicesDep):
+async def chat(body: ChatIn, request: Request, user_id: TokenSubject, services: ServicesDep) -> Response:
     services.sessions.check_message(body.message)
     await services.usage.admit(user_id)  # disabled, or over a token budget: refused before storing
     streaming = not body.background and (body.stream or "text/event-stream" in request.headers.get("accept", ""))

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from models.schemas import ULID_PATTERN
+from services.api_keys import ApiKeyService
 from services.client_address import client_address, parse_proxies
 from services.container import Services
 
@@ -32,6 +33,14 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 DbDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 # The one path type of every id (sessions, generations, API keys, users): a ULID, else 422.
 UlidPath = Annotated[str, Path(pattern=ULID_PATTERN, description="a ULID")]
+
+
+def api_keys_of(services: Services) -> ApiKeyService:
+    """The container's API key service: optional on Services for containers assembled by
+    hand, always built by services.container.build, which the app runs on."""
+    if services.api_keys is None:
+        raise RuntimeError("this Services container has no API key service")
+    return services.api_keys
 
 
 def client_of(conn: HTTPConnection, services: Services) -> str:

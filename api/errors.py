@@ -2,6 +2,7 @@
 
 import logging
 import math
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -83,11 +84,11 @@ def rate_limit_headers(exc: errors.RateLimited) -> dict[str, str]:
     return headers
 
 
-def error_body(code: str, detail: str) -> dict:
+def error_body(code: str, detail: str) -> dict[str, str]:
     return {"code": code, "detail": detail}
 
 
-def error_response(status: int, code: str, detail: str, headers: dict | None = None) -> JSONResponse:
+def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
 
 
@@ -99,13 +100,18 @@ OPENAI_STATUS = {"unknown_model": 404}
 OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 
 
-def openai_error_body(status: int, code: str, detail: str, param: str | None = None) -> dict:
+def openai_error_body(status: int, code: str, detail: str, param: str | None = None) -> dict[str, Any]:
     kind = OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     return {"error": {"message": detail, "type": kind, "param": param, "code": code}}
 
 
 def respond(
-    request: Request, status: int, code: str, detail: str, headers: dict | None = None, param: str | None = None
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    param: str | None = None,
 ) -> JSONResponse:
     """The native body, or OpenAI's under /v1/ (with the statuses its SDKs expect)."""
     if not request.url.path.startswith(OPENAI_PREFIX):
@@ -153,8 +159,8 @@ def allowed_methods(request: Request) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.DomainError)
-    async def domain_error(request: Request, exc: errors.DomainError):
-        headers = None
+    async def domain_error(request: Request, exc: errors.DomainError) -> JSONResponse:
+        headers: dict[str, str] | None = None
         if isinstance(exc, errors.RateLimited):
             headers = rate_limit_headers(exc)
         elif isinstance(exc, errors.Unauthorized):
@@ -162,11 +168,11 @@ def install(app: FastAPI) -> None:
         return respond(request, http_status(exc), exc.code, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return respond(request, 422, "validation_error", _validation_message(exc), param=_validation_param(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "http_error")
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
@@ -174,7 +180,7 @@ def install(app: FastAPI) -> None:
         return respond(request, exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception):
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             # The database ended the connection twice in a row (services/db.py retries once):
             # a failover in progress, which the client may retry, not a bug of ours.

@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
 
 from api.deps import ServicesDep, UlidPath
 from api.openapi import errors, sse
@@ -33,13 +34,13 @@ def resume_point(after: int | None, last_event_id: str | None) -> int:
 
 
 @router.get("/generations/{generation_id}", response_model=GenerationOut)
-async def get_generation(generation_id: UlidPath, user: CurrentUser, services: ServicesDep):
+async def get_generation(generation_id: UlidPath, user: CurrentUser, services: ServicesDep) -> GenerationOut:
     generations = services.generations
     return GenerationOut(**await generations.describe(await generations.get(generation_id.upper(), user.id)))
 
 
 @router.post("/generations/{generation_id}/cancel", response_model=GenerationOut)
-async def cancel_generation(generation_id: UlidPath, user: CurrentUser, services: ServicesDep):
+async def cancel_generation(generation_id: UlidPath, user: CurrentUser, services: ServicesDep) -> GenerationOut:
     generations = services.generations
     return GenerationOut(**await generations.describe(await generations.cancel(generation_id.upper(), user.id)))
 
@@ -53,7 +54,7 @@ async def generation_events(
     services: ServicesDep,
     after: AfterQuery = None,
     last_event_id: LastEventId = None,
-):
+) -> StreamingResponse:
     row = await services.generations.get(generation_id.upper(), user.id)
     after = resume_point(after, last_event_id)
     return sse_response(
@@ -72,7 +73,7 @@ async def stream(
     services: ServicesDep,
     after: AfterQuery = None,
     last_event_id: LastEventId = None,
-):
+) -> StreamingResponse:
     """A generation id, or a session id for that session's latest generation."""
     stream_id = stream_id.upper()
     try:

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import time
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -10,10 +11,12 @@ from fastapi.responses import JSONResponse
 from api.deps import ServicesDep
 from api.openapi import errors
 from api.principal import CurrentUser
+from services.container import Services
 from services.errors import ProviderError
 from services.providers import presets
 from services.providers.base import ChatRequest, Usage
 from services.providers.failures import HTTP_STATUS, http_status
+from services.providers.registry import ProviderRegistry
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +24,8 @@ router = APIRouter(tags=["meta"])
 
 
 @router.get("/health", responses={503: {"description": "degraded: a component is down (same body)"}})
-async def health(services: ServicesDep):
-    components = {}
+async def health(services: ServicesDep) -> JSONResponse:
+    components: dict[str, dict[str, str]] = {}
     checks = {"database": services.db.ping, "stream_log": services.log.ping, "dispatch": services.dispatch.ping}
     for name, check in checks.items():
         try:
@@ -39,8 +42,8 @@ async def health(services: ServicesDep):
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/models")
-async def models(services: ServicesDep):
+@router.get("/models", response_model=None)
+async def models(services: ServicesDep) -> dict[str, Any]:
     """Every configured provider's models as `<provider>/<model>`, from the provider's own list
     (cached for MODEL_LIST_TTL seconds) plus `<X>_MODELS`; a provider that cannot be reached
     is listed under "providers" as down with its error, its configured models unavailable."""
@@ -77,7 +80,7 @@ async def models(services: ServicesDep):
     }
 
 
-def _resolvable(registry) -> bool:
+def _resolvable(registry: ProviderRegistry) -> bool:
     try:
         registry.split(registry.default_model)
         return True
@@ -85,8 +88,8 @@ def _resolvable(registry) -> bool:
         return False
 
 
-@router.get("/help")
-async def help_(services: ServicesDep):
+@router.get("/help", response_model=None)
+async def help_(services: ServicesDep) -> dict[str, Any]:
     s = services.settings
     listing = await models(services)
     return {
@@ -144,13 +147,15 @@ async def help_(services: ServicesDep):
     }
 
 
-async def _check(services, model_name: str) -> JSONResponse:
+async def _check(services: Services, model_name: str) -> JSONResponse:
     """One tiny request to the model: its latency, or the provider's error with its HTTP status."""
     provider, model = services.providers.split(model_name)
     qualified = f"{provider.name}/{model}"
     request = ChatRequest(model, [{"role": "user", "content": "Say OK."}], temperature=0.0, max_tokens=8)
     started = time.perf_counter()
-    first, text, usage = None, [], None
+    first: float | None = None
+    text: list[str] = []
+    usage: dict[str, Any] | None = None
     try:
         async with asyncio.timeout(services.settings.provider_check_timeout):
             events = provider.stream(request)
@@ -162,7 +167,8 @@ async def _check(services, model_name: str) -> JSONResponse:
                     elif isinstance(event, Usage):
                         usage = event.as_dict()
             finally:
-                await events.aclose()
+                # Provider.stream is an async generator (its contract) though typed as an iterator.
+                await events.aclose()  # type: ignore[attr-defined]
     except ProviderError as exc:
         return _failed(services, qualified, exc.code, exc.detail)
     except TimeoutError:
@@ -188,7 +194,7 @@ async def _check(services, model_name: str) -> JSONResponse:
     )
 
 
-def _failed(services, model: str, code: str, message: str) -> JSONResponse:
+def _failed(services: Services, model: str, code: str, message: str) -> JSONResponse:
     message = services.providers.scrub(message)
     return JSONResponse(
         {"ok": False, "model": model, "code": code, "detail": message, "error": {"code": code, "message": message}},
@@ -197,13 +203,13 @@ def _failed(services, model: str, code: str, message: str) -> JSONResponse:
 
 
 @router.get("/test", responses=errors(404, 429, 502, 503, 504))
-async def test_default_model(services: ServicesDep, user: CurrentUser):
+async def test_default_model(services: ServicesDep, user: CurrentUser) -> JSONResponse:
     """Checks the default model end to end with a tiny request: 200 with its latency, or the
     provider's error (502 bad key, 404 unknown model, 429 rate limited, 503 down, 504 timeout)."""
     return await _check(services, services.providers.default_model)
 
 
 @router.get("/models/{model_id:path}/check", responses=errors(404, 429, 502, 503, 504))
-async def check_model(model_id: str, services: ServicesDep, user: CurrentUser):
+async def check_model(model_id: str, services: ServicesDep, user: CurrentUser) -> JSONResponse:
     """Checks one offered model (`<provider>/<model>`) like /test; 422 if no provider offers it."""
     return await _check(services, await services.providers.validate(model_id))

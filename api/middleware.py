@@ -112,8 +112,9 @@ class SecurityHeaders:
         await self.app(scope, receive, secured)
 
 
-def _secured(start: Message, extra: list) -> list:
-    headers, cache_set, json_body = [], False, False
+def _secured(start: Message, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    headers: list[tuple[bytes, bytes]] = []
+    cache_set = json_body = False
     for name, value in start.get("headers", ()):
         if name == b"location" and 300 <= start["status"] < 400:
             value = _relative(value)

@@ -27,7 +27,7 @@ def request_id_of(scope: Scope) -> str:
     """The client's X-Request-ID when it is a sane token, else a new one."""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            text = value.decode("latin-1")
+            text: str = value.decode("latin-1")
             if _REQUEST_ID.match(text):
                 return text
             break

@@ -1,8 +1,10 @@
 """OpenAI's chat surface over durable generations: GET /v1/models and
 POST /v1/chat/completions."""
 
+from typing import Any
+
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.deps import ServicesDep
 from api.meta import models as native_models
@@ -19,8 +21,8 @@ from services.openai.chat_stream import ChatChunks
 router = APIRouter(prefix="/v1", tags=["openai"], include_in_schema=False)
 
 
-@router.get("/models")
-async def list_models(user: CurrentUser, services: ServicesDep):
+@router.get("/models", response_model=None)
+async def list_models(user: CurrentUser, services: ServicesDep) -> dict[str, Any]:
     """The models of GET /models, in OpenAI's list format."""
     listing = await native_models(services)
     return {
@@ -30,7 +32,7 @@ async def list_models(user: CurrentUser, services: ServicesDep):
 
 
 @router.post("/chat/completions", responses={200: {"content": {"text/event-stream": {}}}})
-async def chat_completions(body: ChatCompletionIn, user_id: TokenSubject, services: ServicesDep):
+async def chat_completions(body: ChatCompletionIn, user_id: TokenSubject, services: ServicesDep) -> Response:
     """Every call is a generation in a session of kind "api" of its own: `X-Generation-ID` and
     `X-Session-ID` name them for the native routes (GET /generations/{id}, its events)."""
     started, lease = await admitted(services, user_id, body.stream, lambda: chat.start(services, user_id, body))

@@ -3,7 +3,7 @@ that turns each batch into OpenAI's events (services/openai/*_stream.py), the sa
 push and disconnect handling as the native SSE (api/sse.py). A client that goes away
 cancels only this reader; the generation runs on."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.types import Send
 
@@ -24,7 +24,7 @@ class TranslatedSSE(LeasedStream):
         after: int,
         prelude: bytes,
         translate: Translate,
-        headers: dict | None = None,
+        headers: dict[str, str] | None = None,
         lease: StreamLease | None = None,
     ):
         super().__init__((), media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})})
@@ -39,8 +39,9 @@ class TranslatedSSE(LeasedStream):
         async def body(data: bytes) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": True})
 
-        async def events(batch: list[Frame]) -> None:
-            data = translate(batch)
+        async def events(batch: Sequence[Frame]) -> None:
+            # The relay's batches are lists; the translators (services/openai) are typed so.
+            data = translate(batch if isinstance(batch, list) else list(batch))
             if not isinstance(data, bytes):
                 data = await data
             if data:

@@ -8,6 +8,8 @@ statuses it can return: what its shape implies (a token: 401; a path id: 404; a 
 offered models) are written into the request schemas, so a request the schema calls valid is
 one the service accepts."""
 
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
@@ -19,6 +21,8 @@ from services.providers.offline import MODEL as OFFLINE_MODEL
 from services.providers.offline import OfflineProvider
 from services.providers.registry import ProviderRegistry
 
+# What `responses=` of a route takes: each status (or "default") to its OpenAPI entry.
+Responses = dict[int | str, dict[str, Any]]
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 SSE_MEDIA_TYPE = "text/event-stream"
 DESCRIPTIONS = {
@@ -43,7 +47,7 @@ class Error(BaseModel):
     detail: str = Field(description="a message for humans")
 
 
-def errors(*statuses: int) -> dict:
+def errors(*statuses: int) -> Responses:
     """`responses=` for the statuses a route returns beyond what its shape implies."""
     return {status: {"description": DESCRIPTIONS[status], "model": Error} for status in statuses}
 
@@ -70,13 +74,13 @@ SSE_EVENT = {
 }
 
 
-def sse(description: str) -> dict:
+def sse(description: str) -> Responses:
     """`responses=` entry of a 200 that is a Server-Sent Events stream of PROTOCOL.md frames."""
     return {200: {"description": description, "content": {SSE_MEDIA_TYPE: {"schema": SSE_EVENT}}}}
 
 
 def install(app: FastAPI, settings: Settings, providers: ProviderRegistry) -> None:
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
             document_errors(schema)
@@ -85,10 +89,10 @@ def install(app: FastAPI, settings: Settings, providers: ProviderRegistry) -> No
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's hook for a custom schema is this assignment
 
 
-def document_errors(schema: dict) -> None:
+def document_errors(schema: dict[str, Any]) -> None:
     components = schema["components"]["schemas"]
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
@@ -98,7 +102,7 @@ def document_errors(schema: dict) -> None:
             _document_operation(operation)
 
 
-def _document_operation(operation: dict) -> None:
+def _document_operation(operation: dict[str, Any]) -> None:
     responses = operation["responses"]
     implied = set()
     if operation.get("security"):
@@ -128,7 +132,7 @@ def _document_operation(operation: dict) -> None:
         ok.pop("application/json", None)  # a stream only: FastAPI's default JSON entry is not real
 
 
-def document_rules(schema: dict, settings: Settings, providers: ProviderRegistry) -> None:
+def document_rules(schema: dict[str, Any], settings: Settings, providers: ProviderRegistry) -> None:
     components = schema["components"]["schemas"]
     user = components["UserCreate"]["properties"]
     # The service matches the whole name (fullmatch); a schema pattern matches anywhere.
@@ -171,7 +175,7 @@ STREAM_SOURCES = [
 ]
 
 
-def document_links(schema: dict) -> None:
+def document_links(schema: dict[str, Any]) -> None:
     target = schema["paths"].get("/stream/{stream_id}", {}).get("get")
     if target is None:
         return
@@ -184,9 +188,10 @@ def document_links(schema: dict) -> None:
             }
 
 
-def _nullable_branch(prop: dict) -> dict:
+def _nullable_branch(prop: dict[str, Any]) -> dict[str, Any]:
     """The non-null schema of an `X | None` property (the property itself if not nullable)."""
-    for branch in prop.get("anyOf", ()):
+    branches: list[dict[str, Any]] = prop.get("anyOf", [])
+    for branch in branches:
         if branch.get("type") != "null":
             return branch
     return prop

@@ -13,15 +13,15 @@ from services.observability import metrics, probes
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/livez")
-async def livez():
+@router.get("/livez", response_model=None)
+async def livez() -> dict[str, str]:
     """The process answers. No dependency is checked: restarting a process does not fix a
     database or a Redis that is down."""
     return {"status": "ok"}
 
 
 @router.get("/readyz")
-async def readyz(services: ServicesDep):
+async def readyz(services: ServicesDep) -> JSONResponse:
     """200 when a message sent now would be accepted and stored, else 503 with what is not."""
     checks = await probes.readiness(services)
     ok = all(value == "up" for value in checks.values())
@@ -32,7 +32,7 @@ metrics_router = APIRouter(tags=["ops"])
 
 
 @metrics_router.get("/metrics", response_class=Response)
-async def metrics_route(request: Request, services: ServicesDep):
+async def metrics_route(request: Request, services: ServicesDep) -> Response:
     """Prometheus text format. With METRICS_TOKEN set, `Authorization: Bearer <token>`."""
     token = services.settings.metrics_token
     if token:

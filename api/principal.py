@@ -2,13 +2,13 @@
 POST /token or an API key, becomes a Principal, or Unauthorized), the REST dependencies
 built on it (`CurrentUser`, `TokenSubject`), and token extraction for WebSockets."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Row
 
-from api.deps import get_services
+from api.deps import api_keys_of, get_services
 from auth.security import InvalidToken, token_claims
 from services.api_keys import KEY_PREFIX, Principal
 from services.container import Services
@@ -23,7 +23,7 @@ async def authenticate(services: Services, credential: str) -> Principal:
     """A JWT is checked by its signature alone (no database); an API key by one indexed
     lookup, so a revoked key is refused on the very next request, on any replica."""
     if credential.startswith(KEY_PREFIX):
-        return await services.api_keys.authenticate(credential)
+        return await api_keys_of(services).authenticate(credential)
     try:
         claims = token_claims(services.tokens, credential)
     except InvalidToken as exc:
@@ -66,14 +66,15 @@ async def get_token_subject(principal: Annotated[Principal, Depends(get_principa
 async def get_current_user(
     user_id: Annotated[str, Depends(get_token_subject)],
     services: Annotated[Services, Depends(get_services)],
-) -> Row:
+) -> Row[Any]:
     """The token's user (a row with `id` and `username`), looked up outside the route's
     session: a route that streams for minutes must not hold a pooled connection for its
     whole life."""
-    return await get_user(services.db, user_id)
+    user: Row[Any] = await get_user(services.db, user_id)
+    return user
 
 
-CurrentUser = Annotated[Row, Depends(get_current_user)]  # .id, .username
+CurrentUser = Annotated[Row[Any], Depends(get_current_user)]  # .id, .username
 TokenSubject = Annotated[str, Depends(get_token_subject)]  # a valid token's user id, not looked up
 
 

@@ -21,9 +21,12 @@ import asyncio
 import json
 import logging
 import socket
+from typing import Any
 
 import uvicorn
+from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from api.errors import error_body
 from api.lifecycle import DRAIN
@@ -44,7 +47,13 @@ class _HeadRefused(Exception):
 class LimitedHttpProtocol(HttpToolsProtocol):
     settings: Settings | None = None  # None: the process's settings, as main:create_app reads them
 
-    def __init__(self, config, server_state, app_state, _loop=None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         s = self.settings or get_settings()
         self.max_head, self.max_line, self.max_headers = s.max_header_bytes, s.max_header_line_bytes, s.max_headers
@@ -57,11 +66,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.head_bytes = self.header_count = 0
         self.refused: int | None = None
 
-    def connection_made(self, transport) -> None:
+    # As uvicorn's own override: its protocols are only ever given a stream Transport.
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()  # also bounds a connection that never sends a byte
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
@@ -126,7 +136,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def _refuse(self, status: int) -> None:
         self.refused = status
         self._disarm()
-        log.warning("%s - request head refused with %d", "%s:%d" % self.client if self.client else "-", status)
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+        log.warning("%s - request head refused with %d", client, status)
         if self.cycle is not None and not self.cycle.response_complete:
             self.transport.close()  # a response is on the wire: nothing else may be written
             return
@@ -172,7 +183,7 @@ UVICORN_ARGS = [
 ]
 
 
-def uvicorn_options(settings: Settings) -> dict:
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """uvicorn.Config keyword arguments for this service, its limits taken from `settings`."""
     protocol = type("LimitedHttpProtocol", (LimitedHttpProtocol,), {"settings": settings})
     return {

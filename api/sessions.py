@@ -41,7 +41,7 @@ def session_out(chat: ChatSession) -> SessionOut:
 
 
 @router.post("/set-llm", status_code=201, response_model=SessionOut, responses=errors(429))
-async def set_llm(body: SetLLM, user: CurrentUser, services: ServicesDep, db: DbDep):
+async def set_llm(body: SetLLM, user: CurrentUser, services: ServicesDep, db: DbDep) -> SessionOut:
     await services.limits.check_session_create(user.id)
     return session_out(await services.sessions.create(db, user.id, body))
 
@@ -58,7 +58,7 @@ async def list_sessions(
         str | None,
         Query(max_length=2000, description="search titles and message text (SEARCH_MAX_QUERY_CHARS); chats only"),
     ] = None,
-):
+) -> SessionPage:
     hits, total = await services.sessions.page(db, user.id, limit, offset, kind, q)
     items = [
         session_out(h.chat).model_copy(update={"last_message_at": h.last_message_at, "snippet": h.snippet})
@@ -68,7 +68,7 @@ async def list_sessions(
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail)
-async def get_session(session_id: UlidPath, user: CurrentUser, services: ServicesDep, db: DbDep):
+async def get_session(session_id: UlidPath, user: CurrentUser, services: ServicesDep, db: DbDep) -> SessionDetail:
     """The active branch (services/tree.py), with the versions at each fork."""
     chat = await services.sessions.get(db, user.id, session_id.upper())
     path = active_path(await services.sessions.history(db, chat.id), chat.active_leaf_id)
@@ -103,12 +103,14 @@ def message_out(entry: PathEntry, child: Message | None) -> MessageOut:
 
 
 @router.patch("/sessions/{session_id}", response_model=SessionOut)
-async def patch_session(session_id: UlidPath, body: SessionPatch, user: CurrentUser, services: ServicesDep, db: DbDep):
+async def patch_session(
+    session_id: UlidPath, body: SessionPatch, user: CurrentUser, services: ServicesDep, db: DbDep
+) -> SessionOut:
     return session_out(await services.sessions.update(db, user.id, session_id.upper(), body))
 
 
 @router.delete("/sessions/{session_id}", status_code=204)
-async def delete_session(session_id: UlidPath, user: CurrentUser, services: ServicesDep, db: DbDep):
+async def delete_session(session_id: UlidPath, user: CurrentUser, services: ServicesDep, db: DbDep) -> Response:
     chat = await services.sessions.get(db, user.id, session_id.upper())
     await db.close()  # cancel opens sessions of its own: never hold one while waiting for another
     # Newest first, so no queued answer starts while the ones before it are cancelled.

@@ -7,13 +7,15 @@ runs a task group per stream. Here each event is one f-string over the frame's s
 A disconnect cancels only this reader: the generation runs on. When the server is going
 away the stream ends with an error event, after the frames it had."""
 
+from collections.abc import Sequence
+
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from services.generations.service import GenerationService
 from services.limits import StreamLease
 from services.observability import TRANSPORT
-from services.streaming.frames import SSE_PING, encode, sse_event, sse_plain
+from services.streaming.frames import SSE_PING, Frame, encode, sse_event, sse_plain
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _GOING_AWAY = sse_plain(
@@ -52,7 +54,7 @@ class _SSEResponse(LeasedStream):
         generation_id: str,
         after: int,
         prelude: list[bytes],
-        headers: dict,
+        headers: dict[str, str],
         lease: StreamLease | None = None,
     ):
         super().__init__((), media_type="text/event-stream", headers=headers)
@@ -67,7 +69,7 @@ class _SSEResponse(LeasedStream):
         async def body(data: bytes) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": True})
 
-        async def events(batch) -> None:  # the frames one wake found: one send down the ASGI stack
+        async def events(batch: Sequence[Frame]) -> None:  # the frames one wake found: one send down the ASGI stack
             await body(sse_event(batch[0]) if len(batch) == 1 else b"".join(map(sse_event, batch)))
 
         for item in prelude:
@@ -84,7 +86,7 @@ def sse_response(
     generation_id: str,
     after: int,
     prelude: list[bytes] | None = None,
-    headers: dict | None = None,
+    headers: dict[str, str] | None = None,
     lease: StreamLease | None = None,
 ) -> StreamingResponse:
     return _SSEResponse(generations, generation_id, after, prelude or [], {**SSE_HEADERS, **(headers or {})}, lease)

@@ -3,14 +3,14 @@
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
-async def index():
+async def index() -> Response:
     page = STATIC_DIR / "index.html"
     if page.exists():
         return FileResponse(page, headers={"Cache-Control": "no-cache"})

@@ -16,7 +16,7 @@ router = APIRouter(tags=["auth"])
 
 
 @router.post("/users", status_code=201, response_model=UserOut, responses=errors(403, 409, 429))
-async def register(body: UserCreate, request: Request, services: ServicesDep, db: DbDep):
+async def register(body: UserCreate, request: Request, services: ServicesDep, db: DbDep) -> UserOut:
     if not services.settings.allow_registration:
         raise Forbidden(
             "Self-registration is turned off; ask an operator for an account.", code="registration_disabled"
@@ -33,7 +33,7 @@ async def login(
     response: Response,
     services: ServicesDep,
     db: DbDep,
-):
+) -> Token:
     """An access token; a browser also gets the refresh cookie that renews it (POST /token/refresh)."""
     client, limits = client_of(request, services), services.limits
     await limits.login_attempt(form.username, client)

@@ -14,6 +14,7 @@ import time
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
+from api.deps import api_keys_of
 from api.principal import authenticate, refuse_duplicates
 from services.api_keys import Principal
 from services.container import Services
@@ -41,7 +42,7 @@ class SocketAuth:
     def __init__(self, ws: WebSocket, services: Services, principal: Principal):
         self.ws, self.services, self.principal = ws, services, principal
         self._timer: asyncio.TimerHandle | None = None
-        self._closing: asyncio.Task | None = None
+        self._closing: asyncio.Task[None] | None = None
         if principal.expires_at is not None:
             delay = max(0.0, principal.expires_at - time.time())
             self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
@@ -56,7 +57,7 @@ class SocketAuth:
         expires_at = self.principal.expires_at
         if expires_at is not None and time.time() >= expires_at:
             raise Unauthorized("Token expired; sign in again at POST /token.", code="token_expired")
-        await self.services.api_keys.still_valid(self.principal)
+        await api_keys_of(self.services).still_valid(self.principal)
         # An account disabled on another replica or from the CLI: this socket closes 4403.
         await self.services.usage.admit(self.principal.user_id, budgets=False)
 

@@ -17,7 +17,12 @@ def ratios(per: dict[str, list[dict]], pairs: list[tuple[str, str, str]]) -> dic
             continue
         out[label] = {"over": den if num == label else num}
         for key in KEYS:
-            vals = [a[key] / b[key] for a, b in zip(per[num], per[den]) if a.get(key) is not None and b.get(key)]
+            # Not strict: a variant with a failed round has fewer; the rounds both have are compared.
+            vals = [
+                a[key] / b[key]
+                for a, b in zip(per[num], per[den], strict=False)
+                if a.get(key) is not None and b.get(key)
+            ]
             out[label][f"ratio_{key}"] = spread(vals)
     return out
 

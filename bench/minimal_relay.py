@@ -101,7 +101,7 @@ async def _http_request(scope, receive, send) -> None:
 async def app(scope, receive, send) -> None:
     global _http
     if scope["type"] == "lifespan":
-        while (event := await receive())["type"] != "lifespan.shutdown":
+        while (await receive())["type"] != "lifespan.shutdown":
             _http = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10), connector=aiohttp.TCPConnector(limit=0)
             )

@@ -519,7 +519,7 @@ class Bench(Shapes):
                 ("OpenAI /v1 200 x 50 tok/s", lambda: self.paced("openai_200x50")),
             ]
             only = set(self.args.only.split(",")) if self.args.only else None
-            for i, (title, step) in enumerate(steps):
+            for title, step in steps:
                 if only and not any(o in title.replace(" ", "") or o in title for o in only):
                     continue
                 log(f"{title}")
@@ -561,12 +561,19 @@ def added_over_direct(per: dict[str, list[dict]]) -> dict:
         if v == "direct" or not direct:
             continue
         out[v] = {}
+        # zip not strict: a variant with a failed round has fewer; the rounds both have are compared.
         for key in ("ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "lateness_p99_ms"):
-            diffs = [f[key] - d[key] for f, d in zip(figs, direct) if f.get(key) is not None and d.get(key) is not None]
+            diffs = [
+                f[key] - d[key]
+                for f, d in zip(figs, direct, strict=False)
+                if f.get(key) is not None and d.get(key) is not None
+            ]
             out[v][key] = spread(diffs)
         # Ratios (the headline): service over direct, per round, for what a user feels.
         for key in ("tokens_per_s", "ttft_p50_ms", "ttft_p99_ms"):
-            ratios = [f[key] / d[key] for f, d in zip(figs, direct) if f.get(key) is not None and d.get(key)]
+            ratios = [
+                f[key] / d[key] for f, d in zip(figs, direct, strict=False) if f.get(key) is not None and d.get(key)
+            ]
             out[v][f"ratio_{key}"] = spread(ratios)
     return out
 

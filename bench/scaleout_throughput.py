@@ -58,7 +58,7 @@ async def one(client: httpx.AsyncClient, submit: str, stream: str, headers: dict
     generation_id = r.json()["generation_id"]
     last = 0
     chunks = 0
-    for attempt in range(10):
+    for _attempt in range(10):
         try:
             resume = {**headers, "Last-Event-ID": str(last)} if last else headers
             async with client.stream("GET", f"{stream}/generations/{generation_id}/events", headers=resume) as resp:

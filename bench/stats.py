@@ -12,6 +12,7 @@ Definitions (also in bench/README.md):
 
 from __future__ import annotations
 
+import itertools
 import math
 
 LATE_MS = 100.0  # 2.5 token intervals at 25 tokens/s, 5 at 50: a visible stutter
@@ -42,10 +43,10 @@ def run_figures(gens: list[dict], tps: float, ntok: int, ttft_nominal: float = 0
             ttft.append(times[0] * 1e3)
             if times[0] * 1e3 > TTFT_LIMIT_MS + ttft_nominal * 1e3:
                 fell = True
-            itl.extend((b - a) * 1e3 for a, b in zip(times, times[1:]))
+            itl.extend((b - a) * 1e3 for a, b in itertools.pairwise(times))
             if tps:
                 first, k, worst = times[0], 0, 0.0
-                for t, c in zip(times, counts):
+                for t, c in zip(times, counts, strict=True):  # one count per frame
                     worst = max(worst, (t - first - k / tps) * 1e3)
                     k += c
                 late_max.append(worst)

@@ -2,8 +2,9 @@
 answer's text, status and stream position, so history and generation never disagree."""
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 from ulid import ULID
@@ -17,19 +18,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC on every backend: SQLite stores no zone and hands back naive
     values, which would serialize without a `Z` and compare wrongly with aware ones."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
@@ -52,7 +53,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     # Per-user overrides of the resource limits (services/limits/overrides.py), e.g.
     # {"requests_per_minute": 1200}; null: the settings' defaults.
-    limits: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     role: Mapped[str] = mapped_column(String(16), default="user", server_default="user")  # user | admin
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
@@ -76,7 +77,7 @@ class ChatSession(Base):
     fallback_models: Mapped[list[str]] = mapped_column(JSON, default=list)
     # "chat" (the UI's), or "api": one per OpenAI-compatible call, listed apart (0002)
     kind: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
-    options: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # stop, metadata, input items
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # stop, metadata, input items
     # The last message of the branch shown and continued (0003): a send answers it, and
     # switching versions moves it. No foreign key: messages already point at their session.
     active_leaf_id: Mapped[str | None] = mapped_column(String(26), nullable=True)
@@ -117,8 +118,8 @@ class Message(Base):
     # Every chunk seq ever sent is <= this (reserved ahead at claim and flush): where a crash
     # recovery puts the done frame, above seqs that were sent but never stored.
     seq_reserved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    usage: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # Scale-out: which worker runs it and when it last proved alive.

@@ -1,7 +1,7 @@
 """Request and response bodies of the REST API."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
@@ -48,7 +48,7 @@ ModelName = Annotated[Text, StringConstraints(min_length=1, max_length=200, stri
 Temperature = Annotated[float, Field(ge=0.0, le=2.0, description="0 to 2")]
 
 
-def _json_number(value):
+def _json_number(value: object) -> int | float:
     # JSON Schema counts 5.0 as the integer 5; a boolean or a string is no number at all.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be an integer")
@@ -132,9 +132,9 @@ class MessageOut(BaseModel):
     created_at: datetime
     generation_id: str | None = None
     finish_reason: str | None = None
-    error: dict | None = None
+    error: dict[str, Any] | None = None
     model: str | None = None  # assistant messages: the `<provider>/<model>` that answered
-    usage: dict | None = None  # assistant messages: tokens; `estimated: true` when counted here
+    usage: dict[str, Any] | None = None  # assistant messages: tokens; `estimated: true` when counted here
     finished_at: datetime | None = None
     parent_id: str | None = None  # the message this one follows (None: the first)
     # The versions at this point of the conversation: this message and its siblings (regenerated
@@ -189,9 +189,9 @@ class ChatOut(BaseModel):
     response: str
     status: str
     finish_reason: str | None
-    usage: dict | None
+    usage: dict[str, Any] | None
     model: str | None = None
-    error: dict | None = None
+    error: dict[str, Any] | None = None
 
 
 class GenerationOut(BaseModel):
@@ -201,8 +201,8 @@ class GenerationOut(BaseModel):
     finish_reason: str | None
     content: str
     last_seq: int
-    usage: dict | None
+    usage: dict[str, Any] | None
     model: str | None = None
-    error: dict | None = None
+    error: dict[str, Any] | None = None
     created_at: datetime
     finished_at: datetime | None

@@ -5,16 +5,7 @@
 # to pytest (e.g. -k resume, -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-stamp=.venv/.requirements-dev.sha
-want=$(sha256sum requirements-dev.lock | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "==> installing requirements-dev.lock"
-  .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet --require-hashes -r requirements-dev.lock
-  echo "$want" > "$stamp"
-fi
+. scripts/venv.sh
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -52,7 +52,7 @@ async def resume_everywhere(
             async with asyncio.timeout(RESUME_DEADLINE):
                 frames = await resume()
         except TimeoutError:
-            raise AssertionError(f"{name}: no done frame within {RESUME_DEADLINE}s of resuming after {after}")
+            raise AssertionError(f"{name}: no done frame within {RESUME_DEADLINE}s of resuming after {after}") from None
         slowest = max(slowest, time.monotonic() - started)
         assert frames and frames[-1]["type"] == "done", f"{name} after {after}: {frames}"
         out[name] = frames

@@ -4,6 +4,7 @@ and RabbitMQ). Submit streams and stores, a session runs one generation at a tim
 submission order, cancel stops the upstream request wherever the generation runs."""
 
 import asyncio
+import itertools
 import json
 from datetime import timedelta
 
@@ -134,7 +135,7 @@ async def test_one_generation_per_session_in_submission_order(harness):
     workers = set()
     for ids in submitted.values():
         rows = [await harness.row(g) for g in ids]
-        for earlier, later in zip(rows, rows[1:]):
+        for earlier, later in itertools.pairwise(rows):
             assert earlier.finished_at <= later.started_at, "a session ran two generations at once or out of order"
         workers |= {r.worker_id for r in rows}
     if harness.kind == "rabbit":  # the broker spreads the sessions over both workers

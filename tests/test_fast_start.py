@@ -41,9 +41,9 @@ async def test_sends_racing_into_an_idle_session_claim_exactly_one(services):
     accepted = await asyncio.gather(*(services.generations.submit(chat, f"message {i}") for i in range(6)))
     rows = [await services.store.get(a.generation_id) for a in accepted]
     assert sorted(a.position for a in accepted) == list(range(6))
-    assert [r.status for r, a in sorted(zip(rows, accepted), key=lambda p: p[1].position)] == ["running"] + [
-        "queued"
-    ] * 5
+    assert [r.status for r, a in sorted(zip(rows, accepted, strict=True), key=lambda p: p[1].position)] == [
+        "running"
+    ] + ["queued"] * 5
     for a in sorted(accepted, key=lambda a: a.position):
         await asyncio.wait_for(services.generations.wait_done(a.generation_id), 20)
     done = [await services.store.get(a.generation_id) for a in sorted(accepted, key=lambda a: a.position)]

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("api", "auth", "services", "models")
-ENTRY_POINTS = ("main.py", "config.py", "serve.py", "worker.py", "manage.py")
+ENTRY_POINTS = ("main.py", "config.py", "config_groups.py", "serve.py", "worker.py", "manage.py")
 
 
 def _modules(*places: str) -> list[Path]:

@@ -118,7 +118,7 @@ async def test_sigterm_delivers_the_done_frame_to_every_open_stream(env, fake):
                 server.signal(signal.SIGTERM)
                 sse_events = await read_sse(sse)
             closes = []
-            for ws, first in zip((ws1, ws2), started):
+            for ws, first in zip((ws1, ws2), started, strict=True):
                 frames = [first]
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     while True:

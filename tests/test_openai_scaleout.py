@@ -12,14 +12,15 @@ import pytest
 from tests.support import register
 from tests.test_openai_sdk import poll
 
-# The cluster fixture is module-scoped: this module gets a cluster of its own.
+# The cluster fixture is module-scoped: this module gets a cluster of its own. The import is
+# its registration here, so each parameter named after it redefines the name (F811, noqa'd).
 from tests.test_scaleout_cluster import behave, cluster, expected  # noqa: F401
 
 pytestmark = pytest.mark.scaleout
 MODEL = "openai/fake-model"
 
 
-async def token_for(cluster) -> str:
+async def token_for(cluster) -> str:  # noqa: F811
     async with httpx.AsyncClient(base_url=cluster.a.base, timeout=30) as client:
         return await register(client, f"oai{time.monotonic_ns()}")
 
@@ -28,7 +29,7 @@ def sdk(proc, token: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=proc.base + "/v1", api_key=token, max_retries=0, timeout=30)
 
 
-async def test_response_resumed_on_the_other_replica(cluster, fake):
+async def test_response_resumed_on_the_other_replica(cluster, fake):  # noqa: F811
     await behave(fake, tps=60, n=60)
     token = await token_for(cluster)
     a, b = sdk(cluster.a, token), sdk(cluster.b, token)
@@ -49,7 +50,7 @@ async def test_response_resumed_on_the_other_replica(cluster, fake):
     assert (await b.responses.retrieve(created.id)).output_text == text
 
 
-async def test_chat_stream_models_and_ownership_on_replicas(cluster, fake):
+async def test_chat_stream_models_and_ownership_on_replicas(cluster, fake):  # noqa: F811
     await behave(fake, n=12)
     token = await token_for(cluster)
     b = sdk(cluster.b, token)
@@ -66,7 +67,7 @@ async def test_chat_stream_models_and_ownership_on_replicas(cluster, fake):
         await other.responses.retrieve(mine.id)
 
 
-async def test_cancel_on_the_other_replica(cluster, fake):
+async def test_cancel_on_the_other_replica(cluster, fake):  # noqa: F811
     await behave(fake, tps=20, n=400)
     token = await token_for(cluster)
     a, b = sdk(cluster.a, token), sdk(cluster.b, token)

@@ -2,7 +2,6 @@
 background, resume after a sequence number, cancel, previous_response_id, delete, and
 ownership. The offline model is paced so that answers are still running when a test acts."""
 
-
 import httpx
 import openai
 import pytest

@@ -6,6 +6,7 @@ a stream that ends at [DONE] before its body does leaves its connection to the n
 
 import asyncio
 import gzip
+import itertools
 import json
 
 import pytest
@@ -100,7 +101,7 @@ async def test_events_split_anywhere_across_reads_arrive_whole_and_in_order(raw,
         sep=b"\r\n\r\n",
     )
     cuts = [0, 7, 8, 41, 42, 43, 90, 150, len(body) - 3, len(body)]  # mid-line, mid-JSON, mid-UTF-8
-    raw.pieces = [body[a:b] for a, b in zip(cuts, cuts[1:])]
+    raw.pieces = [body[a:b] for a, b in itertools.pairwise(cuts)]
     events = await _read(raw.url, transport)
     assert events == ["Hel", "lo, ", "wörld", Usage(3, 4), Finish("length")]
 

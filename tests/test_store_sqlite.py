@@ -117,7 +117,7 @@ async def test_both_statement_sets_leave_the_same_rows(services):
     assert fast_chat.active_leaf_id == fast_rows[-1].id and core_chat.active_leaf_id == core_rows[-1].id
     assert fast_chat.title == core_chat.title == "Hello"
     assert fast_chat.updated_at > fast_chat.created_at  # the title change touched it, as Core's onupdate does
-    for core, fast in zip(core_rows, fast_rows):
+    for core, fast in zip(core_rows, fast_rows, strict=True):
         for key in DATETIMES:
             a, b = getattr(core, key), getattr(fast, key)
             assert (a is None) == (b is None), key

@@ -179,7 +179,7 @@ async def test_generations_are_independent_and_ordered_under_concurrency(logs):
         return await write(stream_log, gen, 60)
 
     texts = await asyncio.gather(*(produce(gen) for gen in gens))
-    for gen, text in zip(gens, texts):
+    for gen, text in zip(gens, texts, strict=True):
         result = await stream_log.read(gen, 0)
         assert [f.seq for f in result.frames] == list(range(1, 62))
         assert "".join(json.loads(f.data).get("chunk", "") for f in result.frames) == text

@@ -336,7 +336,8 @@ def test_markdown_is_sanitized_against_xss(chat_page, user):
     page = chat_page
     payload = (
         'Hi <img src=x onerror="window.__xss=1"> and [click](javascript:window.__xss=2) '
-        '<script>window.__xss=3</script> ![pic](https://tracker.example/p.png) <a href="#" onclick="window.__xss=4">a</a>'
+        "<script>window.__xss=3</script> ![pic](https://tracker.example/p.png) "
+        '<a href="#" onclick="window.__xss=4">a</a>'
     )
     send(page, payload)
     wait_status(page, 0, "completed")

@@ -45,7 +45,8 @@ def test_settings_panel_holds_transport_status_and_theme(make_page, live_server,
     # The header is one row at 375 px: every visible control shares the top bar's line.
     rows = page.evaluate("""() => { const bar = document.querySelector('.topbar').getBoundingClientRect();
         return [...document.querySelectorAll('.topbar > *')].filter((e) => e.offsetParent)
-            .map((e) => { const r = e.getBoundingClientRect(); return [e.id || e.className, r.top, r.bottom, bar.height]; }); }""")
+            .map((e) => { const r = e.getBoundingClientRect();
+                return [e.id || e.className, r.top, r.bottom, bar.height]; }); }""")
     assert all(top >= 0 and bottom <= height + 1 for _, top, bottom, height in rows), rows
     assert rows[0][3] <= 60, rows
     assert not page.is_visible("#mode-switch") and not page.is_visible("#status-socket")

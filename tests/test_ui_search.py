@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
+# The import registers these fixtures in this module; a parameter named after one redefines
+# the name (F811, noqa'd where it does).
 from tests.test_ui_browser import browser, live_server, make_page, user  # noqa: F401 (fixtures)
 from tests.test_ui_features import axe
 from tests.ui_support import open_session, send, shot, sign_in, wait_status
@@ -15,7 +17,7 @@ pytestmark = pytest.mark.browser
 ITEMS = "[data-testid=session-item]"
 
 
-def _chat(user, title: str, *messages: str) -> str:
+def _chat(user, title: str, *messages: str) -> str:  # noqa: F811
     sid = user.create_session(**({"title": title} if title else {}))["session_id"]
     for text in messages:
         assert user.http.post("/chat", json={"session_id": sid, "message": text}).status_code == 200

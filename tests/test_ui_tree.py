@@ -11,6 +11,9 @@ import pytest
 from playwright.sync_api import Locator, Page
 
 from fakeupstream import FakeUpstream
+
+# The import registers these fixtures in this module; a parameter named after one redefines
+# the name (F811, noqa'd where it does).
 from tests.test_ui_browser import browser, make_page  # noqa: F401 (fixtures)
 from tests.ui_support import (
     Api,
@@ -52,7 +55,7 @@ def person(tree_server: LiveServer) -> Api:
 
 
 def page_in(
-    make_page: Callable[..., Page],
+    make_page: Callable[..., Page],  # noqa: F811
     tree_server: LiveServer,
     person: Api,  # noqa: F811
     **options: Any,
@@ -72,7 +75,7 @@ def label_of(msg: Locator) -> str:
 
 
 def test_regenerate_keeps_versions_and_the_switch_is_stored(
-    make_page: Callable[..., Page],
+    make_page: Callable[..., Page],  # noqa: F811
     tree_server: LiveServer,  # noqa: F811
     person: Api,
     fake_says: Callable[..., None],
@@ -106,7 +109,7 @@ def test_regenerate_keeps_versions_and_the_switch_is_stored(
 
 
 def test_edit_opens_a_focused_box_and_saving_makes_a_new_branch(
-    make_page: Callable[..., Page],
+    make_page: Callable[..., Page],  # noqa: F811
     tree_server: LiveServer,  # noqa: F811
     person: Api,
     fake_says: Callable[..., None],
@@ -138,7 +141,7 @@ def test_edit_opens_a_focused_box_and_saving_makes_a_new_branch(
 
 
 def test_continue_an_answer_cut_short_streams_with_one_stop(
-    make_page: Callable[..., Page],
+    make_page: Callable[..., Page],  # noqa: F811
     tree_server: LiveServer,  # noqa: F811
     person: Api,
     fake_says: Callable[..., None],
@@ -182,7 +185,7 @@ def test_continue_an_answer_cut_short_streams_with_one_stop(
 
 
 def test_retry_a_failed_answer_and_per_message_details_on_touch(
-    make_page: Callable[..., Page],
+    make_page: Callable[..., Page],  # noqa: F811
     tree_server: LiveServer,  # noqa: F811
     person: Api,
     fake_says: Callable[..., None],

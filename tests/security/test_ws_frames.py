@@ -24,7 +24,7 @@ async def _closed_with(conn, timeout: float = 10) -> int:
 
 async def _still_open(ws: WS) -> None:
     await ws.send({"type": "ping"})
-    while (frame := await ws.recv())["type"] != "pong":
+    while (await ws.recv())["type"] != "pong":
         pass
 
 
