@@ -10,11 +10,11 @@ import asyncio
 
 from sqlalchemy import Connection, func, select
 
-from models.db import Message
+from services import tables
 from services.observability import metrics
 
 PROBE_TIMEOUT = 2.0
-_messages = Message.__table__
+_messages = tables.messages
 _queued = (
     select(func.count()).select_from(_messages).where(_messages.c.role == "assistant", _messages.c.status == "queued")
 )

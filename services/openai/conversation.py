@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, insert, select
 
-from models.db import ChatSession, Message, User, new_id, utcnow
+from models.db import ChatSession, new_id, utcnow
 from models.openai_schemas import Content
 from models.schemas import ULID_PATTERN, is_blank
+from services import tables
 from services.container import Services
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.generations.service import Accepted
@@ -83,8 +84,8 @@ def conversation(
     return Conversation(prompt, [*(prefix or ()), *turns[:-1]], turns[-1][1])
 
 
-_chats, _messages = ChatSession.__table__, Message.__table__
-_user_exists = select(User.__table__.c.id).where(User.__table__.c.id == bindparam("uid"))
+_chats, _messages = tables.chat_sessions, tables.messages
+_user_exists = select(tables.users.c.id).where(tables.users.c.id == bindparam("uid"))
 
 
 def _create_call(
