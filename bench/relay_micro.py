@@ -27,8 +27,9 @@ def _median(v):
 
 async def relay(tokens: int, readers: int) -> float:
     from config import Settings
-    from services.generations.runner import GenerationRunner, _State
+    from services.generations.runner import GenerationRunner
     from services.generations.service import GenerationService
+    from services.generations.state import GenerationState
     from services.streaming.memory_log import MemoryStreamLog
 
     settings = Settings(_env_file=None, data_dir="/tmp/bench-relay-micro")
@@ -77,7 +78,7 @@ async def relay(tokens: int, readers: int) -> float:
     tasks = [asyncio.create_task(reader(k)) for k in range(readers)]
     await asyncio.sleep(0)
     c0 = time.process_time()
-    state = _State(gen, reserved=10**9)  # no store here: seqs need no reservation
+    state = GenerationState(gen, reserved=10**9)  # no store here: seqs need no reservation
     await runner._stream(events(), state, 10**9)
     await log.append(gen, frames.done(gen, state.seq + 1, "completed", "stop", None))
     await asyncio.gather(*tasks)

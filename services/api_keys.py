@@ -16,15 +16,17 @@ from hashlib import sha256
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from models.api_keys import NAME_PATTERN
-from models.db import ApiKey, new_id, utcnow
+from models.db import new_id, utcnow
+from services import tables
 from services.db import Database
 from services.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from services.json_types import JSONObject
 
 KEY_PREFIX = "sk-chat-"
 _KEY_RE = re.compile(r"sk-chat-([a-z2-7]{12})_([A-Za-z0-9_-]{43})")
 _NAME_RE = re.compile(NAME_PATTERN)
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
-_keys = ApiKey.__table__
+_keys = tables.api_keys
 _by_prefix = select(_keys.c.id, _keys.c.user_id, _keys.c.secret_hash, _keys.c.expires_at, _keys.c.last_used_at).where(
     _keys.c.prefix == bindparam("prefix")
 )
@@ -56,7 +58,7 @@ class ApiKeyService:
     def _hash(self, key: str) -> str:
         return hmac.new(self._hash_key, key.encode(), sha256).hexdigest()
 
-    async def create(self, user_id: str, name: str, expires_in_days: int | None) -> tuple[dict, str]:
+    async def create(self, user_id: str, name: str, expires_in_days: int | None) -> tuple[JSONObject, str]:
         """The stored row (as listed) and the full key, which is never available again."""
         if not _NAME_RE.match(name) or len(name) > 100:  # the route's model checks it too; the CLI does not
             raise InvalidInput("name must be 1-100 visible characters", code="invalid_name")
@@ -66,7 +68,7 @@ class ApiKeyService:
         prefix = KEY_PREFIX + "".join(secrets.choice(_BASE32) for _ in range(12))
         key = f"{prefix}_{secrets.token_urlsafe(32)}"
         now = utcnow()
-        row = {
+        row: JSONObject = {
             "id": new_id(),
             "user_id": user_id,
             "name": name,
@@ -79,7 +81,7 @@ class ApiKeyService:
         await self.db.run(self._insert, row)
         return {k: row[k] for k in ("id", "name", "prefix", "created_at", "last_used_at", "expires_at")}, key
 
-    def _insert(self, conn: Connection, row: dict) -> None:
+    def _insert(self, conn: Connection, row: JSONObject) -> None:
         live = (_keys.c.user_id == row["user_id"]) & (
             _keys.c.expires_at.is_(None) | (_keys.c.expires_at > row["created_at"])
         )
@@ -92,7 +94,7 @@ class ApiKeyService:
         )
         conn.execute(insert(_keys).values(**row))
 
-    async def list(self, user_id: str) -> list[dict]:
+    async def list(self, user_id: str) -> list[JSONObject]:
         query = select(*LISTED).where(_keys.c.user_id == user_id).order_by(_keys.c.id.desc())
         return await self.db.run(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
 

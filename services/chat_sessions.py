@@ -7,16 +7,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config import Settings
 from models.db import ChatSession, Message, utcnow
 from models.schemas import SessionPatch, SetLLM, is_blank
-from services.db import Database
+from services import tables
+from services.db import AnyRow, Database, sqlite_driver
 from services.errors import InvalidInput, NotFound
 from services.providers.registry import ProviderRegistry
 from services.search import ChatSearch, Hit, activity, for_backend, last_message_at, parse_query
 
-_table = ChatSession.__table__
+_table = tables.chat_sessions
 _owned = select(_table).where(_table.c.id == bindparam("sid"), _table.c.user_id == bindparam("uid"))
 
 
-def _owned_row(conn: Connection, user_id: str, session_id: str):
+def _owned_row(conn: Connection, user_id: str, session_id: str) -> AnyRow | None:
     return conn.execute(_owned, {"sid": session_id, "uid": user_id}).first()
 
 
@@ -31,7 +32,7 @@ def _owned_id_core(conn: Connection, user_id: str, session_id: str) -> str | Non
 
 
 def _owned_id_sqlite(conn: Connection, user_id: str, session_id: str) -> str | None:
-    row = conn.connection.driver_connection.execute(_OWNED_ID_SQLITE, (session_id, user_id)).fetchone()
+    row = sqlite_driver(conn).execute(_OWNED_ID_SQLITE, (session_id, user_id)).fetchone()
     return None if row is None else str(row[0])
 
 
@@ -79,7 +80,7 @@ class SessionService:
         await db.commit()
         return chat
 
-    async def find(self, db: Database, user_id: str, session_id: str):
+    async def find(self, db: Database, user_id: str, session_id: str) -> AnyRow:
         """The session's row (read-only), for sending into it: one Core statement per
         message or socket instead of an ORM session."""
         row = await db.run(_owned_row, user_id, session_id)

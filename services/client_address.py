@@ -9,6 +9,7 @@ import ipaddress
 from functools import lru_cache
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @lru_cache(maxsize=8)
@@ -17,14 +18,14 @@ def parse_proxies(spec: str) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip())
 
 
-def _address(text: str):
+def _address(text: str) -> Address | None:
     try:
         return ipaddress.ip_address(text.strip())
     except ValueError:
         return None
 
 
-def _trusted(addr, proxies: tuple[Network, ...]) -> bool:
+def _trusted(addr: Address | None, proxies: tuple[Network, ...]) -> bool:
     return addr is not None and any(addr in net for net in proxies)
 
 

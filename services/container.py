@@ -2,9 +2,9 @@
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import case, update
+from sqlalchemy import CursorResult, case, update
 
 from auth.security import TokenConfig
 from config import Settings, check_secret_key
@@ -15,8 +15,9 @@ from services.datadir_lock import DataDirLock
 from services.db import Database
 from services.generations.dispatch import JobDispatch
 from services.generations.local_dispatch import LocalDispatch
-from services.generations.runner import SHUTDOWN_ERROR, GenerationRunner
+from services.generations.runner import GenerationRunner
 from services.generations.service import GenerationService
+from services.generations.state import SHUTDOWN_ERROR
 from services.generations.store import ACTIVE, GenerationStore
 from services.limits import Limits
 from services.observability.generation import GenerationEnd
@@ -198,16 +199,21 @@ async def recover_interrupted(db: Database) -> int:
     which replaces what a reader holds) and the done frame are above every seq sent."""
     sent = case((Message.seq_reserved > Message.last_seq, Message.seq_reserved), else_=Message.last_seq)
     async with db.sessionmaker() as session:
-        result = await session.execute(
-            update(Message)
-            .where(Message.role == "assistant", Message.status.in_(ACTIVE))
-            .values(
-                status="failed",
-                finish_reason="interrupted",
-                error=SHUTDOWN_ERROR,
-                last_seq=case((Message.status == "running", sent + 2), else_=Message.last_seq + 1),
-                finished_at=utcnow(),
-            )
+        # An UPDATE's result is a CursorResult (with its rowcount): Session.execute is typed
+        # with the general Result of any statement.
+        result: CursorResult[Any] = cast(
+            CursorResult[Any],
+            await session.execute(
+                update(Message)
+                .where(Message.role == "assistant", Message.status.in_(ACTIVE))
+                .values(
+                    status="failed",
+                    finish_reason="interrupted",
+                    error=SHUTDOWN_ERROR,
+                    last_seq=case((Message.status == "running", sent + 2), else_=Message.last_seq + 1),
+                    finished_at=utcnow(),
+                )
+            ),
         )
         await session.commit()
     if result.rowcount:

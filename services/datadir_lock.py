@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,12 @@ class DataDirBusy(RuntimeError):
     """The data directory is another embedded process's, or several workers were asked for."""
 
 
-def requested_workers(argv: list[str] | None = None, environ: dict | None = None) -> int:
+def requested_workers(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """The worker processes uvicorn was asked for (`--workers N`, or WEB_CONCURRENCY, its
     default); a spawned worker sees its parent's command line."""
     argv = sys.argv if argv is None else argv
-    environ = os.environ if environ is None else environ
-    value = environ.get("WEB_CONCURRENCY")
+    env = os.environ if environ is None else environ
+    value = env.get("WEB_CONCURRENCY")
     for i, arg in enumerate(argv):
         if arg == "--workers" and i + 1 < len(argv):
             value = argv[i + 1]

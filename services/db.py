@@ -1,11 +1,13 @@
 """Database engine, sessions and start-up migrations."""
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, Row, create_engine, event, make_url, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -16,6 +18,13 @@ from services.serial_thread import SerialThread
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATION_LOCK_ID = 7_420_119  # any constant: serializes replicas migrating one PostgreSQL
 T = TypeVar("T")
+AnyRow = Row[*tuple[Any, ...]]  # a Core result row, read by column name
+
+
+def sqlite_driver(conn: Connection) -> sqlite3.Connection:
+    """The driver's own connection under `conn`, on SQLite (the sync engine's pysqlite), for
+    the hot statements run on its cursor; SQLAlchemy types it as any driver's connection."""
+    return cast(sqlite3.Connection, conn.connection.driver_connection)
 
 
 class Database:
@@ -29,7 +38,7 @@ class Database:
             # The generation path's statements (services/generations/store_sql.py) run on one
             # thread with a plain sqlite3 connection: one thread hop per operation instead of
             # one per statement through aiosqlite, and no async adaptation around each.
-            self.sync_engine = create_engine(
+            self.sync_engine: Engine | None = create_engine(
                 make_url(url).set(drivername="sqlite"), connect_args={"timeout": 30, "check_same_thread": False}
             )
             event.listen(self.sync_engine, "connect", _sqlite_pragmas)
@@ -72,7 +81,7 @@ class Database:
             except _BeforeCommit as again:
                 raise again.error from None
 
-    async def _run_async(self, fn: Callable[..., T], args: tuple) -> T:
+    async def _run_async(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         async with self.engine.connect() as conn:
             try:
                 await conn.begin()
@@ -82,7 +91,8 @@ class Database:
             await conn.commit()
             return result
 
-    def _run_sync(self, fn: Callable[..., T], args: tuple) -> T:
+    def _run_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        assert self.sync_engine is not None  # the thread runs only SQLite's calls
         conn = self._held
         if conn is None or conn.closed:
             conn = self._held = self.sync_engine.connect()
@@ -93,7 +103,8 @@ class Database:
         held, self._held = self._held, None
         if held is not None:
             held.close()
-        self.sync_engine.dispose()
+        if self.sync_engine is not None:
+            self.sync_engine.dispose()
 
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
@@ -114,14 +125,14 @@ class _BeforeCommit(Exception):
         self.error = error
 
 
-def _upgrade(connection) -> None:
+def _upgrade(connection: Connection) -> None:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "alembic"))
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: object) -> None:
     # WAL lets readers (history, SSE snapshots) proceed while a generation flushes text.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

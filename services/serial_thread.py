@@ -4,21 +4,28 @@ of the embedded mode's SQLite connection.
 `loop.run_in_executor` with a one-thread ThreadPoolExecutor cost 28-83 us of CPU per call
 here, against 13-43 for this, interleaved (`python -m bench.thread_hop`; the VM's speed
 moved 3x between runs): the executor's idle semaphore and shutdown locks, a concurrent
-Future with its condition, and the chained asyncio future. A message makes four or five of these calls, two of them before its first token."""
+Future with its condition, and the chained asyncio future. A message makes four or five of
+these calls, two of them before its first token."""
 
 import asyncio
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+# (the caller's future, fn, args): one call for the thread; None stops it. The future's
+# result is fn's, whatever it is: the typed side is SerialThread.call.
+_Job = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+_Done = Callable[["asyncio.Future[Any]", Any], None]
 
 
-def _succeed(fut: asyncio.Future, result: Any) -> None:
+def _succeed(fut: "asyncio.Future[Any]", result: Any) -> None:
     if not fut.done():  # the caller may have been cancelled meanwhile
         fut.set_result(result)
 
 
-def _fail(fut: asyncio.Future, exc: BaseException) -> None:
+def _fail(fut: "asyncio.Future[Any]", exc: BaseException) -> None:
     if not fut.done():
         fut.set_exception(exc)
 
@@ -26,15 +33,15 @@ def _fail(fut: asyncio.Future, exc: BaseException) -> None:
 class SerialThread:
     def __init__(self, name: str):
         self.name = name
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+    def call(self, fn: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
         """`fn(*args)` on the thread; the future resolves on the calling loop."""
         if self._thread is None:
             self._start()
-        fut = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put((fut, fn, args))
         return fut
 
@@ -53,9 +60,11 @@ class SerialThread:
                 self._thread.start()
 
     @staticmethod
-    def _work(jobs: queue.SimpleQueue) -> None:
+    def _work(jobs: "queue.SimpleQueue[_Job | None]") -> None:
         while (job := jobs.get()) is not None:
             fut, fn, args = job
+            done: _Done
+            value: Any
             try:
                 done, value = _succeed, fn(*args)
             except BaseException as exc:  # delivered to the caller, as an executor would

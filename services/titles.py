@@ -100,7 +100,7 @@ class AutoTitler:
                     if len(parts) >= self.s.auto_title_max_tokens:
                         break
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
         title = clean("".join(parts))
         if not title:
             return None

@@ -8,12 +8,12 @@ first. A continuation is an answer whose parent is the answer it extends."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
-from models.db import ChatSession, Message
+from models.db import Message
 from models.schemas import is_blank
+from services import tables
 from services.container import Services
 from services.errors import InvalidInput, NotFound
 from services.generations.service import Accepted
@@ -21,7 +21,7 @@ from services.generations.store_tree import Branch, create_branch
 
 __all__ = ["Branch", "PathEntry", "active_path", "branch", "switch"]
 
-_messages, _chats = Message.__table__, cast(Table, ChatSession.__table__)
+_messages, _chats = tables.messages, tables.chat_sessions
 
 
 @dataclass

@@ -6,6 +6,7 @@ A send is refused (429 quota_exceeded) when the user's tokens of the current UTC
 month have reached a budget; an answer already accepted or running is never cut."""
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -13,13 +14,15 @@ from sqlalchemy import Connection, bindparam, case, func, insert, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
-from models.db import ChatSession, Message, UsageRecord, User, utcnow
-from services.db import Database
+from models.db import utcnow
+from services import tables
+from services.db import AnyRow, Database, sqlite_driver
 from services.errors import Forbidden, RateLimited, Unauthorized
+from services.json_types import JSONObject
 from services.observability import metrics
 
-usage_t, users_t = UsageRecord.__table__, User.__table__
-messages_t, chats_t = Message.__table__, ChatSession.__table__
+usage_t, users_t = tables.usage_records, tables.users
+messages_t, chats_t = tables.messages, tables.chat_sessions
 
 _owner = (
     select(chats_t.c.user_id, messages_t.c.session_id)
@@ -46,7 +49,7 @@ def utc_day(moment: datetime | None = None) -> str:
     return (moment or utcnow()).astimezone(UTC).date().isoformat()
 
 
-def record_usage(conn: Connection, generation_id: str, model: str, usage: dict) -> tuple[str, str] | None:
+def record_usage(conn: Connection, generation_id: str, model: str, usage: JSONObject) -> tuple[str, str] | None:
     """Stores a finished generation's tokens; (user_id, session_id), or None when its session
     is already gone."""
     owner = conn.execute(_owner, {"gid": generation_id}).first()
@@ -76,22 +79,28 @@ _RECORD = (
     "FROM messages m JOIN chat_sessions c ON c.id = m.session_id WHERE m.id = ? "
     "ON CONFLICT (generation_id) DO NOTHING RETURNING user_id, session_id"
 )
-_when = usage_t.c.created_at.type.dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
+_bind_when = usage_t.c.created_at.type.dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
+assert _bind_when is not None  # SQLite has no datetime type: its DateTime always converts
+_when = _bind_when
 
 
-def record_usage_sqlite(conn: Connection, generation_id: str, model: str, usage: dict) -> tuple[str, str] | None:
-    row = conn.connection.driver_connection.execute(
-        _RECORD,
-        (
-            model or "",
-            utc_day(),
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
-            1 if usage.get("estimated") else 0,
-            _when(utcnow()),
-            generation_id,
-        ),
-    ).fetchone()
+def record_usage_sqlite(conn: Connection, generation_id: str, model: str, usage: JSONObject) -> tuple[str, str] | None:
+    row = (
+        sqlite_driver(conn)
+        .execute(
+            _RECORD,
+            (
+                model or "",
+                utc_day(),
+                int(usage.get("prompt_tokens") or 0),
+                int(usage.get("completion_tokens") or 0),
+                1 if usage.get("estimated") else 0,
+                _when(utcnow()),
+                generation_id,
+            ),
+        )
+        .fetchone()
+    )
     return None if row is None else (row[0], row[1])
 
 
@@ -122,7 +131,7 @@ class UsageService:
         self._cache: dict[str, tuple[float, Policy | None]] = {}
         self._record = record_usage_sqlite if db.is_sqlite else record_usage
 
-    async def record(self, generation_id: str, model: str, usage: dict) -> tuple[str, str] | None:
+    async def record(self, generation_id: str, model: str, usage: JSONObject) -> tuple[str, str] | None:
         try:
             return await self.db.run(self._record, generation_id, model, usage)
         except IntegrityError:  # already recorded (a generation ends once; a replay is harmless)
@@ -164,7 +173,7 @@ class UsageService:
                 )
 
     @staticmethod
-    def _periods(policy: Policy, now: datetime):
+    def _periods(policy: Policy, now: datetime) -> Iterator[tuple[str, int, datetime, datetime]]:
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
         if policy.daily is not None:
             yield "daily", policy.daily, day, day + timedelta(days=1)
@@ -180,7 +189,7 @@ class UsageService:
         start = max(start or _days_before(end, 29), earliest)
         return start, end
 
-    async def summary(self, user_id: str | None, start: date | None, end: date | None) -> dict:
+    async def summary(self, user_id: str | None, start: date | None, end: date | None) -> JSONObject:
         """Tokens per day and model for one user, or per user too (user_id None: everyone)."""
         start, end = self.window(start, end)
         rows = await self.db.run(_summary, user_id, start.isoformat(), end.isoformat())
@@ -189,7 +198,7 @@ class UsageService:
         return {"from": start.isoformat(), "to": end.isoformat(), "usage": days, "total": total}
 
 
-def _summary(conn: Connection, user_id: str | None, start: str, end: str):
+def _summary(conn: Connection, user_id: str | None, start: str, end: str) -> Sequence[AnyRow]:
     keys = [usage_t.c.day, usage_t.c.model]
     if user_id is None:
         keys = [usage_t.c.user_id, users_t.c.username, *keys]

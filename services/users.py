@@ -8,11 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.passwords import MAX_USERNAME, PolicyError, check_password, check_username, normalize_username
 from auth.security import hash_password, verify_password
+from config import Settings
 from models.db import User
-from services.db import Database
+from services import tables
+from services.db import AnyRow, Database
 from services.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 
-_users = User.__table__
+_users = tables.users
 
 
 def validate_credentials(username: str, password: str) -> str:
@@ -40,7 +42,7 @@ async def create_user(db: AsyncSession, username: str, password: str, role: str 
         await db.commit()
     except IntegrityError:
         await db.rollback()
-        raise taken
+        raise taken from None  # the unique index: another sign-up took the name meanwhile
     return user
 
 
@@ -60,11 +62,11 @@ async def authenticate(db: AsyncSession, username: str, password: str) -> User:
 _by_id = select(_users.c.id, _users.c.username, _users.c.role, _users.c.disabled).where(_users.c.id == bindparam("uid"))
 
 
-def _user_row(conn: Connection, user_id: str):
+def _user_row(conn: Connection, user_id: str) -> AnyRow | None:
     return conn.execute(_by_id, {"uid": user_id}).first()
 
 
-async def get_user(db: Database, user_id: str):
+async def get_user(db: Database, user_id: str) -> AnyRow:
     """The token's user (id, username, role), or 401 (403 when disabled). Runs for every
     request and socket, so it is one Core statement (Database.run), not an ORM session."""
     user = await db.run(_user_row, user_id)
@@ -75,7 +77,7 @@ async def get_user(db: Database, user_id: str):
     return user
 
 
-async def seed_initial_user(db, settings) -> None:
+async def seed_initial_user(db: Database, settings: Settings) -> None:
     """Creates INITIAL_USER once, if set and missing (for deployments without sign-up), as
     an admin: the account that administers the others."""
     if not settings.initial_user or not settings.initial_password:

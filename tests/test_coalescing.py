@@ -8,7 +8,8 @@ import json
 import httpx
 import pytest
 
-from services.generations.runner import GenerationRunner, _State, _Stop
+from services.generations.runner import GenerationRunner
+from services.generations.state import GenerationState, Stop
 from services.providers.base import Finish
 from services.streaming.memory_log import MemoryStreamLog
 from tests.support import WS, Server, make_settings, new_session, register, text_of
@@ -37,7 +38,7 @@ async def test_first_token_alone_at_once_and_nothing_held_past_the_window(tmp_pa
         yield Finish("stop")  # whatever is held goes out before the stream ends
 
     await log.create(gen)
-    state = _State(gen, reserved=10**6)  # the seq reservation is not under test here
+    state = GenerationState(gen, reserved=10**6)  # the seq reservation is not under test here
     assert await runner._stream(events(), state, 100) == "stop"
     frames = log._logs[gen].frames
     assert seen == [1, 2, 3]
@@ -56,7 +57,7 @@ async def test_window_zero_is_one_frame_per_token(tmp_path):
             yield t
 
     await log.create(gen)
-    await runner._stream(events(), _State(gen, reserved=10**6), 100)
+    await runner._stream(events(), GenerationState(gen, reserved=10**6), 100)
     assert len(_texts(log, gen)) == 3
 
 
@@ -70,8 +71,8 @@ async def test_length_guard_counts_tokens_not_frames(tmp_path):
             yield t
 
     await log.create(gen)
-    state = _State(gen, reserved=10**6)  # the seq reservation is not under test here
-    with pytest.raises(_Stop) as stopped:
+    state = GenerationState(gen, reserved=10**6)  # the seq reservation is not under test here
+    with pytest.raises(Stop) as stopped:
         await runner._stream(events(), state, 5)
     assert stopped.value.reason == "length"
     assert state.content() == "abcde"  # the held tokens were sent before stopping

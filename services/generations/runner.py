@@ -6,64 +6,23 @@ the time. Persistence and the watchdog run beside it, off the token path."""
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from config import Settings
 from services.errors import InvalidInput, ProviderError
 from services.generations.dispatch import Control
 from services.generations.loop_detector import LoopDetector
 from services.generations.persistence import Persistence
+from services.generations.state import SHUTDOWN_ERROR, GenerationState, Stop
 from services.generations.store import GenerationStore, Job
 from services.observability import metrics, tracing
 from services.observability.generation import Ended
-from services.providers.base import ChatRequest, Finish, Usage, estimate_tokens, prompt_tokens
+from services.providers.base import ChatRequest, Finish, StreamEvent, Usage
 from services.providers.registry import ProviderRegistry
 from services.streaming import frames
 from services.streaming.log import StreamLog
 
 log = logging.getLogger(__name__)
-
-# (status, finish_reason) for each way a generation can end
-ENDINGS = {
-    "stop": ("completed", "stop"),
-    "length": ("incomplete", "length"),
-    "timeout": ("incomplete", "timeout"),
-    "loop": ("incomplete", "loop"),
-    "cancelled": ("cancelled", "cancelled"),
-    "error": ("failed", "error"),
-    "shutdown": ("failed", "interrupted"),
-}
-SHUTDOWN_ERROR = {
-    "code": "interrupted",
-    "message": "The server stopped while this answer was generated; the text so "
-    "far is kept. Send the message again to get a full answer.",
-}
-
-
-@dataclass
-class _State:
-    generation_id: str
-    seq: int = 0
-    parts: list[str] = field(default_factory=list)
-    last_token_at: float = 0.0
-    usage: Usage | None = None
-    model: str = ""
-    watchdog: asyncio.TimerHandle | None = None
-    flushed: int = -1  # seq of the text last written
-    reserved: int = 0  # stored bound: no chunk seq above it may be sent (see _reserve)
-    started: float = 0.0
-    first_token_at: float | None = None
-    span: object = None  # the generation's trace span, when tracing is on
-
-    def content(self) -> str:
-        if len(self.parts) > 1:
-            self.parts[:] = ["".join(self.parts)]
-        return self.parts[0] if self.parts else ""
-
-
-class _Stop(Exception):
-    def __init__(self, reason: str):
-        self.reason = reason
 
 
 class GenerationRunner(Persistence):
@@ -74,7 +33,7 @@ class GenerationRunner(Persistence):
         log_: StreamLog,
         providers: ProviderRegistry,
         worker_id: str = "local",
-        ended=None,
+        ended: Callable[[Ended], Awaitable[None]] | None = None,
     ):
         self.s = settings
         self.ended = ended  # usage, metrics, span, log event: services/observability/generation.py
@@ -82,8 +41,8 @@ class GenerationRunner(Persistence):
         self.log = log_
         self.providers = providers
         self.worker_id = worker_id
-        self.running: dict[str, _State] = {}  # what the flusher writes
-        self._flusher: asyncio.Task | None = None
+        self.running: dict[str, GenerationState] = {}  # what the flusher writes
+        self._flusher: asyncio.Task[None] | None = None
 
     async def run(self, generation_id: str, control: Control, job: Job | None = None) -> None:
         """Runs a queued generation, or one already claimed for this worker (`job`)."""
@@ -91,7 +50,7 @@ class GenerationRunner(Persistence):
             job = await self.store.claim(generation_id, self.worker_id)
         if job is None:  # cancelled while queued, or another worker has it
             return
-        state = _State(generation_id, model=job.model, reserved=self.store.seq_reserve)
+        state = GenerationState(generation_id, model=job.model, reserved=self.store.seq_reserve)
         control.task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         started = state.started = loop.time()
@@ -108,7 +67,7 @@ class GenerationRunner(Persistence):
         self.running[generation_id] = state
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop())
-        ending, error = "stop", None
+        ending, error = "stop", None  # error: JSONObject | None, as _finalize takes it
         try:
             if control.reason is not None:  # stopped between claim and start
                 raise asyncio.CancelledError
@@ -116,12 +75,13 @@ class GenerationRunner(Persistence):
         except asyncio.CancelledError:
             if control.reason is None:
                 raise
-            if asyncio.current_task().cancelling():
-                asyncio.current_task().uncancel()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                task.uncancel()
             ending = control.reason
             if ending == "shutdown":
                 error = SHUTDOWN_ERROR
-        except _Stop as stop:
+        except Stop as stop:
             ending = stop.reason
         except ProviderError as exc:
             ending, error = "error", {"code": exc.code, "message": exc.detail}
@@ -138,7 +98,7 @@ class GenerationRunner(Persistence):
                 self._flusher = None
         await self._finalize(state, ending, error, job.request)
 
-    def _watchdog(self, state: _State, control: Control, started: float) -> None:
+    def _watchdog(self, state: GenerationState, control: Control, started: float) -> None:
         """Checks the deadlines at most every IDLE_TIMEOUT, so the token path only notes
         the time of the last token and never reschedules a timer."""
         loop = asyncio.get_running_loop()
@@ -153,7 +113,7 @@ class GenerationRunner(Persistence):
                 min(deadline, now + self.s.idle_timeout), self._watchdog, state, control, started
             )
 
-    async def _consume(self, job: Job, state: _State) -> str:
+    async def _consume(self, job: Job, state: GenerationState) -> str:
         """Primary model, then fallbacks; retries only before the first token."""
         candidates = [job.model, *job.fallback_models]
         last_error: ProviderError | None = None
@@ -186,9 +146,10 @@ class GenerationRunner(Persistence):
                         break
                     metrics.RETRIES.labels(provider.name).inc()
                     await asyncio.sleep(self.s.provider_retry_backoff * 2**attempt)
+        assert last_error is not None  # every candidate either returned or set it
         raise last_error
 
-    async def _stream(self, events, state: _State, max_tokens: int) -> str:
+    async def _stream(self, events: AsyncGenerator[StreamEvent, None], state: GenerationState, max_tokens: int) -> str:
         loop = asyncio.get_running_loop()
         detector = LoopDetector(self.s.loop_min_repeats, self.s.loop_min_chars, self.s.loop_max_period)
         append, gen_id, chunk = self.log.append, state.generation_id, frames.chunk
@@ -207,6 +168,7 @@ class GenerationRunner(Persistence):
             pending.clear()
             state.seq += 1
             state.parts.append(text)
+            assert append_now is not None  # tokens are only held when the log appends synchronously
             append_now(gen_id, chunk(gen_id, state.seq, text), text)
 
         def emit_due() -> None:  # the window ran out with tokens held: send them, open the next
@@ -242,9 +204,9 @@ class GenerationRunner(Persistence):
                         else:
                             await append(gen_id, chunk(gen_id, state.seq, event), event)
                     if detector.feed(event):
-                        raise _Stop("loop")
+                        raise Stop("loop")
                     if tokens >= max_tokens:
-                        raise _Stop("length")
+                        raise Stop("length")
                 elif isinstance(event, Usage):
                     state.usage = event
                 elif isinstance(event, Finish):
@@ -256,34 +218,3 @@ class GenerationRunner(Persistence):
                 emit()
             await events.aclose()  # closes the upstream request on every exit path
         return finish
-
-    async def _finalize(self, state: _State, ending: str, error: dict | None, request: ChatRequest) -> None:
-        status, finish_reason = ENDINGS[ending]
-        content = state.content()
-        # The provider reported none: counted here, and said so (PROTOCOL.md).
-        usage = (
-            state.usage.as_dict()
-            if state.usage
-            else {**Usage(prompt_tokens(request.messages), estimate_tokens(content)).as_dict(), "estimated": True}
-        )
-        done_seq = state.seq + 1
-        try:
-            await self.store.finalize(
-                state.generation_id,
-                content=content,
-                last_seq=done_seq,
-                status=status,
-                finish_reason=finish_reason,
-                usage=usage,
-                error=error,
-                model=state.model,
-            )
-        except Exception:
-            log.exception("could not store the end of generation %s", state.generation_id)
-        await self.log.append(
-            state.generation_id,
-            frames.done(state.generation_id, done_seq, status, finish_reason, usage, error, state.model),
-        )
-        await self.log.expire(state.generation_id, self.s.stream_log_ttl)
-        if self.ended is not None:
-            await self.ended(Ended(state, ending, status, finish_reason, usage, error, content))

@@ -1,7 +1,7 @@
 """The generation facade used by every transport: submit, cancel, look up, follow."""
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -11,7 +11,9 @@ from models.db import ChatSession, Message
 from services.errors import NotFound
 from services.generations.dispatch import JobDispatch
 from services.generations.readers import Readers
-from services.generations.store import GenerationStore
+from services.generations.store import GenerationStore, Turn
+from services.generations.views import generation_view, stored_frames
+from services.json_types import JSONObject
 from services.observability import TRANSPORT, metrics, tracing
 from services.streaming import frames
 from services.streaming.frames import Frame
@@ -19,6 +21,9 @@ from services.streaming.log import StreamLog
 from services.streaming.push import Pusher, Send
 
 Check = Callable[[Connection], None]
+# Stores a turn (and whatever goes with it, in one transaction), given the worker id it may
+# be claimed for at once (JobDispatch.claimer); returns the Turn.
+CreateTurn = Callable[[str | None], Awaitable[Turn]]
 
 
 @dataclass
@@ -72,12 +77,12 @@ class GenerationService:
             )
         )
 
-    async def submit_with(self, session_id: str, create) -> Accepted:
+    async def submit_with(self, session_id: str, create: CreateTurn) -> Accepted:
         """`submit` where the caller stores the turn: `create(claim_for)` writes it (and
         whatever must be written with it, in the same transaction) and returns its Turn."""
         return await asyncio.shield(self._submit(session_id, create, None))
 
-    async def _submit(self, session_id: str, create, client_msg_id: str | None) -> Accepted:
+    async def _submit(self, session_id: str, create: CreateTurn, client_msg_id: str | None) -> Accepted:
         turn = await create(self.dispatch.claimer(session_id))
         if turn.created:
             tracing.capture(turn.generation_id)
@@ -102,7 +107,8 @@ class GenerationService:
         elif gen.status in ("queued", "running"):
             await self.dispatch.cancel(gen.id)
             await self.wait_done(gen.id, timeout=5.0)
-        return await self.store.get(generation_id, user_id)
+        row: Message = await self.store.get(generation_id, user_id)
+        return row
 
     async def wait_done(self, generation_id: str, timeout: float | None = None) -> None:
         """Until the generation's done frame (or the server going away). A relay that drops
@@ -205,9 +211,10 @@ class GenerationService:
 
     async def get(self, generation_id: str, user_id: str | None = None) -> Message:
         """The generation (of this user, when given), or NotFound."""
-        return await self.store.get(generation_id, user_id)
+        row: Message = await self.store.get(generation_id, user_id)
+        return row
 
-    async def describe(self, row: Message) -> dict:
+    async def describe(self, row: Message) -> JSONObject:
         """The generation as GET /generations/{id} shows it: a running one with the text the
         log has, which is ahead of the last flush."""
         view = generation_view(row)
@@ -229,33 +236,5 @@ class GenerationService:
         return await self.store.active_in_session(session_id)
 
 
-async def _discard(batch) -> None:
+async def _discard(batch: Sequence[Frame]) -> None:
     return None
-
-
-def stored_frames(row: Message, after: int) -> list[Frame]:
-    """A finished generation's remaining frames, rebuilt from its stored row."""
-    done_seq = row.last_seq
-    out: list[Frame] = []
-    if after >= done_seq:
-        return out
-    if after < done_seq - 1:
-        out.append(frames.snapshot(row.id, done_seq - 1, row.content, row.status))
-    out.append(frames.done(row.id, done_seq, row.status, row.finish_reason or "error", row.usage, row.error, row.model))
-    return out
-
-
-def generation_view(row: Message) -> dict:
-    return {
-        "id": row.id,
-        "session_id": row.session_id,
-        "status": row.status,
-        "finish_reason": row.finish_reason,
-        "content": row.content,
-        "last_seq": row.last_seq,
-        "usage": row.usage,
-        "model": row.model,
-        "error": row.error,
-        "created_at": row.created_at,
-        "finished_at": row.finished_at,
-    }

@@ -8,7 +8,7 @@ import time
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from models.db import User
+from services import tables
 from services.db import Database
 from services.errors import InvalidInput, NotFound
 
@@ -22,11 +22,16 @@ OVERRIDABLE = (
 )
 MAX_VALUE = 10_000_000
 _CACHE_MAX = 10_000  # users whose overrides one process remembers at once
-_users = User.__table__
+_users = tables.users
 _get = select(_users.c.limits).where(_users.c.id == bindparam("uid"))
 
 
-def check_overrides(values: dict | None) -> dict | None:
+# A user's own limits: {name in OVERRIDABLE: value}, stored in users.limits.
+Overrides = dict[str, int]
+
+
+def check_overrides(values: object) -> Overrides | None:
+    """`values` as an admin sent them (any JSON): checked, or InvalidInput."""
     if values is None:
         return None
     if not isinstance(values, dict):
@@ -40,12 +45,12 @@ def check_overrides(values: dict | None) -> dict | None:
     return dict(values) or None
 
 
-def _read(conn: Connection, user_id: str) -> dict:
+def _read(conn: Connection, user_id: str) -> Overrides:
     value = conn.execute(_get, {"uid": user_id}).scalar()
     return value if isinstance(value, dict) else {}
 
 
-def _write(conn: Connection, user_id: str, values: dict | None) -> bool:
+def _write(conn: Connection, user_id: str, values: Overrides | None) -> bool:
     return conn.execute(update(_users).where(_users.c.id == user_id).values(limits=values)).rowcount == 1
 
 
@@ -53,9 +58,9 @@ class OverrideCache:
     def __init__(self, db: Database, ttl: float):
         self.db = db
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, dict]] = {}
+        self._cache: dict[str, tuple[float, Overrides]] = {}
 
-    async def get(self, user_id: str) -> dict:
+    async def get(self, user_id: str) -> Overrides:
         now = time.monotonic()
         hit = self._cache.get(user_id)
         if hit is not None and hit[0] > now:
@@ -66,9 +71,9 @@ class OverrideCache:
         self._cache[user_id] = (now + self.ttl, values)
         return values
 
-    async def set(self, user_id: str, values: dict | None) -> dict | None:
-        values = check_overrides(values)
-        if not await self.db.run(_write, user_id, values):
+    async def set(self, user_id: str, values: object) -> Overrides | None:
+        checked = check_overrides(values)
+        if not await self.db.run(_write, user_id, checked):
             raise NotFound(f"user {user_id} not found", code="user_not_found")
         self._cache.pop(user_id, None)
-        return values
+        return checked

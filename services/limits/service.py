@@ -15,19 +15,19 @@ from sqlalchemy import Connection, bindparam, select
 
 from auth.passwords import normalize_username
 from config import Settings
-from models.db import ChatSession, Message
-from services.db import Database
+from services import tables
+from services.db import Database, sqlite_driver
 from services.errors import RateLimited, Unavailable
 from services.generations.store_sql import ACTIVE
-from services.limits.overrides import OverrideCache
+from services.limits.overrides import OverrideCache, Overrides
 from services.limits.storage import build_storage
-from services.limits.streams import MemorySlots, RedisSlots, SlotsUnavailable
+from services.limits.streams import MemorySlots, RedisSlots, Slots, SlotsUnavailable
 
 log = logging.getLogger(__name__)
 
 # What a client is told to wait when a bound on work in progress (not a rate) is hit.
 BUSY_RETRY_AFTER = 5.0
-_m, _s = Message.__table__, ChatSession.__table__
+_m, _s = tables.messages, tables.chat_sessions
 _active = (
     select(_m.c.session_id)
     .select_from(_m.join(_s, _s.c.id == _m.c.session_id))
@@ -49,7 +49,7 @@ def _active_sessions(conn: Connection, user_id: str) -> list[str]:
 
 
 def _active_sessions_sqlite(conn: Connection, user_id: str) -> list[str]:
-    return [row[0] for row in conn.connection.driver_connection.execute(_ACTIVE_SQLITE, (user_id,))]
+    return [row[0] for row in sqlite_driver(conn).execute(_ACTIVE_SQLITE, (user_id,))]
 
 
 def account_key(username: str) -> str:
@@ -58,7 +58,7 @@ def account_key(username: str) -> str:
 
 
 class StreamLease:
-    def __init__(self, slots, user_id: str, slot: str | None):
+    def __init__(self, slots: Slots, user_id: str, slot: str | None) -> None:
         self.slots, self.user_id, self.slot = slots, user_id, slot
 
     async def release(self) -> None:
@@ -72,7 +72,9 @@ class Limits:
         self.s = settings
         self.storage = build_storage(settings.redis_url, settings.redis_key_prefix, settings.limiter_max_entries)
         self.rate = FixedWindowRateLimiter(self.storage)
-        self.slots = RedisSlots(settings.redis_url, settings.redis_key_prefix) if settings.redis_url else MemorySlots()
+        self.slots: Slots = (
+            RedisSlots(settings.redis_url, settings.redis_key_prefix) if settings.redis_url else MemorySlots()
+        )
         self.overrides = OverrideCache(db, settings.user_limits_cache_ttl)
         self.db = db
         self._items: dict[tuple[int, int], RateLimitItem] = {}
@@ -85,7 +87,7 @@ class Limits:
             item = self._items[key] = RateLimitItemPerSecond(amount, key[1])
         return item
 
-    async def _refused(self, item: RateLimitItem, kind: str, ident: str, code: str, detail: str):
+    async def _refused(self, item: RateLimitItem, kind: str, ident: str, code: str, detail: str) -> RateLimited:
         reset, _ = await self.rate.get_window_stats(item, kind, ident)
         return RateLimited(detail, retry_after=reset - time.time(), code=code, limit=item.amount)
 
@@ -107,9 +109,10 @@ class Limits:
             log.warning("limits storage unavailable, per-user limits not enforced: %s", exc)
 
     async def user_limit(self, user_id: str, name: str) -> int:
-        return (await self.overrides.get(user_id)).get(name) or getattr(self.s, "user_" + name)
+        default: int = getattr(self.s, "user_" + name)  # USER_<NAME>, the limit of every user without their own
+        return (await self.overrides.get(user_id)).get(name) or default
 
-    async def set_user_limits(self, user_id: str, values: dict | None) -> dict | None:
+    async def set_user_limits(self, user_id: str, values: object) -> Overrides | None:
         """Replaces a user's overrides ({name: value}, names in overrides.OVERRIDABLE; None
         restores the defaults). For operators and admin endpoints; InvalidInput, NotFound."""
         return await self.overrides.set(user_id, values)
@@ -186,7 +189,7 @@ class Limits:
 
     # Sign-in limiter: per account from any address, and per address across accounts
 
-    def _login_limits(self, username: str, client: str):
+    def _login_limits(self, username: str, client: str) -> tuple[tuple[RateLimitItem, str, str], ...]:
         window = self.s.login_failure_window
         return (
             (self._item(self.s.login_max_failures, window), "login-account", account_key(username)),
@@ -203,7 +206,9 @@ class Limits:
                     refused = item, kind, ident
         except StorageError:
             log.warning("limits storage unavailable: sign-ins refused until it is back")
-            raise Unavailable("Signing in is unavailable for a moment; try again shortly.", code="limiter_unavailable")
+            raise Unavailable(
+                "Signing in is unavailable for a moment; try again shortly.", code="limiter_unavailable"
+            ) from None
         if refused is not None:
             raise await self._refused(
                 *refused, "rate_limited", "Too many failed sign-in attempts; wait before trying again."

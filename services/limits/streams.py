@@ -10,6 +10,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
+from typing import Protocol
 
 from redis.exceptions import RedisError
 
@@ -26,8 +27,18 @@ class SlotsUnavailable(Exception):
     """The shared count could not be reached."""
 
 
+class Slots(Protocol):
+    """The count of a user's open streams: MemorySlots in one process, RedisSlots across them."""
+
+    async def acquire(self, user_id: str, limit: int) -> str | None: ...
+
+    async def release(self, user_id: str, slot: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 class MemorySlots:
-    def __init__(self):
+    def __init__(self) -> None:
         self.held: Counter[str] = Counter()
 
     async def acquire(self, user_id: str, limit: int) -> str | None:
@@ -54,7 +65,7 @@ class RedisSlots:
         self.lease = lease
         self.mine: dict[str, tuple[str, str]] = {}  # slot -> (user, key)
         self._acquire = self.redis.register_script(_ACQUIRE)
-        self._renewer: asyncio.Task | None = None
+        self._renewer: asyncio.Task[None] | None = None
 
     async def acquire(self, user_id: str, limit: int) -> str | None:
         """A slot, or None when `limit` are held; SlotsUnavailable when Redis cannot say."""

@@ -7,11 +7,13 @@ the readers-open gauge). Context variables: tasks a request starts inherit them.
 
 from contextvars import ContextVar
 
-REQUEST: ContextVar[dict | None] = ContextVar("request_fields", default=None)
+from services.json_types import JSONObject
+
+REQUEST: ContextVar[JSONObject | None] = ContextVar("request_fields", default=None)
 TRANSPORT: ContextVar[str] = ContextVar("transport", default="internal")
 
 
-def note(**fields) -> None:
+def note(**fields: object) -> None:
     """Adds fields to the current request's log event (no-op outside a request)."""
     current = REQUEST.get()
     if current is not None:

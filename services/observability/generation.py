@@ -5,27 +5,32 @@ token: the runner hands over its counts and times."""
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
+from services.json_types import JSONObject
 from services.observability import metrics, tracing
+
+if TYPE_CHECKING:
+    from services.generations.state import GenerationState
+    from services.usage import UsageService
 
 log = logging.getLogger("chat.generation")
 
 
 @dataclass
 class Ended:
-    state: Any  # the runner's state: generation_id, model, started, first_token_at, span (loop times)
+    state: "GenerationState"  # the runner's state: generation_id, model, started, first_token_at, span (loop times)
     ending: str  # the runner's ending (stop, length, timeout, loop, cancelled, error, shutdown)
     status: str
     finish_reason: str
-    usage: dict
-    error: dict | None
+    usage: JSONObject
+    error: JSONObject | None
     content: str
     ended: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
 
 class GenerationEnd:
-    def __init__(self, usage_service, log_message_text: bool = False):
+    def __init__(self, usage_service: "UsageService", log_message_text: bool = False) -> None:
         self.usage = usage_service
         self.log_message_text = log_message_text
 

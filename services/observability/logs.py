@@ -3,15 +3,18 @@
 In JSON mode every line is one object: {"ts", "level", "logger", "message", ...fields}, the
 fields being what the event passed as `extra` (request_id, user_id, generation_id,
 durations, token counts...). Query strings (a URL can carry a token) are cut from uvicorn's
-records by api/access_log.py, on the loggers themselves, whatever the format. `uvicorn_config()` is the dict uvicorn takes as --log-config
-(scripts/run.sh writes it with `python -m services.observability.logs`), so its
-start-up lines are formatted too; `configure()` applies the same to a running process
-(the app under a plain `uvicorn main:app`, the worker, tests)."""
+records by api/access_log.py, on the loggers themselves, whatever the format.
+`uvicorn_config()` is the dict uvicorn takes as --log-config (scripts/run.sh writes it with
+`python -m services.observability.logs`), so its start-up lines are formatted too;
+`configure()` applies the same to a running process (the app under a plain
+`uvicorn main:app`, the worker, tests)."""
 
 import json
 import logging
 import sys
 import time
+
+from services.json_types import JSONObject
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # LogRecord's own attributes: whatever else a record carries came from `extra`.
@@ -27,7 +30,7 @@ MODULE = "services.observability.logs"  # also when run as __main__ (scripts/run
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        out: JSONObject = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -65,7 +68,7 @@ def configure(fmt: str = "text", level: str = "INFO") -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def uvicorn_config(fmt: str = "text", level: str = "INFO") -> dict:
+def uvicorn_config(fmt: str = "text", level: str = "INFO") -> JSONObject:
     json_mode = fmt == "json"
     formatter = {"()": f"{MODULE}.JsonFormatter"} if json_mode else {"format": TEXT_FORMAT}
     access = (

@@ -20,7 +20,11 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-disable_created_metrics()  # a `_created` series per counter doubles the scrape for nothing here
+from services.json_types import JSONObject
+
+# A `_created` series per counter doubles the scrape for nothing here. (The ignore:
+# prometheus_client leaves this function unannotated.)
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
@@ -117,7 +121,7 @@ def record_end(
     status: str,
     finish_reason: str,
     ending: str,
-    usage: dict,
+    usage: JSONObject,
     started: float,
     first_token_at: float | None,
     ended: float,

@@ -7,25 +7,30 @@ is published again later), so a broker outage must not take every replica out of
 balancer. A server going away (SIGTERM) is not ready either."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select
 
-from models.db import Message
+from services import tables
 from services.observability import metrics
 
+if TYPE_CHECKING:
+    from services.container import Services
+
 PROBE_TIMEOUT = 2.0
-_messages = Message.__table__
+_messages = tables.messages
 _queued = (
     select(func.count()).select_from(_messages).where(_messages.c.role == "assistant", _messages.c.status == "queued")
 )
 
 
-async def readiness(services) -> dict[str, str]:
+async def readiness(services: "Services") -> dict[str, str]:
     """Each check accepting depends on in this mode: "up" or the error's type."""
-    checks = {"database": services.db.ping}
+    checks: dict[str, Callable[[], Awaitable[None]]] = {"database": services.db.ping}
     if services.settings.redis_url:
         checks["stream_log"] = services.log.ping
-    out = {}
+    out: dict[str, str] = {}
     for name, check in checks.items():
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
@@ -42,7 +47,7 @@ def _count_queued(conn: Connection) -> int:
     return int(conn.execute(_queued).scalar_one())
 
 
-async def refresh_gauges(services) -> None:
+async def refresh_gauges(services: "Services") -> None:
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
             metrics.GENERATIONS_QUEUED.set(await services.db.run(_count_queued))
@@ -50,7 +55,7 @@ async def refresh_gauges(services) -> None:
         pass
 
 
-async def refresh_forever(services, interval: float = 10.0) -> None:
+async def refresh_forever(services: "Services", interval: float = 10.0) -> None:
     """For a /metrics on its own port (served by a thread that cannot query the database)."""
     while True:
         await refresh_gauges(services)

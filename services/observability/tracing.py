@@ -12,11 +12,20 @@ and parents the generation's span (`start_generation`)."""
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
+from contextvars import Token
+from typing import TYPE_CHECKING
+
+from services.json_types import JSONObject
+
+if TYPE_CHECKING:  # the SDK is imported only once tracing is on
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span, Tracer, TracerProvider
 
 log = logging.getLogger(__name__)
 
-_tracer = None  # an opentelemetry Tracer once tracing is on
-_pending: OrderedDict[str, dict] = OrderedDict()  # generation id -> W3C trace context carrier
+Carrier = dict[str, str]  # a W3C trace context: traceparent, tracestate
+_tracer: "Tracer | None" = None  # once tracing is on
+_pending: OrderedDict[str, Carrier] = OrderedDict()  # generation id -> its request's context
 MAX_PENDING = 10_000  # generations cancelled while queued never pick theirs up
 
 
@@ -50,7 +59,7 @@ def setup_from_env(service_name: str, env: Mapping[str, str]) -> bool:
     return True
 
 
-def use(tracer_provider) -> None:
+def use(tracer_provider: "TracerProvider | None") -> None:
     """Traces to this provider (tests pass one with an in-memory exporter); None: off."""
     global _tracer
     _tracer = tracer_provider.get_tracer("llm-chat-service") if tracer_provider is not None else None
@@ -60,10 +69,11 @@ def enabled() -> bool:
     return _tracer is not None
 
 
-def start_http(method: str, headers: list[tuple[bytes, bytes]]):
-    """(span, context token) for a request, continuing an incoming `traceparent`."""
+def start_http(method: str, headers: list[tuple[bytes, bytes]]) -> "tuple[Span, Token[Context]]":
+    """(span, context token) for a request, continuing an incoming `traceparent` (tracing on)."""
     from opentelemetry import context, propagate, trace
 
+    assert _tracer is not None  # the middleware starts spans only when enabled()
     carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k in (b"traceparent", b"tracestate")}
     span = _tracer.start_span(
         method,
@@ -74,10 +84,14 @@ def start_http(method: str, headers: list[tuple[bytes, bytes]]):
     return span, context.attach(trace.set_span_in_context(span))
 
 
-def end_http(span, token, route: str, status: int) -> None:
+def end_http(span: "Span", token: "Token[Context]", route: str, status: int) -> None:
     from opentelemetry import context
+    from opentelemetry.sdk.trace import ReadableSpan
 
-    span.update_name(f"{span.name} {route}")
+    # A request whose traceparent says "not sampled" gets a non-recording span, which has
+    # no name to extend (reading it raised AttributeError and failed the request).
+    if isinstance(span, ReadableSpan):
+        span.update_name(f"{span.name} {route}")
     span.set_attribute("http.route", route)
     span.set_attribute("http.response.status_code", status)
     context.detach(token)
@@ -90,7 +104,7 @@ def capture(generation_id: str) -> None:
         return
     from opentelemetry import propagate
 
-    carrier: dict = {}
+    carrier: Carrier = {}
     propagate.inject(carrier)
     if carrier:
         _pending[generation_id] = carrier
@@ -98,23 +112,23 @@ def capture(generation_id: str) -> None:
             _pending.popitem(last=False)
 
 
-def carrier(generation_id: str) -> dict | None:
+def carrier(generation_id: str) -> Carrier | None:
     """The kept context, handed on (into a job) and forgotten here."""
     return _pending.pop(generation_id, None) if _pending else None
 
 
-def adopt(generation_id: str, context_carrier) -> None:
-    """A worker: the context a job brought, for the generation it names."""
+def adopt(generation_id: str, context_carrier: object) -> None:
+    """A worker: the context a job brought (any JSON: checked here), for the generation it names."""
     if _tracer is not None and isinstance(context_carrier, dict):
         _pending[generation_id] = {str(k): str(v) for k, v in context_carrier.items()}
 
 
-def start_generation(generation_id: str, model: str):
+def start_generation(generation_id: str, model: str) -> "Span | None":
     if _tracer is None:
         return None
     from opentelemetry import propagate, trace
 
-    parent = propagate.extract(_pending.pop(generation_id, None) or {})
+    parent = propagate.extract(_pending.pop(generation_id, {}))
     provider, _, name = model.partition("/")
     return _tracer.start_span(
         f"chat {name or model}",
@@ -129,7 +143,9 @@ def start_generation(generation_id: str, model: str):
     )
 
 
-def end_generation(span, model: str, status: str, finish_reason: str, usage: dict, error: dict | None) -> None:
+def end_generation(
+    span: "Span", model: str, status: str, finish_reason: str, usage: JSONObject, error: JSONObject | None
+) -> None:
     from opentelemetry.trace import Status, StatusCode
 
     span.set_attribute("gen_ai.response.model", model.partition("/")[2] or model)

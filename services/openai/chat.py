@@ -4,10 +4,12 @@ stored result as a chat.completion object."""
 import time
 from dataclasses import dataclass
 
+from models.db import Message
 from models.openai_schemas import ChatCompletionIn
 from services.container import Services
 from services.errors import InvalidInput, ProviderError
 from services.generations.service import Accepted
+from services.json_types import JSONObject
 from services.openai.conversation import conversation, open_call, text_of, unsupported
 
 COMPLETION_PREFIX = "chatcmpl-"
@@ -44,7 +46,7 @@ async def start(services: Services, user_id: str, body: ChatCompletionIn) -> Sta
     if any(role in ("tool", "function") for role, _ in items):
         raise unsupported("messages of role tool or function:")
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
-    options = {"api": "chat.completions", "stop": stop, "metadata": body.metadata or {}, "user": body.user}
+    options: JSONObject = {"api": "chat.completions", "stop": stop, "metadata": body.metadata or {}, "user": body.user}
     chat, accepted = await open_call(
         services,
         user_id,
@@ -62,21 +64,21 @@ async def start(services: Services, user_id: str, body: ChatCompletionIn) -> Sta
     )
 
 
-def usage_of(row) -> dict:
+def usage_of(row: Message) -> JSONObject:
     usage = row.usage or {}
     prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def failure_of(row) -> ProviderError:
+def failure_of(row: Message) -> ProviderError:
     error = row.error or {}
     return ProviderError(error.get("message") or "the model failed", code=error.get("code") or "provider_error")
 
 
-async def completion(services: Services, started: Started) -> dict:
+async def completion(services: Services, started: Started) -> JSONObject:
     """Waits for the end; a failed generation is the provider's error (its status, its code)."""
     await services.generations.wait_done(started.accepted.generation_id)
-    row = await services.store.get(started.accepted.generation_id)
+    row: Message = await services.store.get(started.accepted.generation_id)
     if row.status == "failed":
         raise failure_of(row)
     return {

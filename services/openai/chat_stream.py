@@ -9,6 +9,7 @@ ends with an `error` event, which the SDKs raise as an APIError."""
 
 import json
 
+from services.json_types import JSONObject
 from services.openai.chat import FINISH, Started
 from services.streaming.frames import Frame, encode
 
@@ -57,7 +58,7 @@ class ChatChunks:
                 out.append(self.end(json.loads(frame.data)))
         return b"".join(out)
 
-    def end(self, done: dict) -> bytes:
+    def end(self, done: JSONObject) -> bytes:
         self.finished = True
         if done["status"] == "failed":
             error = done.get("error") or {}

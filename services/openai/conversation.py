@@ -6,17 +6,21 @@ assistant messages its stored history, and the last user message the turn that s
 generation. So the answer is an ordinary generation: stored, resumable, cancellable."""
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 from sqlalchemy import Connection, bindparam, insert, select
 
-from models.db import ChatSession, Message, User, new_id, utcnow
+from models.db import ChatSession, new_id, utcnow
 from models.openai_schemas import Content
 from models.schemas import ULID_PATTERN, is_blank
+from services import tables
 from services.container import Services
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.generations.service import Accepted
 from services.generations.store import Turn
+from services.json_types import JSONObject
 
 TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
 _ULID = re.compile(ULID_PATTERN)
@@ -57,7 +61,7 @@ class Conversation:
 
 def conversation(
     services: Services,
-    items: list[tuple[str, str]],
+    items: Sequence[tuple[str, str]],
     instructions: str | None = None,
     prefix: list[tuple[str, str]] | None = None,
 ) -> Conversation:
@@ -83,14 +87,14 @@ def conversation(
     return Conversation(prompt, [*(prefix or ()), *turns[:-1]], turns[-1][1])
 
 
-_chats, _messages = ChatSession.__table__, Message.__table__
-_user_exists = select(User.__table__.c.id).where(User.__table__.c.id == bindparam("uid"))
+_chats, _messages = tables.chat_sessions, tables.messages
+_user_exists = select(tables.users.c.id).where(tables.users.c.id == bindparam("uid"))
 
 
 def _create_call(
     conn: Connection,
-    fast,
-    chat: dict,
+    fast: ModuleType,  # GenerationStore.fast: the generation path's statements for this database
+    chat: JSONObject,
     history: list[tuple[str, str]],
     turn: str,
     claim_for: str | None,
@@ -124,9 +128,10 @@ def _create_call(
             ],
         )
     # `reserve`: an answer claimed here must bound its seqs like any other (crash recovery).
-    return fast.create_turn(
+    created: Turn = fast.create_turn(
         conn, chat["id"], chat["model_name"], turn, None, None, max_queued, claim_for, max_history, None, reserve
     )
+    return created
 
 
 async def open_call(
@@ -138,13 +143,13 @@ async def open_call(
     temperature: float | None,
     top_p: float | None,
     max_tokens: int | None,
-    options: dict,
+    options: JSONObject,
     fallbacks: list[str] | None = None,
 ) -> tuple[ChatSession, Accepted]:
     """Creates the call's session with its history and submits its turn."""
     s, store = services.settings, services.store
     now = utcnow()
-    chat = dict(
+    chat: JSONObject = dict(
         id=new_id(),
         user_id=user_id,
         title=" ".join(conv.turn.split())[:60],  # for GET /sessions?kind=api

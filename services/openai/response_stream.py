@@ -10,11 +10,17 @@ response.output_item.done (5 + d) and the final response.completed / .incomplete
 Deltas are built from byte templates around the chunk frame's own JSON string literal."""
 
 import json
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
+from services.json_types import JSONObject
 from services.openai import responses
 from services.openai.chat_stream import chunk_text
 from services.openai.response_view import MESSAGE_PREFIX, message_item, output_part, response_object
 from services.streaming.frames import Frame, encode
+
+if TYPE_CHECKING:
+    from services.container import Services
 
 _str = json.encoder.encode_basestring
 PRELUDE = 4  # events before the first delta
@@ -26,14 +32,14 @@ FINAL = {
 }
 
 
-def sse(kind: str, body: dict) -> bytes:
+def sse(kind: str, body: JSONObject) -> bytes:
     return f"event: {kind}\ndata: {encode(body)}\n\n".encode()
 
 
 class ResponseEvents:
     """Translates one response's frame batches into SSE bytes, from after event `after`."""
 
-    def __init__(self, services, stored: "responses.Stored", after: int = -1):
+    def __init__(self, services: "Services", stored: "responses.Stored", after: int = -1) -> None:
         self.services, self.stored, self.after = services, stored, after
         self.seq = max(0, after - (PRELUDE - 1))  # the last chunk seq this reader has
         # The chunks' JSON string literals, while this reader has seen every one from the
@@ -57,7 +63,7 @@ class ResponseEvents:
         row, chat = self.stored.row, self.stored.chat
         opening = response_object(row, chat, status="in_progress", with_output=False)
         created = {**opening, "status": "queued" if row.status == "queued" else "in_progress"}
-        events = [
+        events: list[tuple[str, JSONObject]] = [
             ("response.created", {"response": created}),
             ("response.in_progress", {"response": opening}),
             ("response.output_item.added", {"output_index": 0, "item": message_item(row.id, "in_progress", None)}),
@@ -75,10 +81,11 @@ class ResponseEvents:
     def delta(self, number: int, literal: str) -> bytes:
         return self.delta_format % (number, literal.encode())
 
-    def translate(self, batch: list[Frame]):
+    def translate(self, batch: list[Frame]) -> bytes | Coroutine[Any, Any, bytes]:
         """The batch's events: bytes, or (a done frame whose text this reader has not all
         seen) a coroutine that reads the stored row first. Synchronous per token."""
-        out, literals, after, delta_format = [], self.literals, self.after, self.delta_format
+        out: list[bytes] = []
+        literals, after, delta_format = self.literals, self.after, self.delta_format
         for frame in batch:
             kind = frame.type
             if kind == "chunk":
@@ -126,7 +133,7 @@ class ResponseEvents:
         item = final["output"][0] if final["output"] else message_item(row.id, final["status"], "")
         text = row.content
         base = {"item_id": MESSAGE_PREFIX + row.id, "output_index": 0, "content_index": 0}
-        events = [
+        events: list[tuple[str, JSONObject]] = [
             ("response.output_text.done", {**base, "text": text, "logprobs": []}),
             ("response.content_part.done", {**base, "part": output_part(text)}),
             ("response.output_item.done", {"output_index": 0, "item": item}),

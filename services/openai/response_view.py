@@ -1,7 +1,11 @@
 """A generation as an OpenAI Response object (and its message item), from its stored row,
 its session's options and, while it runs, the text the stream log holds so far."""
 
-from models.db import ChatSession
+from datetime import datetime
+from typing import Protocol
+
+from models.db import ChatSession, Message
+from services.json_types import JSONObject
 
 RESPONSE_PREFIX = "resp_"
 MESSAGE_PREFIX = "msg_"
@@ -17,15 +21,41 @@ STATUS = {
 INCOMPLETE = {"length": "max_output_tokens", "timeout": "timeout", "loop": "loop"}
 
 
+class GenerationRow(Protocol):
+    """What a response is shown from: its generation's stored row (models.db.Message), or
+    the state known without reading the row back (responses.RowState)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def finish_reason(self) -> str | None: ...
+    @property
+    def usage(self) -> JSONObject | None: ...
+    @property
+    def error(self) -> JSONObject | None: ...
+    @property
+    def last_seq(self) -> int: ...
+
+
 def item_status(status: str) -> str:
     return {"in_progress": "in_progress", "queued": "in_progress", "completed": "completed"}.get(status, "incomplete")
 
 
-def output_part(text: str) -> dict:
+def output_part(text: str) -> JSONObject:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def message_item(generation_id: str, status: str, text: str | None) -> dict:
+def message_item(generation_id: str, status: str, text: str | None) -> JSONObject:
     return {
         "id": MESSAGE_PREFIX + generation_id,
         "type": "message",
@@ -35,7 +65,7 @@ def message_item(generation_id: str, status: str, text: str | None) -> dict:
     }
 
 
-def usage_of(row) -> dict | None:
+def usage_of(row: GenerationRow) -> JSONObject | None:
     if not row.usage:
         return None
     prompt, completion = row.usage.get("prompt_tokens", 0), row.usage.get("completion_tokens", 0)
@@ -49,8 +79,12 @@ def usage_of(row) -> dict | None:
 
 
 def response_object(
-    row, chat: ChatSession, content: str | None = None, status: str | None = None, with_output: bool = True
-) -> dict:
+    row: GenerationRow,
+    chat: ChatSession,
+    content: str | None = None,
+    status: str | None = None,
+    with_output: bool = True,
+) -> JSONObject:
     """`status` overrides the row's (the stream's first events say in_progress); `content`
     is the text so far of a running one. `with_output=False`: the stream's opening events."""
     opts = chat.options or {}
@@ -64,7 +98,8 @@ def response_object(
             "code": (row.error or {}).get("code", "server_error"),
             "message": (row.error or {}).get("message", "the model failed"),
         }
-    incomplete = {"reason": INCOMPLETE.get(row.finish_reason, row.finish_reason)} if status == "incomplete" else None
+    reason = row.finish_reason
+    incomplete = {"reason": INCOMPLETE.get(reason, reason) if reason else reason} if status == "incomplete" else None
     return {
         "id": RESPONSE_PREFIX + row.id,
         "object": "response",
@@ -92,9 +127,9 @@ def response_object(
     }
 
 
-def input_item(message) -> dict:
+def input_item(message: Message) -> JSONObject:
     kind = "input_text" if message.role == "user" else "output_text"
-    part = {"type": kind, "text": message.content}
+    part: JSONObject = {"type": kind, "text": message.content}
     if kind == "output_text":
         part["annotations"] = []
     return {

@@ -3,7 +3,7 @@
 output, and what it continued) into the new session's history, so responses branch freely."""
 
 from dataclasses import dataclass
-from types import SimpleNamespace
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -12,15 +12,32 @@ from models.openai_schemas import ResponseIn
 from services.container import Services
 from services.errors import Conflict, InvalidInput, NotFound
 from services.generations.store import ACTIVE
+from services.json_types import JSONObject
 from services.openai.conversation import conversation, generation_id_of, open_call, text_of, unsupported
-from services.openai.response_view import RESPONSE_PREFIX
+from services.openai.response_view import RESPONSE_PREFIX, GenerationRow
 
 REFUSED = ("tools", "tool_choice", "prompt", "conversation", "reasoning")
 
 
-@dataclass
+@dataclass(frozen=True)
+class RowState:
+    """A generation's row as known without reading it: just queued, or as its done frame says."""
+
+    id: str
+    session_id: str
+    status: str
+    content: str
+    created_at: datetime
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: JSONObject | None = None
+    error: JSONObject | None = None
+    last_seq: int = 0
+
+
+@dataclass(frozen=True)
 class Stored:
-    row: object  # the generation's row
+    row: GenerationRow  # the generation's row, or what is known of it
     chat: ChatSession
 
     @property
@@ -28,10 +45,17 @@ class Stored:
         return self.row.id
 
 
+@dataclass(frozen=True)
+class Loaded(Stored):
+    """A response read from the database: its row is the stored one."""
+
+    row: Message
+
+
 def input_turns(body: ResponseIn) -> list[tuple[str, str]]:
     if isinstance(body.input, str):
         return [("user", body.input)]
-    items = []
+    items: list[tuple[str, str]] = []
     for i, item in enumerate(body.input):
         if item.type != "message" or item.role is None:
             raise unsupported(f"input[{i}]: items of type {item.type!r}")
@@ -75,22 +99,11 @@ async def create(services: Services, user_id: str, body: ResponseIn) -> Stored:
         fallbacks=body.fallback_models,
     )
     # What the row holds now, without reading it back: its own state is what comes next.
-    row = SimpleNamespace(
-        id=accepted.generation_id,
-        session_id=chat.id,
-        status="queued",
-        content="",
-        created_at=chat.created_at,
-        model=None,
-        finish_reason=None,
-        usage=None,
-        error=None,
-        last_seq=0,
-    )
+    row = RowState(accepted.generation_id, chat.id, "queued", "", chat.created_at)
     return Stored(row, chat)
 
 
-async def history_through(services: Services, row) -> list[tuple[str, str]]:
+async def history_through(services: Services, row: Message) -> list[tuple[str, str]]:
     """The conversation a response saw and said: its session's turns up to it."""
     async with services.db.sessionmaker() as db:
         rows = (
@@ -108,18 +121,18 @@ async def history_through(services: Services, row) -> list[tuple[str, str]]:
     return [(role, content) for role, content in rows]
 
 
-async def load(services: Services, user_id: str, response_id: str) -> Stored:
+async def load(services: Services, user_id: str, response_id: str) -> Loaded:
     """Another user's response is missing, exactly like one that does not exist."""
     generation_id = generation_id_of(response_id, RESPONSE_PREFIX, "response")
     try:
-        row = await services.store.get(generation_id, user_id)
+        row: Message = await services.store.get(generation_id, user_id)
     except NotFound:
         raise NotFound(f"response {response_id[:80]!r} not found", code="not_found") from None
     async with services.db.sessionmaker() as db:
         chat = await db.get(ChatSession, row.session_id)
     if chat is None or chat.kind != "api" or (chat.options or {}).get("api") != "responses":
         raise NotFound(f"response {response_id[:80]!r} not found", code="not_found")
-    return Stored(row, chat)
+    return Loaded(row, chat)
 
 
 async def content_now(services: Services, stored: Stored) -> str:
@@ -131,7 +144,7 @@ async def content_now(services: Services, stored: Stored) -> str:
     return stored.row.content
 
 
-async def cancel(services: Services, user_id: str, response_id: str) -> Stored:
+async def cancel(services: Services, user_id: str, response_id: str) -> Loaded:
     stored = await load(services, user_id, response_id)
     await services.generations.cancel(stored.generation_id, user_id)
     return await load(services, user_id, response_id)
@@ -145,7 +158,7 @@ async def delete(services: Services, user_id: str, response_id: str) -> None:
         await services.sessions.delete(db, user_id, stored.chat.id)
 
 
-async def input_items(services: Services, stored: Stored, limit: int, order: str, after: str | None) -> list:
+async def input_items(services: Services, stored: Loaded, limit: int, order: str, after: str | None) -> list[Message]:
     """This response's own input (not what it continued), as stored messages."""
     count = (stored.chat.options or {}).get("input_count", 0)
     async with services.db.sessionmaker() as db:
@@ -174,14 +187,16 @@ async def input_items(services: Services, stored: Stored, limit: int, order: str
     return rows[:limit]
 
 
-async def load_by_id(services: Services, stored: Stored) -> Stored:
+async def load_by_id(services: Services, stored: Stored) -> Loaded:
     """The same response read again (its final row), without the owner check done before."""
-    return Stored(await services.store.get(stored.generation_id), stored.chat)
+    row: Message = await services.store.get(stored.generation_id)
+    return Loaded(row, stored.chat)
 
 
-def ended(stored: Stored, done: dict, content: str) -> Stored:
-    """The response as its done frame says it ended, with the text a reader saw whole."""
-    row = SimpleNamespace(
+def ended(stored: Stored, done: JSONObject, content: str) -> Stored:
+    """The response as its done frame says it ended (`done`: the frame's JSON), with the
+    text a reader saw whole."""
+    row = RowState(
         id=stored.row.id,
         session_id=stored.row.session_id,
         created_at=stored.row.created_at,

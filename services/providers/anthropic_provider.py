@@ -3,27 +3,31 @@
 The Messages API differs from chat completions in ways this module absorbs: the system
 prompt is a top-level `system` parameter, the conversation must alternate user/assistant
 (consecutive turns of one role are merged), `max_tokens` is required, sampling parameters
-are not sent (see stream()), usage comes from `message_start` (input) and `message_delta` (output), and a reply
-cut by `max_tokens` ends with stop_reason "max_tokens"."""
+are not sent (see stream()), usage comes from `message_start` (input) and `message_delta`
+(output), and a reply cut by `max_tokens` ends with stop_reason "max_tokens"."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import anthropic
 import httpx
 import httpx2
+from anthropic import AsyncStream
+from anthropic.types import RawMessageStreamEvent
 
 from services.errors import ProviderError
-from services.providers.base import ChatRequest, Finish, Provider, StreamEvent, Usage
+from services.json_types import JSONObject
+from services.providers.base import ChatMessage, ChatRequest, Finish, Provider, StreamEvent, Usage
 from services.providers.failures import Secrets, failure
 
 LENGTH_STOPS = {"max_tokens", "model_context_window_exceeded"}
 
 
-def to_messages(messages: list[dict]) -> tuple[str | None, list[dict]]:
+def to_messages(messages: list[ChatMessage]) -> tuple[str | None, list[ChatMessage]]:
     """(system, messages) for the Messages API: system turns joined into the top-level
     parameter, empty turns dropped (the API rejects empty text), same-role turns merged."""
     system: list[str] = []
-    out: list[dict] = []
+    out: list[ChatMessage] = []
     for m in messages:
         content = m.get("content") or ""
         if m["role"] == "system":
@@ -79,17 +83,19 @@ class AnthropicProvider(Provider):
                 self.name, f"listing models failed ({type(exc).__name__})", "upstream_unavailable", retryable=True
             ) from None
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         system, messages = to_messages(request.messages)
         # No temperature / top_p: the API version this SDK speaks (2026-10-21) rejects any
         # sampling parameter with 400, and the SDK no longer takes them.
-        params: dict = dict(model=request.model, messages=messages, max_tokens=request.max_tokens, stream=True)
+        params: JSONObject = dict(model=request.model, messages=messages, max_tokens=request.max_tokens, stream=True)
         if system:
             params["system"] = system
         if request.stop:
             params["stop_sequences"] = list(request.stop)
         try:
-            stream = await self.client.messages.create(**params)
+            # `params` has stream=True: the SDK's streaming overload, which a dict of
+            # parameters cannot select for the type checker.
+            stream = cast(AsyncStream[RawMessageStreamEvent], await self.client.messages.create(**params))
         except anthropic.AnthropicError as exc:
             raise map_error(exc, self.name, self.secrets) from None
         prompt = completion = 0
@@ -97,11 +103,11 @@ class AnthropicProvider(Provider):
         try:
             async with stream:  # leaving it (also by aclose of this generator) closes the HTTP stream
                 async for event in stream:
-                    kind = event.type
-                    if kind == "content_block_delta":
-                        if event.delta.type == "text_delta" and event.delta.text:
-                            yield event.delta.text
-                    elif kind == "message_start":
+                    if event.type == "content_block_delta":
+                        delta = event.delta
+                        if delta.type == "text_delta" and delta.text:
+                            yield delta.text
+                    elif event.type == "message_start":
                         u = event.message.usage
                         prompt = (
                             (u.input_tokens or 0)
@@ -109,7 +115,7 @@ class AnthropicProvider(Provider):
                             + (getattr(u, "cache_read_input_tokens", 0) or 0)
                         )
                         completion = u.output_tokens or 0
-                    elif kind == "message_delta":
+                    elif event.type == "message_delta":
                         stop_reason = event.delta.stop_reason or stop_reason
                         if event.usage is not None:
                             completion = event.usage.output_tokens or completion  # cumulative
@@ -151,7 +157,7 @@ def _message(exc: anthropic.AnthropicError) -> str:
 
 
 def map_error(exc: anthropic.AnthropicError, provider: str, secrets: Secrets | None = None) -> ProviderError:
-    """Parallel to openai_compat.map_error: the same codes, `retryable` where another try may help."""
+    """Parallel to openai_errors.map_error: the same codes, `retryable` where another try may help."""
     msg = secrets.scrub(_message(exc)) if secrets else _message(exc)
     status = getattr(exc, "status_code", None)
     if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):

@@ -6,14 +6,20 @@ construction; closing the generator (aclose) must close the upstream request."""
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+
+from services.json_types import JSONObject
+
+# One message of a chat request: {"role": "system"|"user"|"assistant", "content": str},
+# passed to the provider's API as is.
+ChatMessage = dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     model: str  # the provider's own model id, without the "<provider>/" prefix
-    messages: list[dict]  # [{"role": "system"|"user"|"assistant", "content": str}]
+    messages: list[ChatMessage]
     temperature: float = 1.0
     max_tokens: int = 1024
     top_p: float = 1.0
@@ -25,7 +31,7 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> JSONObject:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
 
 
@@ -42,7 +48,7 @@ class ModelInfo:
     id: str  # "<provider>/<model>"
     provider: str
     name: str
-    extra: dict = field(default_factory=dict)
+    extra: JSONObject = field(default_factory=dict)
 
 
 class Provider(ABC):
@@ -52,8 +58,8 @@ class Provider(ABC):
     known_models: list[str] = []  # offered when the provider lists no models (and none are configured)
 
     @abstractmethod
-    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        """Async generator of events for one answer."""
+    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        """Async generator of events for one answer (its aclose closes the upstream request)."""
 
     @abstractmethod
     async def list_models(self) -> list[str]:
@@ -72,5 +78,5 @@ def estimate_tokens(text: str) -> int:
     return sum(max(1, len(w) // 4) if w[0].isalnum() else 1 for w in _WORDISH.findall(text))
 
 
-def prompt_tokens(messages: list[dict]) -> int:
+def prompt_tokens(messages: list[ChatMessage]) -> int:
     return sum(estimate_tokens(m.get("content") or "") + 4 for m in messages)

@@ -4,7 +4,7 @@ model is named `offline/simulated` so nobody mistakes it for a real model."""
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from services.providers.base import ChatRequest, Finish, Provider, StreamEvent, Usage, estimate_tokens, prompt_tokens
 
@@ -84,7 +84,7 @@ class OfflineProvider(Provider):
     async def list_models(self) -> list[str]:
         return [MODEL]
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         reply = compose_reply(request, self.base_url, self.other_models())
         cut = min((i for i in (reply.find(s) for s in request.stop) if i >= 0), default=-1)
         if cut >= 0:  # a stop sequence ends the text before it, as upstream models do

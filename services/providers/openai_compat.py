@@ -7,7 +7,7 @@ model listing (its pagination and error classes, once per discovery, not per ans
 with `httpx`, the streaming request too."""
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AsyncExitStack
 
 import aiohttp
@@ -17,9 +17,13 @@ import jiter
 import openai
 
 from services.errors import ProviderError
+from services.json_types import JSONObject
 from services.providers.base import ChatRequest, Finish, Provider, StreamEvent, Usage
 from services.providers.failures import Secrets, failure
+from services.providers.openai_errors import map_error
 from services.providers.openai_http import StreamHTTP
+
+__all__ = ["OpenAICompatProvider", "map_error"]
 
 log = logging.getLogger(__name__)
 Read = Callable[[], Awaitable[bytes]]  # the next bytes of a streamed body, b"" at its end
@@ -93,13 +97,13 @@ class OpenAICompatProvider(Provider):
     async def _open(self, stack: AsyncExitStack, request: ChatRequest, tail: "_Tail") -> Read:
         """The reader of the streamed body. Usage in the stream is asked for until the server
         is found to reject the option (older llama.cpp, vLLM): then once more without it."""
-        params = dict(
-            model=request.model,
-            messages=request.messages,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            stream=True,
-        )
+        params: JSONObject = {
+            "model": request.model,
+            "messages": request.messages,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "stream": True,
+        }
         params[self.max_tokens_param] = request.max_tokens
         if request.stop:
             params["stop"] = list(request.stop)
@@ -115,14 +119,19 @@ class OpenAICompatProvider(Provider):
             return read
         return await self._post(stack, params, tail)
 
-    async def _post(self, stack: AsyncExitStack, body: dict, tail: "_Tail") -> Read:
-        if self.http is not None:
-            response = await self.http.post(body)
-            stack.callback(lambda: self.http and self.http.done_with(response, tail.complete))
+    async def _post(self, stack: AsyncExitStack, body: JSONObject, tail: "_Tail") -> Read:
+        http = self.http
+        if http is not None:
+            response = await http.post(body)
+
+            def done() -> None:  # on leaving the stack: by then `tail` knows whether [DONE] came
+                http.done_with(response, tail.complete)
+
+            stack.callback(done)
             return response.content.readany
         return await self._post_sdk(stack, body)
 
-    async def _post_sdk(self, stack: AsyncExitStack, body: dict) -> Read:
+    async def _post_sdk(self, stack: AsyncExitStack, body: JSONObject) -> Read:
         """Through the SDK's `client.post` (its documented way to reach an endpoint with a
         raw response), skipping its per-chunk pydantic models and the typed-dict transform of
         the request, which walks every history message to change nothing in plain text."""
@@ -149,7 +158,7 @@ class OpenAICompatProvider(Provider):
 
         return read
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         tail = _Tail()
         # Leaving the stack (also by aclose of this generator) closes the HTTP stream.
         async with AsyncExitStack() as stack:
@@ -223,56 +232,3 @@ class _Tail:
         self.usage: Usage | None = None
         self.finish: str | None = None
         self.complete = False  # [DONE] was read
-
-
-def _message(exc: openai.OpenAIError) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        if isinstance(inner, str) and inner:
-            return inner
-        if body.get("message"):
-            return str(body["message"])
-    elif isinstance(body, str) and body.strip():
-        return body
-    return str(getattr(exc, "message", None) or exc)
-
-
-def _refused(exc: BaseException) -> bool:
-    """The SDK's aiohttp transport reports a refused connection as a connect timeout (it maps
-    every aiohttp connection error to one); the OS error at the root tells them apart."""
-    seen = exc.__cause__
-    while seen is not None:
-        if isinstance(seen, OSError) and not isinstance(seen, TimeoutError):
-            return True
-        seen = seen.__cause__
-    return False
-
-
-def map_error(exc: openai.OpenAIError, provider: str, secrets: Secrets | None = None) -> ProviderError:
-    """Maps SDK errors to stable codes; `retryable` only for failures worth another try."""
-    msg = secrets.scrub(_message(exc)) if secrets else _message(exc)
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return failure(provider, msg, "provider_auth_failed", status=status)
-    if isinstance(exc, openai.NotFoundError):
-        return failure(provider, msg, "model_not_found", status=status)
-    if isinstance(exc, openai.RateLimitError):
-        return failure(provider, msg, "provider_rate_limited", retryable=True, status=status)
-    if isinstance(exc, openai.APITimeoutError):
-        if not _refused(exc):
-            return failure(provider, msg, "upstream_timeout", retryable=True)
-        msg = "Connection error."  # what the SDK says of a refused connection over httpx
-    if isinstance(exc, openai.APIConnectionError):  # (a timeout error is one too)
-        return failure(provider, msg, "upstream_unavailable", retryable=True)
-    if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
-        return failure(provider, msg, "provider_bad_request", status=status)
-    if isinstance(exc, openai.InternalServerError):
-        return failure(provider, msg, "upstream_error", retryable=True, status=status)
-    if isinstance(exc, openai.APIStatusError):
-        return failure(provider, msg, "provider_error", status=status)
-    if isinstance(exc, openai.APIError):  # an error event inside the stream: the server failed
-        return failure(provider, msg, "upstream_error", retryable=True)
-    return failure(provider, msg, "provider_error")

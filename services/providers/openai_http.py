@@ -6,7 +6,7 @@ the provider most of its per-request CPU and added time to first token (bench/RE
 Same headers as the SDK (`Authorization`, its `User-Agent` and platform headers), the same
 timeouts (connect and pool bounded, no read deadline: the runner's guards bound a stream),
 and the same errors: statuses and transport failures become the ProviderError codes the
-SDK's exceptions map to (`openai_compat.map_error`), scrubbed by `failures.failure`."""
+SDK's exceptions map to (`openai_errors.map_error`), scrubbed by `failures.failure`."""
 
 import asyncio
 import json
@@ -19,7 +19,7 @@ from yarl import URL
 from services.errors import ProviderError
 from services.providers.failures import Secrets, failure
 
-# HTTP status -> (code, retryable), as openai_compat.map_error maps the SDK's exceptions.
+# HTTP status -> (code, retryable), as openai_errors.map_error maps the SDK's exceptions.
 _STATUS = {
     400: ("provider_bad_request", False),
     401: ("provider_auth_failed", False),

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from config import Settings
+from services.json_types import JSONObject
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ async def probe(base_url: str, timeout: float) -> bool:
     return r.status_code == 200
 
 
-def describe() -> list[dict]:
+def describe() -> list[JSONObject]:
     """The preset table for GET /help (no values, only how each provider is enabled)."""
     out = []
     for p in PRESETS.values():

@@ -114,7 +114,7 @@ class ProviderRegistry:
         settings, probes, self._probes = self._settings, self._probes, []
         if settings is not None and probes:
             found = await asyncio.gather(*(probe(c.base_url or "", settings.ollama_probe_timeout) for c in probes))
-            for config, up in zip(probes, found):
+            for config, up in zip(probes, found, strict=True):  # gather: one result per probe
                 if up and config.name not in self.providers:
                     self.providers[config.name] = build_provider(config, settings, self.secrets)
                     log.info("provider %s (%s, probe) at %s", config.name, config.kind, config.base_url)

@@ -27,7 +27,7 @@ class Backlog:
         self.initial_delay, self.max_delay, self.max_jobs = initial_delay, max_delay, max_jobs
         self.jobs: dict[str, str] = {}  # generation_id -> session_id, in acceptance order
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -41,7 +41,7 @@ class Backlog:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
 
-    def wake(self, *_args) -> None:
+    def wake(self, *_args: object) -> None:
         """Retry now (the connection is back); usable as an aio-pika reconnect callback."""
         self._wake.set()
 

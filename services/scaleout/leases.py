@@ -50,7 +50,7 @@ class Liveness:
         async with self.redis.pipeline(transaction=False) as pipe:
             for worker_id in worker_ids:
                 pipe.exists(self.alive_key(worker_id))
-            return {w: bool(n) for w, n in zip(worker_ids, await pipe.execute())}
+            return {w: bool(n) for w, n in zip(worker_ids, await pipe.execute(), strict=True)}  # a reply per command
 
     async def first(self, kind: str, name: str, ttl_ms: int) -> bool:
         """True for the first process to ask within `ttl_ms` (a key that expires)."""

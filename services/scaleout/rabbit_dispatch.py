@@ -18,11 +18,11 @@ import os
 import socket
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
 
 from config import Settings
 from services.generations.dispatch import JobDispatch
-from services.generations.store import GenerationStore
+from services.generations.store import GenerationStore, Job
 from services.observability import tracing
 from services.scaleout.backlog import Backlog
 from services.streaming.log import StreamLog
@@ -36,7 +36,7 @@ def cancel_exchange_name(settings: Settings) -> str:
     return f"{settings.rabbitmq_queue}.cancel"
 
 
-async def declare_topology(channel: AbstractChannel, settings: Settings):
+async def declare_topology(channel: AbstractChannel, settings: Settings) -> tuple[AbstractQueue, AbstractExchange]:
     """The durable job queue and the cancel fanout exchange (same arguments everywhere)."""
     queue = await channel.declare_queue(settings.rabbitmq_queue, durable=True)
     exchange = await channel.declare_exchange(
@@ -45,9 +45,9 @@ async def declare_topology(channel: AbstractChannel, settings: Settings):
     return queue, exchange
 
 
-def job_body(session_id: str, generation_id: str, trace: dict | None = None) -> bytes:
+def job_body(session_id: str, generation_id: str, trace: tracing.Carrier | None = None) -> bytes:
     """The job; `trace` is the W3C trace context of the request that queued it (tracing on)."""
-    body = {"session_id": session_id, "generation_id": generation_id}
+    body: dict[str, str | tracing.Carrier] = {"session_id": session_id, "generation_id": generation_id}
     if trace:
         body["trace"] = trace
     return json.dumps(body).encode()
@@ -64,8 +64,8 @@ class RabbitDispatch(JobDispatch):
         self.log = stream_log
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractChannel | None = None
-        self.cancel_exchange = None
-        self._connecting: asyncio.Task | None = None
+        self.cancel_exchange: AbstractExchange | None = None
+        self._connecting: asyncio.Task[None] | None = None
         self._closed = False
         self.backlog = Backlog(
             self.publish_job, settings.broker_retry_initial, settings.broker_retry_max, settings.broker_backlog_max
@@ -118,7 +118,7 @@ class RabbitDispatch(JobDispatch):
         async with asyncio.timeout(PUBLISH_TIMEOUT):
             await self.channel.default_exchange.publish(message, routing_key=self.s.rabbitmq_queue, mandatory=True)
 
-    async def submit(self, session_id: str, generation_id: str, job=None) -> None:
+    async def submit(self, session_id: str, generation_id: str, job: Job | None = None) -> None:
         if len(self.backlog):  # keep the order of acceptance behind the jobs already waiting
             self.backlog.add(session_id, generation_id)
             return

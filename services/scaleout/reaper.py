@@ -120,9 +120,9 @@ class Reaper:
             except Exception as exc:
                 log.warning("could not end stale generation %s: %s: %s", generation_id, type(exc).__name__, exc)
         for session_id in sessions:
-            generation_id = await self.store.next_runnable(session_id)
-            if generation_id is not None:
-                await self._kick(session_id, generation_id)
+            runnable = await self.store.next_runnable(session_id)
+            if runnable is not None:
+                await self._kick(session_id, runnable)
         stuck_before = now - timedelta(seconds=self.s.stuck_queue_after)
         for session_id, generation_id in await self.store.stuck_sessions(stuck_before):
             await self._kick(session_id, generation_id)

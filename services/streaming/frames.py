@@ -4,6 +4,8 @@ same text goes to every reader: WebSocket text frames as is, SSE wrapped by `sse
 import json
 from typing import NamedTuple
 
+from services.json_types import JSONObject
+
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _str = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept as _dumps keeps it
 
@@ -16,7 +18,7 @@ class Frame(NamedTuple):
     data: str  # the frame's JSON text
 
 
-def encode(obj: dict) -> str:
+def encode(obj: JSONObject) -> str:
     return _dumps(obj)
 
 
@@ -32,11 +34,11 @@ def done(
     seq: int,
     status: str,
     finish_reason: str,
-    usage: dict | None,
-    error: dict | None = None,
+    usage: JSONObject | None,
+    error: JSONObject | None = None,
     model: str | None = None,
 ) -> Frame:
-    body = {
+    body: JSONObject = {
         "type": "done",
         "generation_id": generation_id,
         "seq": seq,
@@ -68,7 +70,12 @@ def snapshot(generation_id: str, seq: int, content: str, status: str) -> Frame:
 
 
 def accepted(session_id: str, generation_id: str, position: int, client_msg_id: str | None) -> str:
-    body = {"type": "accepted", "session_id": session_id, "generation_id": generation_id, "position": position}
+    body: JSONObject = {
+        "type": "accepted",
+        "session_id": session_id,
+        "generation_id": generation_id,
+        "position": position,
+    }
     if client_msg_id is not None:
         body["client_msg_id"] = client_msg_id
     return _dumps(body)
@@ -76,7 +83,7 @@ def accepted(session_id: str, generation_id: str, position: int, client_msg_id: 
 
 def error(code: str, message: str, generation_id: str | None = None, client_msg_id: str | None = None) -> str:
     """`client_msg_id`, beyond PROTOCOL.md, ties a refused message to the client's send."""
-    body = {"type": "error", "code": code, "message": message}
+    body: JSONObject = {"type": "error", "code": code, "message": message}
     if generation_id:
         body["generation_id"] = generation_id
     if client_msg_id:

@@ -94,11 +94,13 @@ class StreamLog(ABC):
         default), or the reader is behind; it keeps pulling with `read` and `wait`."""
         return False
 
-    def detach(self, generation_id: str, pusher: "Pusher") -> None:
-        """Stops filling `pusher` (a no-op when it was never attached)."""
+    def detach(self, generation_id: str, pusher: "Pusher") -> None:  # noqa: B027
+        """Stops filling `pusher` (a no-op when it was never attached). Not abstract: a log
+        that never pushes attaches no one, so doing nothing is its whole implementation."""
 
-    def wake_all(self) -> None:
-        """Wakes every waiting reader at once (server shutdown)."""
+    def wake_all(self) -> None:  # noqa: B027
+        """Wakes every waiting reader at once (server shutdown). Not abstract: a log whose
+        readers wait with a timeout (polling) has nothing to wake, so the default does nothing."""
 
     async def ping(self) -> None:
         return None

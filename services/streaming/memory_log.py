@@ -17,7 +17,7 @@ class _GenLog:
         self.parts: list[str] = []
         self.last_seq = 0
         self.last_chunk_seq = 0
-        self.waiters: list[asyncio.Future] = []
+        self.waiters: list[asyncio.Future[bool]] = []
         self.pushers: list[Pusher] = []  # caught-up readers
         self.drop_handle: asyncio.TimerHandle | None = None
         self.finished = False
@@ -52,7 +52,7 @@ def _release(log: _GenLog) -> None:
         pusher.release()
 
 
-def _expire(fut: asyncio.Future) -> None:
+def _expire(fut: "asyncio.Future[bool]") -> None:
     if not fut.done():
         fut.set_result(False)
 
@@ -93,16 +93,17 @@ class MemoryStreamLog(StreamLog):
         """`append` without the coroutine: the producer's per-token call, and the coalescing
         timer's (a plain callback)."""
         log = self._logs.get(generation_id) or self._get(generation_id)
-        if type(log.frames) is _Packed:  # not expected after `done`, but never lose a frame
-            log.frames = deque((log.frames[i] for i in range(len(log.frames))), maxlen=self.max_frames)
-        log.frames.append(frame)
+        frames = log.frames
+        if isinstance(frames, _Packed):  # not expected after `done`, but never lose a frame
+            frames = log.frames = deque((frames[i] for i in range(len(frames))), maxlen=self.max_frames)
+        frames.append(frame)
         log.last_seq = frame.seq
         if text is not None:
             log.parts.append(text)
             log.last_chunk_seq = frame.seq
         if frame.type == "done":
             log.finished = True
-            log.frames = _Packed(log.frames)
+            log.frames = _Packed(frames)
             if len(log.parts) > 1:
                 log.parts[:] = ["".join(log.parts)]
         if log.pushers:
@@ -166,7 +167,7 @@ class MemoryStreamLog(StreamLog):
         if log.last_seq > after:
             return True
         loop = asyncio.get_running_loop()
-        fut = loop.create_future()
+        fut: asyncio.Future[bool] = loop.create_future()
         log.waiters.append(fut)
         # A bare timer resolving the future to False: cheaper per wake than asyncio.timeout().
         timer = loop.call_later(timeout, _expire, fut)

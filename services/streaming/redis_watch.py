@@ -206,7 +206,7 @@ class RedisWatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
-            for generation_id, last in zip(ids, results):
+            for generation_id, last in zip(ids, results, strict=True):  # one reply per queued command
                 watch = self._watches.get(generation_id)
                 if watch is None:
                     continue

@@ -191,7 +191,7 @@ class RedisWriter:
                 delay = min(delay * 2, 1.0)
                 continue
             retry, rebuilt = [], set()
-            for (call, base), result in zip(todo, results):
+            for (call, base), result in zip(todo, results, strict=True):  # one reply per queued command
                 generation_id = call[0]
                 if isinstance(result, NoScriptError):
                     retry.append((call, base))
