@@ -167,8 +167,7 @@ async def _check(services: Services, model_name: str) -> JSONResponse:
                     elif isinstance(event, Usage):
                         usage = event.as_dict()
             finally:
-                # Provider.stream is an async generator (its contract) though typed as an iterator.
-                await events.aclose()  # type: ignore[attr-defined]
+                await events.aclose()
     except ProviderError as exc:
         return _failed(services, qualified, exc.code, exc.detail)
     except TimeoutError:

@@ -77,7 +77,7 @@ class Observe:
             if sse:
                 metrics.STREAMS_OPEN.labels("sse").dec()
             metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            if span is not None:
+            if span is not None and token is not None:
                 tracing.end_http(span, token, route, status)
             duration_ms = round((time.perf_counter() - started) * 1000, 2)
             log.info(
