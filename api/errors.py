@@ -6,7 +6,6 @@ import math
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -157,6 +156,11 @@ def install(app: FastAPI) -> None:
         headers = None
         if isinstance(exc, errors.RateLimited):
             headers = rate_limit_headers(exc)
+        elif isinstance(exc, errors.DatabaseUnavailable):
+            # A failover in progress (services/db.py retried once), which the client may
+            # retry, not a bug of ours.
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.__cause__)
+            headers = {"Retry-After": "1"}
         elif isinstance(exc, errors.Unauthorized):
             headers = {"WWW-Authenticate": "Bearer"}
         return respond(request, http_status(exc), exc.code, exc.detail, headers)
@@ -175,17 +179,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            # The database ended the connection twice in a row (services/db.py retries once):
-            # a failover in progress, which the client may retry, not a bug of ours.
-            log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)
-            return respond(
-                request,
-                503,
-                "database_unavailable",
-                "The database is unavailable for a moment; retry shortly.",
-                {"Retry-After": "1"},
-            )
         # Logged with the trace for operators; the client gets no internals.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return respond(request, 500, "internal_error", "Internal server error; it has been logged.")
