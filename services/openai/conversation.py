@@ -8,15 +8,13 @@ generation. So the answer is an ordinary generation: stored, resumable, cancella
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, insert, select
-
-from models.db import ChatSession, Message, User, new_id, utcnow
+from models.db import ChatSession, new_id, utcnow
 from models.openai_schemas import Content
 from models.schemas import ULID_PATTERN, is_blank
 from services.container import Services
-from services.errors import InvalidInput, NotFound, Unauthorized
+from services.errors import InvalidInput, NotFound
 from services.generations.service import Accepted
-from services.generations.store import Turn
+from services.generations.store_types import NewCall
 
 TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
 _ULID = re.compile(ULID_PATTERN)
@@ -83,52 +81,6 @@ def conversation(
     return Conversation(prompt, [*(prefix or ()), *turns[:-1]], turns[-1][1])
 
 
-_chats, _messages = ChatSession.__table__, Message.__table__
-_user_exists = select(User.__table__.c.id).where(User.__table__.c.id == bindparam("uid"))
-
-
-def _create_call(
-    conn: Connection,
-    fast,
-    chat: dict,
-    history: list[tuple[str, str]],
-    turn: str,
-    claim_for: str | None,
-    max_queued: int,
-    max_history: int,
-    reserve: int,
-) -> Turn:
-    """The session, its history and its turn in one transaction, on the connection the
-    generation path writes with (SQLite: its one writer thread), like any other send. The
-    token's user is looked up here, not in a round trip of its own before."""
-    if conn.execute(_user_exists, {"uid": chat["user_id"]}).first() is None:
-        raise Unauthorized("The token's user no longer exists.", code="invalid_token")
-    ids = [new_id() for _ in history]
-    # A linear branch: each message follows the one before, and the turn answers the last.
-    conn.execute(insert(_chats), {**chat, "active_leaf_id": ids[-1] if ids else None})
-    if history:  # executemany in list order: the rows' integer keys order the history
-        conn.execute(
-            insert(_messages),
-            [
-                {
-                    "id": ids[i],
-                    "session_id": chat["id"],
-                    "role": role,
-                    "content": text,
-                    "status": "completed",
-                    "created_at": chat["created_at"],
-                    "last_seq": 0,
-                    "parent_id": ids[i - 1] if i else None,
-                }
-                for i, (role, text) in enumerate(history)
-            ],
-        )
-    # `reserve`: an answer claimed here must bound its seqs like any other (crash recovery).
-    return fast.create_turn(
-        conn, chat["id"], chat["model_name"], turn, None, None, max_queued, claim_for, max_history, None, reserve
-    )
-
-
 async def open_call(
     services: Services,
     user_id: str,
@@ -142,7 +94,7 @@ async def open_call(
     fallbacks: list[str] | None = None,
 ) -> tuple[ChatSession, Accepted]:
     """Creates the call's session with its history and submits its turn."""
-    s, store = services.settings, services.store
+    s = services.settings
     now = utcnow()
     chat = dict(
         id=new_id(),
@@ -159,18 +111,9 @@ async def open_call(
         updated_at=now,
         fallback_models=[await services.providers.validate(m) for m in fallbacks or ()],
     )
+    # The session, its history and its turn in one transaction, like any other send.
+    call = NewCall(chat, conv.history, conv.turn)
     accepted = await services.generations.submit_with(
-        chat["id"],
-        lambda claim_for: services.db.run(
-            _create_call,
-            store.fast,
-            chat,
-            conv.history,
-            conv.turn,
-            claim_for,
-            store.max_queued,
-            store.max_history,
-            store.seq_reserve,
-        ),
+        chat["id"], lambda claim_for: services.store.create_call(call, claim_for=claim_for)
     )
     return ChatSession(**chat), accepted

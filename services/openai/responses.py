@@ -11,7 +11,7 @@ from models.db import ChatSession, Message
 from models.openai_schemas import ResponseIn
 from services.container import Services
 from services.errors import Conflict, InvalidInput, NotFound
-from services.generations.store import ACTIVE
+from services.generations.store_types import ACTIVE
 from services.openai.conversation import conversation, generation_id_of, open_call, text_of, unsupported
 from services.openai.response_view import RESPONSE_PREFIX
 
