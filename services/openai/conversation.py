@@ -95,9 +95,9 @@ async def open_call(
 ) -> tuple[ChatSession, Accepted]:
     """Creates the call's session with its history and submits its turn."""
     s = services.settings
-    now = utcnow()
+    now, session_id = utcnow(), new_id()
     chat = dict(
-        id=new_id(),
+        id=session_id,
         user_id=user_id,
         title=" ".join(conv.turn.split())[:60],  # for GET /sessions?kind=api
         model_name=await services.providers.validate(model),
@@ -114,6 +114,6 @@ async def open_call(
     # The session, its history and its turn in one transaction, like any other send.
     call = NewCall(chat, conv.history, conv.turn)
     accepted = await services.generations.submit_with(
-        chat["id"], lambda claim_for: services.store.create_call(call, claim_for=claim_for)
+        session_id, lambda claim_for: services.store.create_call(call, claim_for=claim_for)
     )
     return ChatSession(**chat), accepted
