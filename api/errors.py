@@ -163,6 +163,11 @@ def install(app: FastAPI) -> None:
         headers: dict[str, str] | None = None
         if isinstance(exc, errors.RateLimited):
             headers = rate_limit_headers(exc)
+        elif isinstance(exc, errors.DatabaseUnavailable):
+            # A failover in progress (services/db.py retried once), which the client may
+            # retry, not a bug of ours.
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.__cause__)
+            headers = {"Retry-After": "1"}
         elif isinstance(exc, errors.Unauthorized):
             headers = {"WWW-Authenticate": "Bearer"}
         return respond(request, http_status(exc), exc.code, exc.detail, headers)
@@ -182,8 +187,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            # The database ended the connection twice in a row (services/db.py retries once):
-            # a failover in progress, which the client may retry, not a bug of ours.
+            # A connection lost under an ORM session outside Database.run (session and account
+            # routes): the same failover the store reports as DatabaseUnavailable, so the same 503.
             log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)
             return respond(
                 request,

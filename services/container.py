@@ -18,7 +18,8 @@ from services.generations.local_dispatch import LocalDispatch
 from services.generations.runner import GenerationRunner
 from services.generations.service import GenerationService
 from services.generations.state import SHUTDOWN_ERROR
-from services.generations.store import ACTIVE, GenerationStore
+from services.generations.store import build_store
+from services.generations.store_protocol import ACTIVE, GenerationStore
 from services.limits import Limits
 from services.observability.generation import GenerationEnd
 from services.providers.registry import ProviderRegistry
@@ -123,7 +124,7 @@ def build_stream_log(settings: Settings) -> StreamLog:
 
 def build_core(settings: Settings) -> Core:
     db = Database(settings)
-    store = GenerationStore(db, settings.max_history_messages, settings.max_queued_per_session, settings.seq_reserve)
+    store = build_store(db, settings.max_history_messages, settings.max_queued_per_session, settings.seq_reserve)
     providers = ProviderRegistry.from_settings(settings)
     return Core(
         settings,

@@ -8,11 +8,12 @@ from typing import Any, TypeVar, cast
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Row, create_engine, event, make_url, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from alembic import command
 from config import Settings
+from services.errors import DatabaseUnavailable
 from services.serial_thread import SerialThread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,9 +65,15 @@ class Database:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(connection, *args)` in one transaction, committed when it returns. On SQLite
         a single thread runs them in submission order; on PostgreSQL the async driver does,
-        through SQLAlchemy's greenlet bridge."""
+        through SQLAlchemy's greenlet bridge. A lost connection (or SQLite unable to write)
+        is raised as DatabaseUnavailable, never as the driver's error."""
         if self.sync_engine is not None:
-            return await self._thread.call(self._run_sync, fn, args)
+            try:
+                return await self._thread.call(self._run_sync, fn, args)
+            except (sqlite3.OperationalError, OperationalError) as error:
+                if not _sqlite_unavailable(error):
+                    raise
+                raise DatabaseUnavailable(_UNAVAILABLE) from error
         try:
             return await self._run_async(fn, args)
         except _BeforeCommit as lost:
@@ -79,6 +86,8 @@ class Database:
             try:
                 return await self._run_async(fn, args)
             except _BeforeCommit as again:
+                if again.error.connection_invalidated:
+                    raise DatabaseUnavailable(_UNAVAILABLE) from again.error
                 raise again.error from None
 
     async def _run_async(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -88,7 +97,12 @@ class Database:
                 result = await conn.run_sync(fn, *args)
             except DBAPIError as error:
                 raise _BeforeCommit(error) from error
-            await conn.commit()
+            try:
+                await conn.commit()
+            except DBAPIError as error:  # maybe committed: not retried, but no driver error leaks
+                if error.connection_invalidated:
+                    raise DatabaseUnavailable(_UNAVAILABLE) from error
+                raise
             return result
 
     def _run_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -115,6 +129,16 @@ class Database:
         if self.sync_engine is not None:
             await self._thread.call(self._dispose_sync)
             self._thread.stop()
+
+
+_UNAVAILABLE = "The database is unavailable for a moment; retry shortly."
+# SQLite's errors that say the file could not be written now, not that a statement is wrong.
+_SQLITE_UNAVAILABLE = ("database is locked", "disk i/o error", "unable to open database")
+
+
+def _sqlite_unavailable(error: Exception) -> bool:
+    orig = error.orig if isinstance(error, DBAPIError) else error
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).lower().startswith(_SQLITE_UNAVAILABLE)
 
 
 class _BeforeCommit(Exception):

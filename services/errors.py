@@ -63,3 +63,18 @@ class ProviderError(DomainError):
 
 class Unavailable(DomainError):
     code = "service_unavailable"
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database connection was lost (twice in a row on PostgreSQL, which `Database.run`
+    retries once) or SQLite could not write (locked past its timeout, an I/O error): nothing
+    of the unit was stored, and the client may retry."""
+
+    code = "database_unavailable"
+
+
+class StorageConflict(Conflict):
+    """A write the database refused for a constraint (a row that appeared or vanished
+    meanwhile) that the store could not explain as a duplicate send."""
+
+    code = "storage_conflict"

@@ -1,5 +1,5 @@
 """Automatic chat titles. When a chat's first message is stored its title becomes the
-message's first words (services/generations/store.py), which is also what the offline model
+message's first words (services/generations/store_rules.py), which is also what the offline model
 keeps. After the first answer completes, the model that gave it is asked for a short title in
 a separate small request: never stored as a message, at most AUTO_TITLE_MAX_TOKENS tokens and
 AUTO_TITLE_TIMEOUT seconds, any failure ignored. The title is replaced only while it is still
@@ -17,7 +17,7 @@ from config import Settings
 from models.db import ChatSession, Message
 from services.db import Database
 from services.errors import DomainError
-from services.generations.store import first_words_title as first_words
+from services.generations.store_rules import first_words_title as first_words
 from services.observability.generation import Ended
 from services.providers.base import ChatRequest
 from services.providers.registry import ProviderRegistry

@@ -17,7 +17,7 @@ from services import tables
 from services.container import Services
 from services.errors import InvalidInput, NotFound
 from services.generations.service import Accepted
-from services.generations.store_tree import Branch, create_branch
+from services.generations.store_types import Branch
 
 __all__ = ["Branch", "PathEntry", "active_path", "branch", "switch"]
 
@@ -97,10 +97,6 @@ async def branch(services: Services, b: Branch) -> Accepted:
             raise InvalidInput(f"message: at most {s.max_message_chars} characters", code="message_too_long")
     await services.usage.admit(b.user_id)
     await services.limits.check_generation_start(b.user_id, b.session_id)
-    store = services.store
     return await services.generations.submit_with(
-        b.session_id,
-        lambda claim_for: services.db.run(
-            create_branch, b, store.max_queued, claim_for, store.max_history, store.seq_reserve
-        ),
+        b.session_id, lambda claim_for: services.store.create_branch(b, claim_for=claim_for)
     )

@@ -74,8 +74,8 @@ async def test_a_queued_send_delivered_before_the_claimed_one_ahead_of_it_still_
     before the first, claimed when it was stored. Neither may be stranded or run early."""
     chat = await new_chat(services, MODEL)
     store, dispatch = services.store, services.dispatch
-    first = await store.create_turn(chat, "first", None, dispatch.claimer(chat.id))
-    second = await store.create_turn(chat, "second", None, dispatch.claimer(chat.id))
+    first = await store.create_turn(chat, "first", None, claim_for=dispatch.claimer(chat.id))
+    second = await store.create_turn(chat, "second", None, claim_for=dispatch.claimer(chat.id))
     assert first.job is not None and second.job is None and second.position == 1
     for turn in (second, first):  # delivered in the wrong order, the first well after
         await services.log.create(turn.generation_id)

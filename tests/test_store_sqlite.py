@@ -1,9 +1,10 @@
 """store_sqlite (the per-message statements on the sqlite3 cursor) against their Core
-versions in store_sql: the same calls on the same database must leave the same rows, read
+versions in store_sql / store_sql_rows: the same calls on the same database must leave the same rows, read
 back through the ORM with the same types (aware datetimes, JSON), and behave the same at
 the edges (queue limit, title kept, claim of a taken job, finalize only_if)."""
 
 import re
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -11,7 +12,8 @@ from sqlalchemy import select
 from models.db import ChatSession, Message, utcnow
 from services.container import build
 from services.errors import RateLimited
-from services.generations import store_sql, store_sqlite
+from services.generations import store_sql, store_sql_rows, store_sqlite
+from services.generations.store import SqliteGenerationStore
 from tests.scaleout_support import new_chat
 from tests.support import make_settings
 
@@ -27,6 +29,16 @@ IGNORED = {
     "heartbeat_at",
     "finished_at",
 }
+
+
+# The Core versions, which PostgreSQL runs (SqlGenerationStore).
+CORE = SimpleNamespace(
+    create_turn=store_sql.create_turn,
+    claim=store_sql.claim,
+    flush=store_sql_rows.flush,
+    finalize=store_sql_rows.finalize,
+    next_runnable=store_sql_rows.next_runnable,
+)
 
 
 @pytest.fixture
@@ -104,7 +116,7 @@ def _columns(row) -> dict:
 
 
 async def test_both_statement_sets_leave_the_same_rows(services):
-    core_chat, core_rows = await _scenario(services, store_sql)
+    core_chat, core_rows = await _scenario(services, CORE)
     fast_chat, fast_rows = await _scenario(services, store_sqlite)
     assert [_columns(r) for r in fast_rows] == [_columns(r) for r in core_rows]
 
@@ -144,4 +156,4 @@ async def test_both_statement_sets_leave_the_same_rows(services):
 
 
 async def test_the_embedded_store_uses_the_cursor_statements(services):
-    assert services.store.fast is store_sqlite
+    assert isinstance(services.store, SqliteGenerationStore)

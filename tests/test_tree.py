@@ -6,7 +6,7 @@ from typing import Any, Protocol
 import httpx
 
 from fakeupstream import FakeUpstream
-from services.generations.store_sql import CONTINUE_PROMPT
+from services.generations.store_rules import CONTINUE_PROMPT
 from tests.support import WS, Server, new_session, read_sse, register
 
 

@@ -5,7 +5,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from services.generations.store import Job
+    from services.generations.store_protocol import Job
 
 
 class Control:

@@ -14,7 +14,7 @@ import logging
 
 from services.generations.dispatch import Control
 from services.generations.runner import GenerationRunner
-from services.generations.store import GenerationStore, Job
+from services.generations.store_protocol import GenerationStore, Job
 from services.streaming.log import StreamConflict
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from collections import deque
 from services.generations.dispatch import Control, JobDispatch
 from services.generations.drain import DrainLoop, DrainTurn
 from services.generations.runner import GenerationRunner
-from services.generations.store import GenerationStore, Job
+from services.generations.store_protocol import GenerationStore, Job
 
 
 class _Claimed(DrainTurn):

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from services.errors import NotFound
-from services.generations.store import GenerationStore
+from services.generations.store_protocol import GenerationStore
 from services.streaming.frames import TERMINAL
 
 

@@ -14,7 +14,7 @@ from services.generations.dispatch import Control
 from services.generations.loop_detector import LoopDetector
 from services.generations.persistence import Persistence
 from services.generations.state import SHUTDOWN_ERROR, GenerationState, Stop
-from services.generations.store import GenerationStore, Job
+from services.generations.store_protocol import GenerationStore, Job
 from services.observability import metrics, tracing
 from services.observability.generation import Ended
 from services.providers.base import ChatRequest, Finish, StreamEvent, Usage

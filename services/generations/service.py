@@ -4,14 +4,12 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
-
 from config import Settings
-from models.db import ChatSession, Message
+from models.db import ChatSession
 from services.errors import NotFound
 from services.generations.dispatch import JobDispatch
 from services.generations.readers import Readers
-from services.generations.store import GenerationStore, Turn
+from services.generations.store_protocol import ActiveCheck, GenerationRow, GenerationStore, Turn
 from services.generations.views import generation_view, stored_frames
 from services.json_types import JSONObject
 from services.observability import TRANSPORT, metrics, tracing
@@ -20,7 +18,7 @@ from services.streaming.frames import Frame
 from services.streaming.log import StreamLog
 from services.streaming.push import Pusher, Send
 
-Check = Callable[[Connection], None]
+Check = ActiveCheck  # the limits' check of the user's active answers, in the send's transaction
 # Stores a turn (and whatever goes with it, in one transaction), given the worker id it may
 # be claimed for at once (JobDispatch.claimer); returns the Turn.
 CreateTurn = Callable[[str | None], Awaitable[Turn]]
@@ -57,7 +55,9 @@ class GenerationService:
         # dispatcher even if the caller is cancelled meanwhile, or it would never run.
         return await asyncio.shield(
             self._submit(
-                chat.id, lambda claim_for: self.store.create_turn(chat, text, client_msg_id, claim_for), client_msg_id
+                chat.id,
+                lambda claim_for: self.store.create_turn(chat, text, client_msg_id, claim_for=claim_for),
+                client_msg_id,
             )
         )
 
@@ -65,13 +65,13 @@ class GenerationService:
         self, user_id: str, session_id: str, text: str, client_msg_id: str | None = None, check: Check | None = None
     ) -> Accepted:
         """`submit` into a session given by id, checking in the same transaction that the user
-        owns it (NotFound otherwise), after `check(conn)` (the limits' count, whose refusal
+        owns it (NotFound otherwise), after `check(active)` (the limits' count, whose refusal
         stores nothing): one database round trip before the first token, not three."""
         return await asyncio.shield(
             self._submit(
                 session_id,
                 lambda claim_for: self.store.create_owned_turn(
-                    user_id, session_id, text, client_msg_id, claim_for, check
+                    user_id, session_id, text, client_msg_id, claim_for=claim_for, check=check
                 ),
                 client_msg_id,
             )
@@ -90,7 +90,7 @@ class GenerationService:
             await self.dispatch.submit(session_id, turn.generation_id, turn.job)
         return Accepted(session_id, turn.generation_id, turn.position, client_msg_id, turn.created)
 
-    async def cancel(self, generation_id: str, user_id: str) -> Message:
+    async def cancel(self, generation_id: str, user_id: str) -> GenerationRow:
         """Stops a queued or running generation; on a finished one, changes nothing."""
         gen = await self.store.get(generation_id, user_id)
         if gen.status == "queued" and await self.store.finalize(
@@ -107,8 +107,7 @@ class GenerationService:
         elif gen.status in ("queued", "running"):
             await self.dispatch.cancel(gen.id)
             await self.wait_done(gen.id, timeout=5.0)
-        row: Message = await self.store.get(generation_id, user_id)
-        return row
+        return await self.store.get(generation_id, user_id)
 
     async def wait_done(self, generation_id: str, timeout: float | None = None) -> None:
         """Until the generation's done frame (or the server going away). A relay that drops
@@ -209,12 +208,11 @@ class GenerationService:
 
     # Lookups for the transports, so that routers ask this facade, not the store or the log.
 
-    async def get(self, generation_id: str, user_id: str | None = None) -> Message:
+    async def get(self, generation_id: str, user_id: str | None = None) -> GenerationRow:
         """The generation (of this user, when given), or NotFound."""
-        row: Message = await self.store.get(generation_id, user_id)
-        return row
+        return await self.store.get(generation_id, user_id)
 
-    async def describe(self, row: Message) -> JSONObject:
+    async def describe(self, row: GenerationRow) -> JSONObject:
         """The generation as GET /generations/{id} shows it: a running one with the text the
         log has, which is ahead of the last flush."""
         view = generation_view(row)
@@ -224,7 +222,7 @@ class GenerationService:
                 view["content"], view["last_seq"] = snap
         return view
 
-    async def latest_in_session(self, session_id: str) -> Message:
+    async def latest_in_session(self, session_id: str) -> GenerationRow:
         """The session's newest generation, or NotFound (the caller checked the session's owner)."""
         row = await self.store.latest(session_id)
         if row is None:

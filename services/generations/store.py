@@ -1,78 +1,116 @@
-"""Database side of generations. Every state change is a conditional UPDATE on status,
-so a cancel racing a start, or two workers racing one job, have exactly one winner."""
+"""The two implementations of the generation store's interface (store_protocol.py), and the
+factory that picks one by the database.
 
+SqlGenerationStore runs every statement on SQLAlchemy Core (store_sql.py, store_sql_rows.py,
+store_tree.py) through `Database.run`: PostgreSQL. SqliteGenerationStore runs every one on
+SQLite's one thread and held connection, also through `Database.run`, the per-message ones
+on the sqlite3 cursor (store_sqlite.py), the rarer ones on Core over the same connection."""
+
+import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from functools import partial
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.util import await_only
 
-from models.db import ChatSession, Message, utcnow
 from services.db import Database
-from services.errors import NotFound
-from services.generations import store_sql, store_sqlite
-from services.generations.store_sql import ACTIVE, Job, Turn
-from services.providers.base import estimate_tokens
+from services.errors import NotFound, StorageConflict
+from services.generations import store_sql, store_sql_rows, store_sqlite
+from services.generations.store_protocol import ActiveCheck, GenerationStore, Seal
+from services.generations.store_rules import final_values, first_words_title
+from services.generations.store_sql import CreateTurn
+from services.generations.store_tree import create_branch
+from services.generations.store_types import (
+    ACTIVE,
+    Branch,
+    ChatRef,
+    GenerationRow,
+    Interrupted,
+    Job,
+    JSONDict,
+    NewCall,
+    Turn,
+)
 
-__all__ = ["ACTIVE", "GenerationStore", "Interrupted", "Job", "Turn"]
+T = TypeVar("T")
+__all__ = ["ACTIVE", "GenerationStore", "SqlGenerationStore", "SqliteGenerationStore", "build_store"]
 
 
-@dataclass
-class Interrupted:
-    """What `end_interrupted` stored: the text up to chunk `seq`; the done frame is seq + 1."""
-
-    session_id: str
-    content: str
-    seq: int
-    usage: dict
-    model: str | None
+def build_store(db: Database, max_history: int, max_queued: int, seq_reserve: int = 0) -> GenerationStore:
+    """The store for this database: SQLite's on its thread, or Core for PostgreSQL."""
+    kind = SqliteGenerationStore if db.is_sqlite else SqlGenerationStore
+    return kind(db, max_history=max_history, max_queued=max_queued, seq_reserve=seq_reserve)
 
 
-class GenerationStore:
-    def __init__(self, db: Database, max_history: int, max_queued: int, seq_reserve: int = 0):
+def _checked(
+    conn: Connection,
+    check: ActiveCheck,
+    user_id: str,
+    active: Callable[[Connection, str], list[str]],
+    create: CreateTurn,
+    *args: Any,
+) -> Turn | None:
+    """`create(conn, *args)` after the caller's check of the user's active answers, in one
+    transaction."""
+    check(active(conn, user_id))
+    return create(conn, *args)
+
+
+class SqlGenerationStore:
+    """The store on SQLAlchemy Core (PostgreSQL; the session row is locked for a send)."""
+
+    _duplicate: tuple[type[Exception], ...] = (IntegrityError,)
+
+    def __init__(self, db: Database, *, max_history: int, max_queued: int, seq_reserve: int = 0):
         self.db = db
-        self.seq_reserve = seq_reserve  # chunk seqs a claimed answer may send before its first flush
-        self.sessionmaker = db.sessionmaker
         self.max_history = max_history
         self.max_queued = max_queued
-        # The per-message statements: on SQLite through the driver's cursor (see store_sqlite).
-        self.fast = store_sqlite if db.is_sqlite else store_sql
+        self.seq_reserve = seq_reserve
+
+    # The statements a send and a running answer make: SqliteGenerationStore's differ.
+    _create_turn: CreateTurn = staticmethod(store_sql.create_turn)
+    _user_active = staticmethod(store_sql.user_active_sessions)
+    _claim = staticmethod(store_sql.claim)
+    _flush = staticmethod(store_sql_rows.flush)
+    _finalize = staticmethod(store_sql_rows.finalize)
+    _next_runnable = staticmethod(store_sql_rows.next_runnable)
+
+    def _waiter(self) -> Callable[[Awaitable[T]], T]:
+        """How a unit of work awaits `seal`: on the event loop, through SQLAlchemy's greenlet."""
+        return await_only
 
     async def create_turn(
-        self, chat: ChatSession, text: str, client_msg_id: str | None, claim_for: str | None = None
+        self, chat: ChatRef, text: str, client_msg_id: str | None = None, *, claim_for: str | None = None
     ) -> Turn:
-        """Stores the message and its queued answer. With `claim_for`, an answer with nothing
-        ahead of it is claimed in the same transaction (`Turn.job`)."""
         # The caller's `chat` may be stale (a socket loads it once): the title is only a hint
         # of whether to try setting one.
         title = first_words_title(text) if not chat.title else None
-        return await self._create(chat.id, chat.model_name, text, client_msg_id, title, claim_for, None)
+        turn = await self._create(None, chat.id, chat.model_name, text, client_msg_id, title, claim_for, None)
+        assert turn is not None  # no owner: always stored
+        return turn
 
     async def create_owned_turn(
         self,
         user_id: str,
         session_id: str,
         text: str,
-        client_msg_id: str | None,
+        client_msg_id: str | None = None,
+        *,
         claim_for: str | None = None,
-        check: Callable[[Connection], None] | None = None,
+        check: ActiveCheck | None = None,
     ) -> Turn:
-        """`create_turn` into a session given by id, if `user_id` owns it (NotFound otherwise),
-        checked in the same transaction: a send needs no lookup of its own first. `check(conn)`
-        runs first in that transaction (the limits' count): whatever it raises stores nothing."""
-        turn = await self._create(
-            session_id, None, text, client_msg_id, first_words_title(text), claim_for, user_id, check
-        )
+        title = first_words_title(text)
+        turn = await self._create(check, session_id, None, text, client_msg_id, title, claim_for, user_id)
         if turn is None:
             raise NotFound(f"session {session_id} not found", code="session_not_found")
         return turn
 
     async def _create(
         self,
+        check: ActiveCheck | None,
         session_id: str,
         model: str | None,
         text: str,
@@ -80,56 +118,56 @@ class GenerationStore:
         title: str | None,
         claim_for: str | None,
         owner: str | None,
-        check: Callable[[Connection], None] | None = None,
     ) -> Turn | None:
-        args = (
-            session_id,
-            model,
-            text,
-            client_msg_id,
-            title,
-            self.max_queued,
-            claim_for,
-            self.max_history,
-            owner,
-            self.seq_reserve,
-        )
+        args = (session_id, model, text, client_msg_id, title, self.max_queued, claim_for, self.max_history, owner)
         try:
-            create = self.fast.create_turn if check is None else partial(_checked, check, self.fast.create_turn)
-            return await self.db.run(create, *args)
-        # The same client_msg_id sent twice at once: the first one won. (sqlite3's own error:
-        # store_sqlite runs on the driver's cursor, outside SQLAlchemy's exception wrapping.)
-        except (IntegrityError, sqlite3.IntegrityError):
+            if check is None:
+                return await self.db.run(self._create_turn, *args, self.seq_reserve)
+            assert owner is not None
+            return await self.db.run(
+                _checked, check, owner, self._user_active, self._create_turn, *args, self.seq_reserve
+            )
+        # The same client_msg_id sent twice at once: the first one won.
+        except self._duplicate as error:
             existing = await self.db.run(store_sql.by_client_msg, session_id, client_msg_id) if client_msg_id else None
             if existing is None:
-                raise
+                raise StorageConflict("the message could not be stored; send it again") from error
             return existing
 
-    async def get(self, generation_id: str, user_id: str | None = None):
-        """The generation's row (a read-only record with the `messages` columns)."""
-        row = await self.db.run(store_sql.get, generation_id, user_id)
+    async def create_branch(self, branch: Branch, *, claim_for: str | None = None) -> Turn:
+        return await self.db.run(create_branch, branch, self.max_queued, claim_for, self.max_history, self.seq_reserve)
+
+    async def create_call(self, call: NewCall, *, claim_for: str | None = None) -> Turn:
+        return await self.db.run(
+            store_sql.create_call,
+            call,
+            self._create_turn,
+            claim_for,
+            self.max_queued,
+            self.max_history,
+            self.seq_reserve,
+        )
+
+    async def get(self, generation_id: str, user_id: str | None = None) -> GenerationRow:
+        row = await self.db.run(store_sql_rows.get, generation_id, user_id)
         if row is None:
             raise NotFound(f"generation {generation_id} not found", code="generation_not_found")
         return row
 
-    async def latest(self, session_id: str) -> Message | None:
-        async with self.sessionmaker() as db:
-            return await db.scalar(
-                select(Message)
-                .where(Message.session_id == session_id, Message.role == "assistant")
-                .order_by(Message.pk.desc())
-                .limit(1)
-            )
+    async def latest(self, session_id: str) -> GenerationRow | None:
+        return await self.db.run(store_sql_rows.latest, session_id)
+
+    async def active_in_session(self, session_id: str) -> list[str]:
+        return await self.db.run(store_sql_rows.active_in_session, session_id)
 
     async def claim(self, generation_id: str, worker_id: str) -> Job | None:
-        return await self.db.run(self.fast.claim, generation_id, worker_id, self.max_history, self.seq_reserve)
+        return await self.db.run(self._claim, generation_id, worker_id, self.max_history, self.seq_reserve)
 
     async def flush(self, changed: list[tuple[str, str, int, int]], unchanged: list[str]) -> None:
-        """(id, text, seq, reserved bound) per answer with new text; ids of the others."""
-        await self.db.run(self.fast.flush, changed, unchanged)
+        await self.db.run(self._flush, changed, unchanged)
 
     async def reserve(self, generation_id: str, bound: int) -> None:
-        await self.db.run(store_sql.reserve, generation_id, bound)
+        await self.db.run(store_sql_rows.reserve, generation_id, bound)
 
     async def finalize(
         self,
@@ -139,143 +177,66 @@ class GenerationStore:
         last_seq: int,
         status: str,
         finish_reason: str,
-        usage: dict | None,
-        error: dict | None = None,
+        usage: JSONDict | None,
+        error: JSONDict | None = None,
         model: str | None = None,
         only_if: tuple[str, ...] = ACTIVE,
     ) -> bool:
-        values = dict(
+        values = final_values(
+            content=content,
+            last_seq=last_seq,
             status=status,
             finish_reason=finish_reason,
-            last_seq=last_seq,
             usage=usage,
             error=error,
-            finished_at=utcnow(),
+            model=model,
         )
-        if content is not None:
-            values["content"] = content
-        if model is not None:
-            values["model"] = model
-        return await self.db.run(self.fast.finalize, generation_id, values, only_if)
-
-    async def active_in_session(self, session_id: str) -> list[str]:
-        async with self.sessionmaker() as db:
-            return list(
-                (
-                    await db.scalars(
-                        select(Message.id)
-                        .where(
-                            Message.session_id == session_id, Message.role == "assistant", Message.status.in_(ACTIVE)
-                        )
-                        .order_by(Message.pk)
-                    )
-                ).all()
-            )
-
-    # Scale-out (services/scaleout): per-session order across workers, and ending the
-    # generations of dead workers. Unused by the embedded mode.
+        return await self.db.run(self._finalize, generation_id, values, only_if)
 
     async def next_runnable(self, session_id: str) -> str | None:
-        """The session's oldest active generation if it is still queued; None when nothing is
-        queued or one is running. Draining with this keeps a session to one generation at a
-        time, in order, whichever drainer or worker asks."""
-        return await self.db.run(self.fast.next_runnable, session_id)
+        return await self.db.run(self._next_runnable, session_id)
 
     async def stale_running(self, before: datetime, limit: int = 100) -> list[str]:
-        """Running generations whose last heartbeat is older than `before`."""
-        return await self.db.run(store_sql.stale_running, before, limit)
+        return await self.db.run(store_sql_rows.stale_running, before, limit)
 
     async def running_by_worker(self, limit: int = 1000) -> list[tuple[str, str, str]]:
-        """(generation, session, worker id) of running generations."""
-        return await self.db.run(store_sql.running_by_worker, limit)
+        return await self.db.run(store_sql_rows.running_by_worker, limit)
 
     async def stuck_sessions(self, before: datetime, limit: int = 100) -> list[tuple[str, str]]:
-        """(session, oldest queued generation) for sessions with a generation queued since
-        before `before` and none running: nobody is draining them."""
-        running = select(Message.session_id).where(Message.role == "assistant", Message.status == "running")
-        async with self.sessionmaker() as db:
-            rows = (
-                await db.execute(
-                    select(Message.session_id, func.min(Message.pk))
-                    .where(
-                        Message.role == "assistant",
-                        Message.status == "queued",
-                        Message.created_at < before,
-                        Message.session_id.not_in(running),
-                    )
-                    .group_by(Message.session_id)
-                    .limit(limit)
-                )
-            ).all()
-            if not rows:
-                return []
-            ids = dict(
-                (await db.execute(select(Message.pk, Message.id).where(Message.pk.in_([pk for _, pk in rows])))).all()
-            )
-        return [(session_id, ids[pk]) for session_id, pk in rows]
+        return await self.db.run(store_sql_rows.stuck_sessions, before, limit)
 
     async def end_interrupted(
         self,
         generation_id: str,
         *,
-        error: dict,
-        seal: Callable[[], Awaitable[tuple[str, int] | None]],
+        error: JSONDict,
+        seal: Seal,
         stale_before: datetime | None = None,
         owner: str | None = None,
     ) -> Interrupted | None:
-        """running -> failed / interrupted, by exactly one party: the conditional UPDATE
-        (still running; heartbeat older than `stale_before`; run by `owner`) holds the row
-        until commit. Only the winner calls `seal`, which stops the old producer and returns
-        the stream log's (content, chunk seq); that replaces the stored text when present
-        (the log is ahead of the last flush), else the stored text stands."""
-        conditions = [Message.id == generation_id, Message.role == "assistant", Message.status == "running"]
-        if stale_before is not None:
-            conditions.append(or_(Message.heartbeat_at < stale_before, Message.heartbeat_at.is_(None)))
-        if owner is not None:
-            conditions.append(Message.worker_id == owner)
-        async with self.sessionmaker() as db, db.begin():
-            row = (
-                await db.execute(
-                    update(Message)
-                    .where(*conditions)
-                    .values(
-                        status="failed",
-                        finish_reason="interrupted",
-                        error=error,
-                        finished_at=utcnow(),
-                    )
-                    .returning(
-                        Message.session_id, Message.content, Message.last_seq, Message.model, Message.seq_reserved
-                    )
-                )
-            ).first()
-            if row is None:
-                return None
-            # Without the log, chunks up to the reservation may have been sent: the stored
-            # text is given a seq above them, so readers get it as a snapshot.
-            content, seq = row.content, max(row.last_seq, row.seq_reserved + 1)
-            snap = await seal()
-            if snap is not None:
-                content, seq = snap
-            usage = {"prompt_tokens": 0, "completion_tokens": estimate_tokens(content)}
-            await db.execute(
-                update(Message)
-                .where(Message.id == generation_id)
-                .values(content=content, last_seq=seq + 1, usage=usage)
-            )
-        return Interrupted(row.session_id, content, seq, usage, row.model)
+        return await self.db.run(
+            store_sql_rows.end_interrupted, generation_id, error, seal, self._waiter(), stale_before, owner
+        )
 
 
-def first_words_title(text: str) -> str:
-    """A chat's title before anyone names it: its first message's first words (services/titles.py
-    replaces only this one, never a title the user set)."""
-    line = " ".join(text.split())
-    return line[:60] + ("…" if len(line) > 60 else "")
+class SqliteGenerationStore(SqlGenerationStore):
+    """The store on SQLite: every statement on its one thread (`Database.run`), the ones of
+    every message and every flush on the sqlite3 cursor, whose errors are the driver's own."""
 
+    _duplicate = (IntegrityError, sqlite3.IntegrityError)
+    _create_turn = staticmethod(store_sqlite.create_turn)
+    _user_active = staticmethod(store_sqlite.user_active_sessions)
+    _claim = staticmethod(store_sqlite.claim)
+    _flush = staticmethod(store_sqlite.flush)
+    _finalize = staticmethod(store_sqlite.finalize)
+    _next_runnable = staticmethod(store_sqlite.next_runnable)
 
-def _checked(
-    check: Callable[[Connection], None], create: Callable[..., Turn | None], conn: Connection, *args: Any
-) -> Turn | None:
-    """`create(conn, *args)` after the caller's check, in one transaction."""
-    check(conn)
-    return create(conn, *args)
+    def _waiter(self) -> Callable[[Awaitable[T]], T]:
+        """`seal` runs on the event loop while the thread waits with the write lock held:
+        one party ends the answer, and nothing else writes before its text is in."""
+        loop = asyncio.get_running_loop()
+
+        def wait(step: Awaitable[T]) -> T:
+            return asyncio.run_coroutine_threadsafe(cast(Coroutine[Any, Any, T], step), loop).result()
+
+        return wait

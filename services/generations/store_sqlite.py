@@ -1,36 +1,49 @@
-"""The generation path's hottest statements on SQLite, run on the driver's cursor.
+"""The generation path's hottest statements on SQLite, run on the driver's cursor, for
+SqliteGenerationStore (store.py).
 
-Same contract as their Core versions in store_sql.py, which PostgreSQL (and every other
-statement) keeps. Each SQLAlchemy execution costs ~100 us of Python here against ~6 us for
+Same contract as their Core versions in store_sql.py / store_sql_rows.py, which PostgreSQL
+(and SQLite's rarer statements) keep. Each SQLAlchemy execution costs ~100 us of Python here against ~6 us for
 the same statement on the sqlite3 cursor, and a message runs ten of them: with Core that
 was ~4 ms of CPU per answer, more than relaying its hundred tokens. The transaction is
 still SQLAlchemy's (`Database.run`), and values go through the columns' own type
 processors, so the rows are byte-for-byte what the Core statements write
 (tests/test_store_sqlite.py checks both ways)."""
 
+import sqlite3
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection
+from sqlalchemy import Column, Connection, Table
 from sqlalchemy.dialects import sqlite
 
 from models.db import ChatSession, Message, new_id, utcnow
-from services.generations import store_sql as core
-from services.generations.store_sql import Job, Turn
+from services.generations.store_rules import build_job, check_queue, path_history
+from services.generations.store_sql import by_client_msg
+from services.generations.store_types import ACTIVE, Job, Turn
 
 _dialect = sqlite.dialect()
-_m, _c = Message.__table__.c, ChatSession.__table__.c
+_m, _c = cast(Table, Message.__table__).c, cast(Table, ChatSession.__table__).c
 
 
-def _bind(column):
-    return column.type.dialect_impl(_dialect).bind_processor(_dialect) or (lambda v: v)
+def _same(value: Any) -> Any:
+    return value
+
+
+def _bind(column: Column[Any]) -> Callable[[Any], Any]:
+    return column.type.dialect_impl(_dialect).bind_processor(_dialect) or _same
+
+
+def _result(column: Column[Any]) -> Callable[[Any], Any]:
+    return column.type.dialect_impl(_dialect).result_processor(_dialect, None) or _same
 
 
 _when = _bind(_m.created_at)  # every datetime column is UTCDateTime: one format
 _json = _bind(_m.usage)  # usage and error: JSON
-_fallbacks = _c.fallback_models.type.dialect_impl(_dialect).result_processor(_dialect, None) or (lambda v: v)
-_options = _c.options.type.dialect_impl(_dialect).result_processor(_dialect, None) or (lambda v: v)
+_fallbacks, _options = _result(_c.fallback_models), _result(_c.options)
 
 _ACTIVE = "status IN ('queued', 'running')"
+assert ACTIVE == ("queued", "running")
 _COUNT_ACTIVE = f"SELECT count(*) FROM messages WHERE session_id = ? AND role = 'assistant' AND {_ACTIVE}"
 _INSERT = (
     "INSERT INTO messages (id, session_id, role, content, status, client_msg_id, generation_id, "
@@ -60,13 +73,27 @@ _FLUSH = (
     "WHERE id = ? AND status = 'running'"
 )
 _HEARTBEAT = "UPDATE messages SET heartbeat_at = ? WHERE id = ? AND status = 'running'"
+_USER_ACTIVE = (
+    "SELECT m.session_id FROM messages m JOIN chat_sessions s ON s.id = m.session_id "
+    f"WHERE s.user_id = ? AND m.role = 'assistant' AND m.{_ACTIVE}"
+)
 _OLDEST_ACTIVE = (
     f"SELECT id, status FROM messages WHERE session_id = ? AND role = 'assistant' AND {_ACTIVE} ORDER BY pk LIMIT 1"
 )
 
 
-def _cursor(conn: Connection):
-    return conn.connection.driver_connection
+class _Config(NamedTuple):  # a session's generation settings (store_rules.ChatConfig)
+    system_prompt: str | None
+    model_name: str
+    temperature: float
+    max_tokens: int
+    top_p: float
+
+
+def _cursor(conn: Connection) -> sqlite3.Connection:
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
 
 
 def create_turn(
@@ -95,11 +122,11 @@ def create_turn(
     else:
         parent = db.execute(_LEAF_OF, (session_id,)).fetchone()[0]
     if client_msg_id is not None:
-        existing = core.by_client_msg(conn, session_id, client_msg_id)
+        existing = by_client_msg(conn, session_id, client_msg_id)
         if existing is not None:
             return existing
     active = db.execute(_COUNT_ACTIVE, (session_id,)).fetchone()[0]
-    core.check_queue(active, max_queued)
+    check_queue(active, max_queued)
     generation_id, user_msg_id, now = new_id(), new_id(), _when(utcnow())
     # The user's row first: its pk orders the history.
     db.execute(
@@ -124,26 +151,13 @@ def claim(conn: Connection, generation_id: str, worker_id: str, max_history: int
     if row is None:
         return None
     session_id, _pk, model, parent_id = row
-    system_prompt, model_name, temperature, max_tokens, top_p, fallbacks, options = db.execute(
-        _CONFIG, (session_id,)
-    ).fetchone()
-    history, continuing = core.path_history(db.execute(_HISTORY, (parent_id, 2 * max_history)), max_history)
-    return core.build_job(
-        generation_id,
-        model,
-        system_prompt,
-        model_name,
-        temperature,
-        max_tokens,
-        top_p,
-        _fallbacks(fallbacks),
-        history,
-        _options(options) if options is not None else None,
-        continuing,
-    )
+    *config, fallbacks, options = db.execute(_CONFIG, (session_id,)).fetchone()
+    history, continuing = path_history(db.execute(_HISTORY, (parent_id, 2 * max_history)), max_history)
+    options = _options(options) if options is not None else None
+    return build_job(generation_id, model, _Config(*config), _fallbacks(fallbacks), history, options, continuing)
 
 
-def flush(conn: Connection, changed: list[tuple[str, str, int]], unchanged: list[str]) -> None:
+def flush(conn: Connection, changed: list[tuple[str, str, int, int]], unchanged: list[str]) -> None:
     db = _cursor(conn)
     now = _when(utcnow())
     if changed:
@@ -161,7 +175,7 @@ def _finalize_sql(columns: tuple[str, ...], only_if: tuple[str, ...]) -> str:
 _FINAL_BIND = {"usage": _json, "error": _json, "finished_at": _when}
 
 
-def finalize(conn: Connection, generation_id: str, values: dict, only_if: tuple[str, ...]) -> bool:
+def finalize(conn: Connection, generation_id: str, values: dict[str, Any], only_if: tuple[str, ...]) -> bool:
     columns = tuple(_m[c].name for c in values)  # only the table's own columns make it into the SQL
     params = [_FINAL_BIND[c](v) if c in _FINAL_BIND else v for c, v in values.items()]
     cur = _cursor(conn).execute(_finalize_sql(columns, only_if), (*params, generation_id, *only_if))
@@ -170,4 +184,9 @@ def finalize(conn: Connection, generation_id: str, values: dict, only_if: tuple[
 
 def next_runnable(conn: Connection, session_id: str) -> str | None:
     row = _cursor(conn).execute(_OLDEST_ACTIVE, (session_id,)).fetchone()
-    return row[0] if row is not None and row[1] == "queued" else None
+    return str(row[0]) if row is not None and row[1] == "queued" else None
+
+
+def user_active_sessions(conn: Connection, user_id: str) -> list[str]:
+    """store_sql.user_active_sessions: it runs before every message of a user with limits."""
+    return [str(row[0]) for row in _cursor(conn).execute(_USER_ACTIVE, (user_id,))]

@@ -1,13 +1,13 @@
 """A generation's stored row as the transports show it: its frames rebuilt for a reader that
 resumes after the log expired, and its view for GET /generations/{id}."""
 
-from models.db import Message
+from services.generations.store_types import GenerationRow
 from services.json_types import JSONObject
 from services.streaming import frames
 from services.streaming.frames import Frame
 
 
-def stored_frames(row: Message, after: int) -> list[Frame]:
+def stored_frames(row: GenerationRow, after: int) -> list[Frame]:
     """A finished generation's remaining frames, rebuilt from its stored row."""
     done_seq = row.last_seq
     out: list[Frame] = []
@@ -19,7 +19,7 @@ def stored_frames(row: Message, after: int) -> list[Frame]:
     return out
 
 
-def generation_view(row: Message) -> JSONObject:
+def generation_view(row: GenerationRow) -> JSONObject:
     return {
         "id": row.id,
         "session_id": row.session_id,

@@ -6,19 +6,17 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
-from sqlalchemy import Connection, bindparam, select
 
 from auth.passwords import normalize_username
 from config import Settings
-from services import tables
-from services.db import Database, sqlite_driver
+from services.db import Database
 from services.errors import RateLimited, Unavailable
-from services.generations.store_sql import ACTIVE
+from services.generations import store_sql, store_sqlite
+from services.generations.store_protocol import ActiveCheck
 from services.limits.overrides import OverrideCache, Overrides
 from services.limits.storage import build_storage
 from services.limits.streams import MemorySlots, RedisSlots, Slots, SlotsUnavailable
@@ -27,29 +25,6 @@ log = logging.getLogger(__name__)
 
 # What a client is told to wait when a bound on work in progress (not a rate) is hit.
 BUSY_RETRY_AFTER = 5.0
-_m, _s = tables.messages, tables.chat_sessions
-_active = (
-    select(_m.c.session_id)
-    .select_from(_m.join(_s, _s.c.id == _m.c.session_id))
-    .where(_s.c.user_id == bindparam("uid"), _m.c.role == "assistant", _m.c.status.in_(ACTIVE))
-)
-
-
-# The same query on SQLite's own cursor: it runs before every message, and one SQLAlchemy
-# execution costs many times the statement (see services/generations/store_sqlite.py).
-_ACTIVE_SQLITE = (
-    "SELECT m.session_id FROM messages m JOIN chat_sessions s ON s.id = m.session_id "
-    "WHERE s.user_id = ? AND m.role = 'assistant' AND m.status IN ('queued', 'running')"
-)
-assert ACTIVE == ("queued", "running")
-
-
-def _active_sessions(conn: Connection, user_id: str) -> list[str]:
-    return list(conn.execute(_active, {"uid": user_id}).scalars())
-
-
-def _active_sessions_sqlite(conn: Connection, user_id: str) -> list[str]:
-    return [row[0] for row in sqlite_driver(conn).execute(_ACTIVE_SQLITE, (user_id,))]
 
 
 def account_key(username: str) -> str:
@@ -132,18 +107,19 @@ class Limits:
         sessions, and at most M sessions answering at once (a message into a session that is
         already answering only queues). Counted in the database, so across replicas."""
         check = await self.generation_start_check(user_id, session_id)
-        await self.db.run(check)
+        # SQLite: on its cursor, like the send's own statements (services/generations/store.py).
+        active = store_sqlite.user_active_sessions if self.db.is_sqlite else store_sql.user_active_sessions
+        check(await self.db.run(active, user_id))
 
-    async def generation_start_check(self, user_id: str, session_id: str | None) -> Callable[[Connection], None]:
-        """`check_generation_start` as a function of a connection, to run in the transaction
-        that stores the message (one database round trip less before the first token); it
-        raises RateLimited there, before anything is written."""
+    async def generation_start_check(self, user_id: str, session_id: str | None) -> ActiveCheck:
+        """`check_generation_start` as a function of the session of each of the user's active
+        answers, which the store runs in the transaction that stores the message (one database
+        round trip less before the first token); it raises RateLimited there, before anything
+        is written."""
         queued = await self.user_limit(user_id, "max_queued_generations")
         running = await self.user_limit(user_id, "max_running_generations")
-        active_sessions = _active_sessions_sqlite if self.db.is_sqlite else _active_sessions
 
-        def check(conn: Connection) -> None:
-            active = active_sessions(conn, user_id)
+        def check(active: list[str]) -> None:
             if len(active) >= queued:
                 raise RateLimited(
                     f"{len(active)} answers are already queued or running (at most {queued})",

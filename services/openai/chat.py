@@ -4,11 +4,11 @@ stored result as a chat.completion object."""
 import time
 from dataclasses import dataclass
 
-from models.db import Message
 from models.openai_schemas import ChatCompletionIn
 from services.container import Services
 from services.errors import InvalidInput, ProviderError
 from services.generations.service import Accepted
+from services.generations.store_types import GenerationRow
 from services.json_types import JSONObject
 from services.openai.conversation import conversation, open_call, text_of, unsupported
 
@@ -64,13 +64,13 @@ async def start(services: Services, user_id: str, body: ChatCompletionIn) -> Sta
     )
 
 
-def usage_of(row: Message) -> JSONObject:
+def usage_of(row: GenerationRow) -> JSONObject:
     usage = row.usage or {}
     prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def failure_of(row: Message) -> ProviderError:
+def failure_of(row: GenerationRow) -> ProviderError:
     error = row.error or {}
     return ProviderError(error.get("message") or "the model failed", code=error.get("code") or "provider_error")
 
@@ -78,7 +78,7 @@ def failure_of(row: Message) -> ProviderError:
 async def completion(services: Services, started: Started) -> JSONObject:
     """Waits for the end; a failed generation is the provider's error (its status, its code)."""
     await services.generations.wait_done(started.accepted.generation_id)
-    row: Message = await services.store.get(started.accepted.generation_id)
+    row = await services.store.get(started.accepted.generation_id)
     if row.status == "failed":
         raise failure_of(row)
     return {

@@ -8,18 +8,14 @@ generation. So the answer is an ordinary generation: stored, resumable, cancella
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import ModuleType
-
-from sqlalchemy import Connection, bindparam, insert, select
 
 from models.db import ChatSession, new_id, utcnow
 from models.openai_schemas import Content
 from models.schemas import ULID_PATTERN, is_blank
-from services import tables
 from services.container import Services
-from services.errors import InvalidInput, NotFound, Unauthorized
+from services.errors import InvalidInput, NotFound
 from services.generations.service import Accepted
-from services.generations.store import Turn
+from services.generations.store_types import NewCall
 from services.json_types import JSONObject
 
 TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
@@ -87,53 +83,6 @@ def conversation(
     return Conversation(prompt, [*(prefix or ()), *turns[:-1]], turns[-1][1])
 
 
-_chats, _messages = tables.chat_sessions, tables.messages
-_user_exists = select(tables.users.c.id).where(tables.users.c.id == bindparam("uid"))
-
-
-def _create_call(
-    conn: Connection,
-    fast: ModuleType,  # GenerationStore.fast: the generation path's statements for this database
-    chat: JSONObject,
-    history: list[tuple[str, str]],
-    turn: str,
-    claim_for: str | None,
-    max_queued: int,
-    max_history: int,
-    reserve: int,
-) -> Turn:
-    """The session, its history and its turn in one transaction, on the connection the
-    generation path writes with (SQLite: its one writer thread), like any other send. The
-    token's user is looked up here, not in a round trip of its own before."""
-    if conn.execute(_user_exists, {"uid": chat["user_id"]}).first() is None:
-        raise Unauthorized("The token's user no longer exists.", code="invalid_token")
-    ids = [new_id() for _ in history]
-    # A linear branch: each message follows the one before, and the turn answers the last.
-    conn.execute(insert(_chats), {**chat, "active_leaf_id": ids[-1] if ids else None})
-    if history:  # executemany in list order: the rows' integer keys order the history
-        conn.execute(
-            insert(_messages),
-            [
-                {
-                    "id": ids[i],
-                    "session_id": chat["id"],
-                    "role": role,
-                    "content": text,
-                    "status": "completed",
-                    "created_at": chat["created_at"],
-                    "last_seq": 0,
-                    "parent_id": ids[i - 1] if i else None,
-                }
-                for i, (role, text) in enumerate(history)
-            ],
-        )
-    # `reserve`: an answer claimed here must bound its seqs like any other (crash recovery).
-    created: Turn = fast.create_turn(
-        conn, chat["id"], chat["model_name"], turn, None, None, max_queued, claim_for, max_history, None, reserve
-    )
-    return created
-
-
 async def open_call(
     services: Services,
     user_id: str,
@@ -147,10 +96,10 @@ async def open_call(
     fallbacks: list[str] | None = None,
 ) -> tuple[ChatSession, Accepted]:
     """Creates the call's session with its history and submits its turn."""
-    s, store = services.settings, services.store
-    now = utcnow()
-    chat: JSONObject = dict(
-        id=new_id(),
+    s = services.settings
+    now, session_id = utcnow(), new_id()
+    chat = dict(
+        id=session_id,
         user_id=user_id,
         title=" ".join(conv.turn.split())[:60],  # for GET /sessions?kind=api
         model_name=await services.providers.validate(model),
@@ -164,18 +113,9 @@ async def open_call(
         updated_at=now,
         fallback_models=[await services.providers.validate(m) for m in fallbacks or ()],
     )
+    # The session, its history and its turn in one transaction, like any other send.
+    call = NewCall(chat, conv.history, conv.turn)
     accepted = await services.generations.submit_with(
-        chat["id"],
-        lambda claim_for: services.db.run(
-            _create_call,
-            store.fast,
-            chat,
-            conv.history,
-            conv.turn,
-            claim_for,
-            store.max_queued,
-            store.max_history,
-            store.seq_reserve,
-        ),
+        session_id, lambda claim_for: services.store.create_call(call, claim_for=claim_for)
     )
     return ChatSession(**chat), accepted

@@ -11,7 +11,8 @@ from models.db import ChatSession, Message
 from models.openai_schemas import ResponseIn
 from services.container import Services
 from services.errors import Conflict, InvalidInput, NotFound
-from services.generations.store import ACTIVE
+from services.generations.store_types import ACTIVE
+from services.generations.store_types import GenerationRow as StoredRow
 from services.json_types import JSONObject
 from services.openai.conversation import conversation, generation_id_of, open_call, text_of, unsupported
 from services.openai.response_view import RESPONSE_PREFIX, GenerationRow
@@ -49,7 +50,7 @@ class Stored:
 class Loaded(Stored):
     """A response read from the database: its row is the stored one."""
 
-    row: Message
+    row: StoredRow
 
 
 def input_turns(body: ResponseIn) -> list[tuple[str, str]]:
@@ -103,7 +104,7 @@ async def create(services: Services, user_id: str, body: ResponseIn) -> Stored:
     return Stored(row, chat)
 
 
-async def history_through(services: Services, row: Message) -> list[tuple[str, str]]:
+async def history_through(services: Services, row: StoredRow) -> list[tuple[str, str]]:
     """The conversation a response saw and said: its session's turns up to it."""
     async with services.db.sessionmaker() as db:
         rows = (
@@ -125,7 +126,7 @@ async def load(services: Services, user_id: str, response_id: str) -> Loaded:
     """Another user's response is missing, exactly like one that does not exist."""
     generation_id = generation_id_of(response_id, RESPONSE_PREFIX, "response")
     try:
-        row: Message = await services.store.get(generation_id, user_id)
+        row = await services.store.get(generation_id, user_id)
     except NotFound:
         raise NotFound(f"response {response_id[:80]!r} not found", code="not_found") from None
     async with services.db.sessionmaker() as db:
@@ -189,7 +190,7 @@ async def input_items(services: Services, stored: Loaded, limit: int, order: str
 
 async def load_by_id(services: Services, stored: Stored) -> Loaded:
     """The same response read again (its final row), without the owner check done before."""
-    row: Message = await services.store.get(stored.generation_id)
+    row = await services.store.get(stored.generation_id)
     return Loaded(row, stored.chat)
 
 

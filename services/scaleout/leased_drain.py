@@ -4,7 +4,7 @@ explains the lease and the race it covers): the drain loop's turn for the worker
 import asyncio
 
 from services.generations.drain import DrainLoop, DrainTurn
-from services.generations.store import GenerationStore
+from services.generations.store_protocol import GenerationStore
 from services.scaleout.leases import Leases
 
 TAKEOVER_POLL = 0.25  # seconds between tries at the lease of a session whose holder may be dead

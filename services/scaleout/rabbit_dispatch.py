@@ -22,7 +22,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, Abstr
 
 from config import Settings
 from services.generations.dispatch import JobDispatch
-from services.generations.store import GenerationStore, Job
+from services.generations.store_protocol import GenerationStore, Job
 from services.observability import tracing
 from services.scaleout.backlog import Backlog
 from services.streaming.log import StreamLog

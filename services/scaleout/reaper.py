@@ -28,7 +28,7 @@ from datetime import timedelta
 
 from config import Settings
 from models.db import utcnow
-from services.generations.store import GenerationStore
+from services.generations.store_protocol import GenerationStore
 from services.scaleout.leases import Liveness
 from services.scaleout.recovery import end_interrupted
 from services.streaming.log import StreamLog

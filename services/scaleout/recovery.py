@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 
 from config import Settings
-from services.generations.store import GenerationStore
+from services.generations.store_protocol import GenerationStore
 from services.streaming import frames
 from services.streaming.log import StreamLog
 
