@@ -72,6 +72,15 @@ class Server:
         return httpx.AsyncClient(base_url=self.base, headers=headers, timeout=30)
 
 
+async def eventually(fetch, ready, timeout: float = 10.0, every: float = 0.02):
+    """Awaits `fetch()` until `ready(value)`, and returns that value: a wait on a condition,
+    where a fixed sleep would race the timer it waits for. TimeoutError past `timeout`."""
+    async with asyncio.timeout(timeout):
+        while not ready(value := await fetch()):
+            await asyncio.sleep(every)
+    return value
+
+
 async def register(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:
     r = await client.post("/users", json={"username": username, "password": password})
     assert r.status_code == 201, r.text
