@@ -3,6 +3,7 @@ WebSocket client speaking PROTOCOL.md frames."""
 
 import asyncio
 import json
+import os
 import socket
 from contextlib import asynccontextmanager
 
@@ -31,6 +32,11 @@ def make_settings(tmp_path, **overrides) -> Settings:
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+def coverage_env() -> dict[str, str]:
+    """What starts coverage in a child (scripts/test.sh), for a child given a clean environment."""
+    return {k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")}
 
 
 def free_port() -> int:
