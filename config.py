@@ -1,7 +1,9 @@
 """Settings, read from the environment and an optional `.env` (see `.env.example`).
 
-Every limit the service enforces has a setting here or in a group of config_groups.py,
-with a default that suits the embedded single-machine mode.
+The limits an operator may need to tune have a setting here or in a group of config_groups.py,
+with a default that suits the embedded single-machine mode. Bounds of the protocol itself (a
+`client_msg_id` of at most 128 characters, the handshake parser's header line) are constants
+where they are checked.
 """
 
 import os

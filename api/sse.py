@@ -1,9 +1,9 @@
 """Server-Sent Events over a lean StreamingResponse of pre-encoded bytes.
 
-Measured on this machine (bench/sse_framework_overhead.py), sse-starlette 3.7 spends about
-10 us of framework time per event against under 1 us here: it builds a ServerSentEvent and
-runs a task group per stream. Here each event is one f-string over the frame's stored JSON
-(frames.sse_event), and pings come from the follower's idle timeout, not a task.
+sse-starlette spends many times more framework time per event (bench/sse_framework_overhead.py;
+the figures are in bench/README.md): it builds a ServerSentEvent and runs a task group per
+stream. Here each event is one f-string over the frame's stored JSON (frames.sse_event), and
+pings come from the follower's idle timeout, not a task.
 A disconnect cancels only this reader: the generation runs on. When the server is going
 away the stream ends with an error event, after the frames it had."""
 

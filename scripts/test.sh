@@ -2,7 +2,10 @@
 # Installs everything the tests need and runs the whole suite: requirements-dev.lock (pinned,
 # hash-checked) into .venv, Debian's chromium for the browser tests, and PostgreSQL, Redis and RabbitMQ for
 # the scale-out tests (started here when they are down, never skipped). Extra arguments go
-# to pytest (e.g. -k resume, -x).
+# to pytest (e.g. -k resume, -x; a run of part of the suite is under the coverage bar: add
+# --no-cov). Coverage is measured on every run, in the service's child processes too
+# ([tool.coverage.*] in pyproject.toml), and the run fails under its fail_under. The groups
+# (tests/groups.py): `-m unit` needs none of the servers below, nor chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/venv.sh
@@ -37,4 +40,5 @@ if ! port_open 5672; then
   wait_port 5672 RabbitMQ
 fi
 
-exec .venv/bin/python -m pytest "$@"
+rm -f .coverage .coverage.*  # the data of an earlier run would be combined into this one
+exec .venv/bin/python -m pytest --cov --cov-report=term "$@"

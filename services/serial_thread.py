@@ -1,11 +1,10 @@
 """One thread that runs blocking calls for the event loop, in submission order: the thread
 of the embedded mode's SQLite connection.
 
-`loop.run_in_executor` with a one-thread ThreadPoolExecutor cost 28-83 us of CPU per call
-here, against 13-43 for this, interleaved (`python -m bench.thread_hop`; the VM's speed
-moved 3x between runs): the executor's idle semaphore and shutdown locks, a concurrent
-Future with its condition, and the chained asyncio future. A message makes four or five of
-these calls, two of them before its first token."""
+`loop.run_in_executor` with a one-thread ThreadPoolExecutor costs more CPU per call than this
+(`python -m bench.thread_hop`; the figures are in bench/README.md): the executor's idle
+semaphore and shutdown locks, a concurrent Future with its condition, and the chained asyncio
+future. A message makes four or five of these calls, two of them before its first token."""
 
 import asyncio
 import queue

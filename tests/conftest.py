@@ -1,7 +1,44 @@
+import sys
+from pathlib import Path
+
 import pytest
 
 from fakeupstream import FakeUpstream
+from tests.groups import GROUP_OF, GROUPS, SERVER_FIXTURES, UNIT
 from tests.support import Server, make_settings, register
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by these marks
+def pytest_collection_modifyitems(config, items):
+    """Marks each test with its one group (tests/groups.py): `pytest -m unit`, `-m integration`..."""
+    for item in items:
+        group = _group(item)
+        if group == UNIT and SERVER_FIXTURES & set(item.fixturenames):
+            raise pytest.UsageError(f"{item.nodeid} starts a server: it cannot be in the unit group")
+        item.add_marker(group)
+
+
+def _group(item) -> str:
+    marked = {m.name for m in item.iter_markers() if m.name in GROUPS}
+    if len(marked) > 1:
+        raise pytest.UsageError(f"{item.nodeid} is marked with more than one group: {sorted(marked)}")
+    if marked:
+        return marked.pop()
+    path = item.path.relative_to(TESTS).as_posix()
+    if path not in GROUP_OF:
+        raise pytest.UsageError(f"{path} is in no group: add it to tests/groups.py")
+    return GROUP_OF[path]
+
+
+@pytest.fixture(autouse=True)
+def _close_ui_clients():
+    """The browser tests' REST clients (tests/ui_support.Api), closed when their test ends."""
+    yield
+    ui_support = sys.modules.get("tests.ui_support")
+    if ui_support is not None:
+        ui_support.Api.close_all()
 
 
 @pytest.fixture

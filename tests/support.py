@@ -3,6 +3,7 @@ WebSocket client speaking PROTOCOL.md frames."""
 
 import asyncio
 import json
+import os
 import socket
 from contextlib import asynccontextmanager
 
@@ -31,6 +32,11 @@ def make_settings(tmp_path, **overrides) -> Settings:
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+def coverage_env() -> dict[str, str]:
+    """What starts coverage in a child (scripts/test.sh), for a child given a clean environment."""
+    return {k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")}
 
 
 def free_port() -> int:
@@ -70,6 +76,15 @@ class Server:
     def client(self, token: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.AsyncClient(base_url=self.base, headers=headers, timeout=30)
+
+
+async def eventually(fetch, ready, timeout: float = 10.0, every: float = 0.02):
+    """Awaits `fetch()` until `ready(value)`, and returns that value: a wait on a condition,
+    where a fixed sleep would race the timer it waits for. TimeoutError past `timeout`."""
+    async with asyncio.timeout(timeout):
+        while not ready(value := await fetch()):
+            await asyncio.sleep(every)
+    return value
 
 
 async def register(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from models.db import ApiKey
-from tests.support import PASSWORD, Server, create_key, make_settings, register, set_key_column
+from tests.support import PASSWORD, Server, coverage_env, create_key, make_settings, register, set_key_column
 
 MISSING = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 LISTED = {"id", "name", "prefix", "created_at", "last_used_at", "expires_at"}
@@ -147,7 +147,7 @@ async def test_last_used_is_written_at_most_once_per_interval(server, client, to
 
 
 def test_cli_creates_a_key_that_signs_in(tmp_path):
-    env = {"DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    env = {"DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin", **coverage_env()}
 
     def run(*args, **kw):
         return subprocess.run(

@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from config import Settings
-from tests.support import PASSWORD, Server, make_settings, register
+from tests.support import PASSWORD, Server, coverage_env, make_settings, register
 
 
 async def test_register_and_sign_in(client):
@@ -153,7 +153,7 @@ def test_weak_secret_key_is_refused(tmp_path, weak):
 
 
 def test_cli_creates_a_user_and_seeding_from_settings(tmp_path):
-    env = {"DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    env = {"DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin", **coverage_env()}
     result = subprocess.run(
         [sys.executable, "-m", "manage", "create-user", "dave", "--password-stdin"],
         input=PASSWORD + "\n",

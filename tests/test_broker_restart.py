@@ -20,7 +20,7 @@ from tests.private_brokers import PrivateRabbit, PrivateRedis, available
 from tests.scaleout_support import Namespace, Proc, _pg_admin_url
 from tests.support import free_port, register
 
-pytestmark = [pytest.mark.scaleout, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 ANSWER_BOUND = 10.0  # seconds after the broker is back (issue 14, point 3)
 DOWN_FOR = 6.0

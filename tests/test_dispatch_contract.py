@@ -19,7 +19,7 @@ from services.streaming import frames
 from tests.scaleout_support import Namespace, new_chat, unique
 from tests.support import make_settings, text_of
 
-pytestmark = [pytest.mark.scaleout, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FAST = "openai/fake-model@tps=200,n=12"
 SLOW = "openai/fake-model@tps=15,n=400"
@@ -60,7 +60,9 @@ def fake_settings(fake, tmp, **values):
     )
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["local", "rabbit"])
+@pytest_asyncio.fixture(
+    scope="module", loop_scope="module", params=["local", pytest.param("rabbit", marks=pytest.mark.scaleout)]
+)
 async def harness(request, fake_upstream, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(request.param)
     httpx.post(f"{fake_upstream.base_url}/_fake/reset")  # whatever an earlier module left set
@@ -206,7 +208,7 @@ async def test_cancel_queued_never_runs(harness):
 
 # scale-out only
 
-scaleout_only = pytest.mark.parametrize("harness", ["rabbit"], indirect=True)
+scaleout_only = pytest.mark.parametrize("harness", [pytest.param("rabbit", marks=pytest.mark.scaleout)], indirect=True)
 
 
 @scaleout_only

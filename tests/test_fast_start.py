@@ -11,12 +11,10 @@ from services.container import build
 from tests.scaleout_support import Namespace, new_chat
 from tests.support import make_settings
 
-pytestmark = pytest.mark.scaleout  # the PostgreSQL case needs the local server
-
 MODEL = "openai/fake-model@tps=40,n=8"  # 0.2 s each: none ends while the test looks
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.scaleout)])
 async def services(request, tmp_path, fake):
     ns = await Namespace("fast").acreate() if request.param == "postgresql" else None
     settings = make_settings(

@@ -16,7 +16,6 @@ from tests.test_openai_sdk import poll
 # its registration here, so each parameter named after it redefines the name (F811, noqa'd).
 from tests.test_scaleout_cluster import behave, cluster, expected  # noqa: F401
 
-pytestmark = pytest.mark.scaleout
 MODEL = "openai/fake-model"
 
 
@@ -25,11 +24,21 @@ async def token_for(cluster) -> str:  # noqa: F811
         return await register(client, f"oai{time.monotonic_ns()}")
 
 
-def sdk(proc, token: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=proc.base + "/v1", api_key=token, max_retries=0, timeout=30)
+@pytest.fixture
+async def sdk():
+    """`sdk(replica, token)`: an SDK client on one replica, closed after the test."""
+    made: list[openai.AsyncOpenAI] = []
+
+    def make(proc, token: str) -> openai.AsyncOpenAI:
+        made.append(openai.AsyncOpenAI(base_url=proc.base + "/v1", api_key=token, max_retries=0, timeout=30))
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.close()
 
 
-async def test_response_resumed_on_the_other_replica(cluster, fake):  # noqa: F811
+async def test_response_resumed_on_the_other_replica(cluster, fake, sdk):  # noqa: F811
     await behave(fake, tps=60, n=60)
     token = await token_for(cluster)
     a, b = sdk(cluster.a, token), sdk(cluster.b, token)
@@ -50,7 +59,7 @@ async def test_response_resumed_on_the_other_replica(cluster, fake):  # noqa: F8
     assert (await b.responses.retrieve(created.id)).output_text == text
 
 
-async def test_chat_stream_models_and_ownership_on_replicas(cluster, fake):  # noqa: F811
+async def test_chat_stream_models_and_ownership_on_replicas(cluster, fake, sdk):  # noqa: F811
     await behave(fake, n=12)
     token = await token_for(cluster)
     b = sdk(cluster.b, token)
@@ -67,7 +76,7 @@ async def test_chat_stream_models_and_ownership_on_replicas(cluster, fake):  # n
         await other.responses.retrieve(mine.id)
 
 
-async def test_cancel_on_the_other_replica(cluster, fake):  # noqa: F811
+async def test_cancel_on_the_other_replica(cluster, fake, sdk):  # noqa: F811
     await behave(fake, tps=20, n=400)
     token = await token_for(cluster)
     a, b = sdk(cluster.a, token), sdk(cluster.b, token)

@@ -3,6 +3,7 @@
 import re
 
 import httpx
+import pytest
 
 from tests.support import WS, Server, free_port, make_settings, new_session, register
 
@@ -151,6 +152,7 @@ async def test_guard_retry_and_provider_error_metrics(upstream, up, fake):
     assert delta("chat_generations_ended_total", provider="openai", status="failed", finish_reason="error") == 1
 
 
+@pytest.mark.scaleout  # the local Redis server
 async def test_a_broker_outage_leaves_a_replica_ready_but_redis_does_not(tmp_path):
     """Scale-out dispatch with RabbitMQ unreachable: messages are still accepted, so /readyz
     is 200 while /health reports the broker down; with Redis unreachable, /readyz is 503."""

@@ -7,10 +7,14 @@ import random
 import httpx
 import pytest
 
-from tests.support import WS, Server, make_settings, new_session, read_sse, register, text_of
+from tests.support import WS, Server, eventually, make_settings, new_session, read_sse, register, text_of
 
 N = 12
 EXPECTED = "".join(f"t{i} " for i in range(N))
+
+
+async def _json(request) -> dict:
+    return (await request).json()
 
 
 async def behave(fake, **options):
@@ -171,8 +175,7 @@ async def test_generation_state_while_running(upstream, up, fake):
     gen = (await up.post("/chat", json={"session_id": sid, "message": "go", "background": True})).json()[
         "generation_id"
     ]
-    await asyncio.sleep(0.5)
-    body = (await up.get(f"/generations/{gen}")).json()
+    body = await eventually(lambda: _json(up.get(f"/generations/{gen}")), lambda b: b["last_seq"] > 0)
     assert body["status"] == "running" and body["last_seq"] > 0
     assert body["content"] == "".join(f"t{i} " for i in range(body["last_seq"]))
     assert set(body) >= {

@@ -18,8 +18,6 @@ import websockets
 from tests.scaleout_support import Namespace, Proc
 from tests.support import WS, free_port, read_sse, register, text_of
 
-pytestmark = pytest.mark.scaleout
-
 
 def expected(n: int) -> str:
     return "".join(f"t{i} " for i in range(n))

@@ -15,8 +15,6 @@ from services.streaming.log import StreamConflict, StreamLog
 from services.streaming.push import Pusher
 from tests.test_stream_log_contract import kind, logs, write  # noqa: F401  (fixtures)
 
-pytestmark = pytest.mark.scaleout
-
 GEN = "01JCAPAB1L1T1ESAAAAAAAAAAA"
 
 # What each log declares: the embedded one appends synchronously and pushes; the Redis one

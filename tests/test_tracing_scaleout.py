@@ -6,7 +6,6 @@ context). Also the workers' own /metrics port."""
 import asyncio
 
 import httpx
-import pytest
 import uvicorn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -19,7 +18,6 @@ from starlette.routing import Route
 from tests.scaleout_support import Namespace, Proc
 from tests.support import PASSWORD, free_port
 
-pytestmark = pytest.mark.scaleout
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 

@@ -2,12 +2,9 @@
 and copy it, use it, revoke it."""
 
 import httpx
-import pytest
 
 from tests.test_ui_browser import browser, live_server, make_page, user  # noqa: F401 (fixtures)
 from tests.ui_support import shot, sign_in
-
-pytestmark = pytest.mark.browser
 
 
 def test_create_copy_use_and_revoke_a_key(make_page, user, live_server):  # noqa: F811

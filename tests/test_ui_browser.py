@@ -6,6 +6,9 @@ import time
 
 import pytest
 
+# No skip when chromium is missing: .ci/run installs it, and a missing browser must fail loudly.
+from playwright import sync_api
+
 from tests.ui_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -21,11 +24,6 @@ from tests.ui_support import (
     wait_seq,
     wait_status,
 )
-
-# No skip when chromium is missing: .ci/run installs it, and a missing browser must fail loudly.
-pytestmark = pytest.mark.browser
-
-from playwright import sync_api  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ import pytest
 from tests.test_ui_browser import browser, live_server, make_page, user  # noqa: F401 (fixtures)
 from tests.ui_support import assistants, send, shot, sign_in, wait_seq, wait_status
 
-pytestmark = pytest.mark.browser
-
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 BG = "getComputedStyle(document.body).backgroundColor"
 DARK_BG, LIGHT_BG = "rgb(21, 23, 28)", "rgb(255, 255, 255)"

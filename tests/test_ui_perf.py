@@ -9,7 +9,7 @@ from fakeupstream import FakeUpstream
 from tests.test_ui_browser import browser, make_page  # noqa: F401 (fixtures)
 from tests.ui_support import Api, LiveServer, sign_in, wait_status
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]  # 250 sends and a 10,000-token answer
+pytestmark = pytest.mark.timeout(600)  # 250 sends and a 10,000-token answer
 LONG_TASK_MS = 200
 TOKENS = 10_000
 FAST_MODEL = f"fake@n={TOKENS}"  # the fake's tokens as fast as it can send them

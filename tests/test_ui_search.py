@@ -12,8 +12,6 @@ from tests.test_ui_browser import browser, live_server, make_page, user  # noqa:
 from tests.test_ui_features import axe
 from tests.ui_support import open_session, send, shot, sign_in, wait_status
 
-pytestmark = pytest.mark.browser
-
 ITEMS = "[data-testid=session-item]"
 
 

@@ -6,8 +6,6 @@ import pytest
 from tests.test_ui_browser import browser, live_server, make_page, user  # noqa: F401 (fixtures)
 from tests.ui_support import Api, LiveServer, assistants, send, shot, sign_in, wait_seq, wait_status
 
-pytestmark = pytest.mark.browser
-
 TOKEN = "sessionStorage.getItem('llmchat.token')"
 
 
@@ -54,7 +52,9 @@ def test_reload_new_tab_and_expired_token_keep_the_user_signed_in(make_page, use
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/token/refresh"
     page.click("#logout")
     page.wait_for_selector("#auth-view:not([hidden])")
-    r = Api(live_server.base).http.post("/token/refresh", cookies={"llmchat_refresh": cookie["value"]})
+    http = Api(live_server.base).http  # the browser's cookie, in a client's jar of its own
+    http.cookies.set("llmchat_refresh", cookie["value"], domain=cookie["domain"], path=cookie["path"])
+    r = http.post("/token/refresh")
     assert r.status_code == 401
     # The other tab keeps its access token until it expires (checked by signature alone), but
     # cannot renew it: the sign-in it shared is over.

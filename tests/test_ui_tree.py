@@ -25,8 +25,6 @@ from tests.ui_support import (
     wait_status,
 )
 
-pytestmark = pytest.mark.browser
-
 
 @pytest.fixture(scope="module")
 def tree_server(tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeUpstream) -> Iterator[LiveServer]:

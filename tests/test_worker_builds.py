@@ -26,8 +26,6 @@ from services.streaming.frames import Frame
 from tests.scaleout_support import RABBITMQ_URL, REDIS_URL, SECRET, Namespace, new_chat
 from tests.support import make_settings
 
-pytestmark = pytest.mark.scaleout
-
 WEAK_KEY = "dev"  # the API refuses it (config.check_secret_key)
 NOT_BUILT = (TokenConfig, SessionService, Limits, ApiKeyService, GenerationService, Services)
 

@@ -19,8 +19,6 @@ from tests.crash_support import check_resumed, resume_everywhere
 from tests.scaleout_support import Namespace, Proc
 from tests.support import free_port, register, text_of
 
-pytestmark = pytest.mark.scaleout
-
 TIMEOUT = 3.0  # WORKER_HEARTBEAT_TIMEOUT of this cluster
 # A flush as long as a heartbeat period and a frequent reaper: the stale-heartbeat reaper then
 # often ends a dead worker's answer before the worker's liveness key has expired, the case

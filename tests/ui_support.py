@@ -92,13 +92,21 @@ class LiveServer:
 
 
 class Api:
-    """The public REST API, as one user."""
+    """The public REST API, as one user. tests/conftest.py closes every one after its test."""
+
+    opened: list["Api"] = []
 
     def __init__(self, base: str, username: str | None = None):
         self.base = base
         self.username = username or f"u{uuid.uuid4().hex[:10]}"
         self.http = httpx.Client(base_url=base, timeout=20)
         self.token = None
+        Api.opened.append(self)
+
+    @classmethod
+    def close_all(cls) -> None:
+        while cls.opened:
+            cls.opened.pop().http.close()
 
     def signup(self) -> "Api":
         r = self.http.post("/users", json={"username": self.username, "password": PASSWORD})

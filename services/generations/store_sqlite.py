@@ -2,9 +2,10 @@
 SqliteGenerationStore (store.py).
 
 Same contract as their Core versions in store_sql.py / store_sql_rows.py, which PostgreSQL
-(and SQLite's rarer statements) keep. Each SQLAlchemy execution costs ~100 us of Python here against ~6 us for
-the same statement on the sqlite3 cursor, and a message runs ten of them: with Core that
-was ~4 ms of CPU per answer, more than relaying its hundred tokens. The transaction is
+(and SQLite's rarer statements) keep. An SQLAlchemy execution costs many times the same
+statement on the sqlite3 cursor, and a message runs ten of them: with Core that was more CPU
+per answer than relaying its hundred tokens (the figures are in bench/README.md, "What
+changed"). The transaction is
 still SQLAlchemy's (`Database.run`), and values go through the columns' own type
 processors, so the rows are byte-for-byte what the Core statements write
 (tests/test_store_sqlite.py checks both ways)."""

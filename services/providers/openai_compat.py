@@ -200,7 +200,7 @@ class OpenAICompatProvider(Provider):
         """The text of one `data:` payload ("" if none); None at `[DONE]`."""
         if payload == b"[DONE]":
             return None
-        chunk = jiter.from_json(payload)  # 2 us per chunk; json.loads 7
+        chunk = jiter.from_json(payload)  # faster than json.loads per chunk (bench/README.md)
         if chunk.get("error"):  # an error event inside the stream: the server failed
             err = chunk["error"]
             message = err.get("message") if isinstance(err, dict) else str(err)

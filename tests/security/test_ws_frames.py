@@ -59,7 +59,10 @@ async def test_frame_limit_counts_utf8_bytes(tmp_path):
             token = await register(c, "euro")
         async with WS.connect(f"{server.ws_base}/ws", token) as ws:
             await ws.recv()  # session
-            await ws.send("\u20ac" * 900)  # 900 characters, 2700 bytes
+            await ws.send("\u20ac" * 682)  # 682 characters, 2046 bytes: under the limit, a message
+            reply = await ws.recv()
+            assert reply["type"] == "accepted", reply
+            await ws.send("\u20ac" * 683)  # 683 characters (under 2048), 2049 bytes: over it
             assert await _closed_with(ws.conn) == 1009
     finally:
         await server.stop()
