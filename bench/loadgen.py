@@ -137,6 +137,10 @@ async def run_streams(spec: dict) -> dict:
         conn = conns[i]
         if spec["mode"] != "ws":
             await conn.wait_idle()
+            if conn.transport is None or conn.transport.is_closing():
+                # The service closes a connection that sends no request head in time (slow-client
+                # bound, api/serving.py), as it would a browser's: open a new one, as a browser does.
+                await conn.connect()
         if admission is not None:
             # TTFT counts from the intended start: time queued here is the service's too.
             s.t_send = perf_counter()
