@@ -265,6 +265,10 @@ def start_service(
         "WS_MAX_MESSAGES_PER_MINUTE": "100000",
         "LOGIN_MAX_FAILURES": "1000",
         "OLLAMA_PROBE_TIMEOUT": "0",
+        # Every bench stream is a new chat, so an auto-title would add a second generation to
+        # each one, where real chats have one per conversation: the relay is measured without
+        # it (its cost per chat is in bench/README.md). AUTO_TITLE=true in the environment keeps it.
+        "AUTO_TITLE": os.environ.get("AUTO_TITLE", "false"),
         "PYTHONUNBUFFERED": "1",
         **LOAD_LIMITS,
         **(env or {}),
